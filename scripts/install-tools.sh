@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what tabchain needs beyond Rust and Node, pinned, and skips whatever is already present.
+# Used by `cargo xtask test`, `cargo xtask run` and `.ci/run`; safe to run again.
+#   scripts/install-tools.sh [wasm] [browser] [trunk]   (no argument = everything)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WASM_BINDGEN_VERSION=0.2.130
+TRUNK_VERSION=0.21.14
+BINARYEN_VERSION=132
+
+want() { [ $# -eq 0 ] && return 0; return 1; }
+parts=("$@")
+has_part() { [ ${#parts[@]} -eq 0 ] && return 0; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+log() { echo "[install-tools] $*" >&2; }
+
+if has_part wasm; then
+  if ! rustup target list --installed | grep -q '^wasm32-unknown-unknown$'; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
+    log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3 minutes)"
+    # Its own lock file does not build on Rust 1.95, so no --locked here (see shared TOOLCHAIN.md).
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+  fi
+fi
+
+if has_part browser; then
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    log "installing Debian's chromium and chromium-driver"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+fi
+
+if has_part trunk; then
+  if ! trunk --version 2>/dev/null | grep -q " $TRUNK_VERSION"; then
+    log "installing trunk $TRUNK_VERSION (about 8 minutes)"
+    cargo install trunk --version "$TRUNK_VERSION" --locked --force
+  fi
+  if ! [ -x tools/node_modules/.bin/wasm-opt ]; then
+    log "installing wasm-opt from npm binaryen@$BINARYEN_VERSION"
+    mkdir -p tools
+    (cd tools && npm install --no-audit --no-fund --silent "binaryen@$BINARYEN_VERSION")
+  fi
+fi
+log "tools ready"

@@ -1,0 +1,1 @@
+//! The node state machine (see issue 4).

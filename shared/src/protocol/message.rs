@@ -1,0 +1,167 @@
+//! Node messages: what peers say to each other inside the relay's `payload`.
+//!
+//! Every message has a size cap ([`super::MAX_FRAME_BYTES`]) and every list in one has a count
+//! cap, checked by [`NodeMessage::decode`] before the node looks at it.
+
+use crate::block::{Block, BlockHeader};
+use crate::hash::Hash;
+use crate::keys::Address;
+use crate::tx::Transaction;
+use crate::work::Work;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// A locator holds about 2·log2(height) hashes; 64 covers any chain we will ever see.
+pub const MAX_LOCATOR_HASHES: usize = 64;
+/// Headers per `headers` reply: 500 headers are about 150 KB of JSON.
+pub const MAX_HEADERS_PER_MESSAGE: usize = 500;
+/// Hashes per `get_blocks` request.
+pub const MAX_BLOCKS_PER_REQUEST: usize = 64;
+/// Transactions per `mempool` reply.
+pub const MAX_TXS_PER_MESSAGE: usize = 1_000;
+/// Names are for people; 32 characters is plenty and keeps the UI tidy.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// A peer's best chain as it announces it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TipStatus {
+    pub hash: Hash,
+    pub height: u64,
+    pub total_work: Work,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NodeMessage {
+    /// First message to every peer: who we are and which network we are on.
+    Hello {
+        protocol_version: u32,
+        chain_id: Hash,
+        genesis_hash: Hash,
+        name: String,
+        address: Address,
+        tip: TipStatus,
+    },
+    /// Our answer to a `hello` from another network or protocol version; we then ignore the peer.
+    HelloRejected {
+        reason: String,
+    },
+    /// Our best chain changed (sent to all peers).
+    Status {
+        tip: TipStatus,
+    },
+    /// Headers-first sync: "send me headers of your best chain after the newest of these you share".
+    GetHeaders {
+        locator: Vec<Hash>,
+    },
+    Headers {
+        headers: Vec<BlockHeader>,
+    },
+    GetBlocks {
+        hashes: Vec<Hash>,
+    },
+    Blocks {
+        blocks: Vec<Block>,
+    },
+    /// A block we just mined or accepted as our new tip.
+    NewBlock {
+        block: Block,
+    },
+    NewTransaction {
+        tx: Transaction,
+    },
+    GetMempool,
+    Mempool {
+        txs: Vec<Transaction>,
+    },
+    /// We could not handle a message of the peer's; tells why.
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProtocolError {
+    #[error("message of {size} bytes exceeds the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("{field} holds {count} entries, the limit is {limit}")]
+    TooManyEntries {
+        field: &'static str,
+        count: usize,
+        limit: usize,
+    },
+    #[error("name longer than {MAX_NAME_CHARS} characters")]
+    NameTooLong,
+}
+
+impl NodeMessage {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NodeMessage::Hello { .. } => "hello",
+            NodeMessage::HelloRejected { .. } => "hello_rejected",
+            NodeMessage::Status { .. } => "status",
+            NodeMessage::GetHeaders { .. } => "get_headers",
+            NodeMessage::Headers { .. } => "headers",
+            NodeMessage::GetBlocks { .. } => "get_blocks",
+            NodeMessage::Blocks { .. } => "blocks",
+            NodeMessage::NewBlock { .. } => "new_block",
+            NodeMessage::NewTransaction { .. } => "new_transaction",
+            NodeMessage::GetMempool => "get_mempool",
+            NodeMessage::Mempool { .. } => "mempool",
+            NodeMessage::Error { .. } => "error",
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("node messages always serialize")
+    }
+
+    /// Parses and bounds-checks a message. Unknown types and fields are `Malformed`.
+    pub fn decode(text: &str) -> Result<NodeMessage, ProtocolError> {
+        if text.len() > super::MAX_FRAME_BYTES {
+            return Err(ProtocolError::TooLarge {
+                size: text.len(),
+                limit: super::MAX_FRAME_BYTES,
+            });
+        }
+        let message: NodeMessage = serde_json::from_str(text)
+            .map_err(|error| ProtocolError::Malformed(error.to_string()))?;
+        message.check_bounds()?;
+        Ok(message)
+    }
+
+    fn check_bounds(&self) -> Result<(), ProtocolError> {
+        let check = |field: &'static str, count: usize, limit: usize| {
+            if count > limit {
+                Err(ProtocolError::TooManyEntries {
+                    field,
+                    count,
+                    limit,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            NodeMessage::Hello { name, .. } if name.chars().count() > MAX_NAME_CHARS => {
+                Err(ProtocolError::NameTooLong)
+            }
+            NodeMessage::GetHeaders { locator } => {
+                check("locator", locator.len(), MAX_LOCATOR_HASHES)
+            }
+            NodeMessage::Headers { headers } => {
+                check("headers", headers.len(), MAX_HEADERS_PER_MESSAGE)
+            }
+            NodeMessage::GetBlocks { hashes } => {
+                check("hashes", hashes.len(), MAX_BLOCKS_PER_REQUEST)
+            }
+            NodeMessage::Blocks { blocks } => check("blocks", blocks.len(), MAX_BLOCKS_PER_REQUEST),
+            NodeMessage::Mempool { txs } => check("txs", txs.len(), MAX_TXS_PER_MESSAGE),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The relay envelope: what a peer and the relay say to each other. The chain message inside
+//! (`payload`) is opaque to the relay: it is kept as raw JSON and forwarded without re-parsing.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::fmt;
+
+/// A peer id given by the relay: 32 lowercase hex digits of randomness.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PeerId(String);
+
+impl PeerId {
+    pub const LEN: usize = 32;
+
+    pub fn from_bytes(bytes: [u8; 16]) -> PeerId {
+        PeerId(hex::encode(bytes))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn short(&self) -> &str {
+        &self.0[..8]
+    }
+}
+
+impl TryFrom<String> for PeerId {
+    type Error = String;
+    fn try_from(text: String) -> Result<PeerId, String> {
+        if text.len() == PeerId::LEN && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            Ok(PeerId(text))
+        } else {
+            Err(format!("a peer id is {} lowercase hex digits", PeerId::LEN))
+        }
+    }
+}
+
+impl From<PeerId> for String {
+    fn from(id: PeerId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerId({})", self.short())
+    }
+}
+
+/// Room names: 1 to 64 characters of `a-z A-Z 0-9 - _ .`.
+pub fn valid_room_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The room a peer joins when the URL names none.
+pub const DEFAULT_ROOM: &str = "lobby";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientFrameKind {
+    /// Deliver to every other peer in the room.
+    Broadcast,
+    /// Deliver to the peer named in `to`.
+    Send,
+}
+
+/// A frame from a peer to the relay.
+/// `{"type":"broadcast","payload":{...}}` or `{"type":"send","to":"<peer id>","payload":{...}}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClientFrame {
+    #[serde(rename = "type")]
+    pub kind: ClientFrameKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<PeerId>,
+    pub payload: Box<RawValue>,
+}
+
+impl ClientFrame {
+    pub fn broadcast(payload: Box<RawValue>) -> ClientFrame {
+        ClientFrame {
+            kind: ClientFrameKind::Broadcast,
+            to: None,
+            payload,
+        }
+    }
+    pub fn send(to: PeerId, payload: Box<RawValue>) -> ClientFrame {
+        ClientFrame {
+            kind: ClientFrameKind::Send,
+            to: Some(to),
+            payload,
+        }
+    }
+}
+
+/// Why the relay refused something. Sent in an `error` frame, or as the reason of a close frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayErrorCode {
+    /// The frame is not a valid client frame (bad JSON, unknown type, missing field).
+    MalformedEnvelope,
+    /// `send` named a peer that is not in the room.
+    UnknownPeer,
+    /// The frame exceeded the size limit; the connection is closed.
+    FrameTooLarge,
+    /// The peer sends faster than its rate limit; the frame was dropped.
+    RateLimited,
+    /// The room has as many peers as allowed.
+    RoomFull,
+    /// The relay has as many connections as allowed.
+    ServerFull,
+    /// The room name is not valid.
+    InvalidRoom,
+    /// Too many malformed frames; the connection is closed.
+    TooManyErrors,
+    /// The peer read too slowly and its queue filled; the connection is closed.
+    SlowConsumer,
+}
+
+impl RelayErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelayErrorCode::MalformedEnvelope => "malformed_envelope",
+            RelayErrorCode::UnknownPeer => "unknown_peer",
+            RelayErrorCode::FrameTooLarge => "frame_too_large",
+            RelayErrorCode::RateLimited => "rate_limited",
+            RelayErrorCode::RoomFull => "room_full",
+            RelayErrorCode::ServerFull => "server_full",
+            RelayErrorCode::InvalidRoom => "invalid_room",
+            RelayErrorCode::TooManyErrors => "too_many_errors",
+            RelayErrorCode::SlowConsumer => "slow_consumer",
+        }
+    }
+}
+
+/// A frame from the relay to a peer.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RelayFrame {
+    /// First frame on a connection: who we are and who is already in the room.
+    Welcome {
+        peer_id: PeerId,
+        room: String,
+        peers: Vec<PeerId>,
+    },
+    PeerJoined {
+        peer_id: PeerId,
+    },
+    PeerLeft {
+        peer_id: PeerId,
+    },
+    /// A payload another peer sent to us (by broadcast or send).
+    Message {
+        from: PeerId,
+        payload: Box<RawValue>,
+    },
+    Error {
+        code: RelayErrorCode,
+        message: String,
+    },
+}
+
+impl RelayFrame {
+    /// Builds the JSON of a `message` frame around raw payload JSON without parsing it; the relay
+    /// forwards with this. `payload` must be the raw JSON text of a value (as it arrived).
+    pub fn message_json(from: &PeerId, payload: &RawValue) -> String {
+        let raw = payload.get();
+        let mut out = String::with_capacity(raw.len() + 64);
+        out.push_str(r#"{"type":"message","from":""#);
+        out.push_str(from.as_str());
+        out.push_str(r#"","payload":"#);
+        out.push_str(raw);
+        out.push('}');
+        out
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("relay frames always serialize")
+    }
+
+    /// Parses a frame from the relay. `serde_json` cannot keep a raw payload inside an
+    /// internally tagged enum, so the frame is read into a flat struct first.
+    pub fn from_json(text: &str) -> Result<RelayFrame, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Flat {
+            #[serde(rename = "type")]
+            kind: String,
+            peer_id: Option<PeerId>,
+            room: Option<String>,
+            peers: Option<Vec<PeerId>>,
+            from: Option<PeerId>,
+            payload: Option<Box<RawValue>>,
+            code: Option<RelayErrorCode>,
+            message: Option<String>,
+        }
+        use serde::de::Error;
+        let flat: Flat = serde_json::from_str(text)?;
+        let missing = |field: &str| serde_json::Error::custom(format!("missing field `{field}`"));
+        Ok(match flat.kind.as_str() {
+            "welcome" => RelayFrame::Welcome {
+                peer_id: flat.peer_id.ok_or_else(|| missing("peer_id"))?,
+                room: flat.room.ok_or_else(|| missing("room"))?,
+                peers: flat.peers.ok_or_else(|| missing("peers"))?,
+            },
+            "peer_joined" => RelayFrame::PeerJoined {
+                peer_id: flat.peer_id.ok_or_else(|| missing("peer_id"))?,
+            },
+            "peer_left" => RelayFrame::PeerLeft {
+                peer_id: flat.peer_id.ok_or_else(|| missing("peer_id"))?,
+            },
+            "message" => RelayFrame::Message {
+                from: flat.from.ok_or_else(|| missing("from"))?,
+                payload: flat.payload.ok_or_else(|| missing("payload"))?,
+            },
+            "error" => RelayFrame::Error {
+                code: flat.code.ok_or_else(|| missing("code"))?,
+                message: flat.message.unwrap_or_default(),
+            },
+            other => {
+                return Err(serde_json::Error::custom(format!(
+                    "unknown frame type `{other}`"
+                )))
+            }
+        })
+    }
+}
