@@ -248,7 +248,7 @@ impl Mempool {
         );
         // Re-add each sender's transactions in nonce order, so a later nonce finds its
         // predecessors. Signatures were checked when the transactions first arrived.
-        candidates.sort_by_key(|tx| (tx.from, tx.nonce, Reverse(tx.fee)));
+        candidates.sort_by_key(|tx| (tx.from, tx.nonce, Reverse(tx.fee), tx.id()));
         let mut dropped = Vec::new();
         for tx in candidates {
             if confirmed.contains(&tx.id()) {
