@@ -57,7 +57,8 @@ impl Work {
 pub struct Target(pub u32);
 
 impl Target {
-    /// Expands the compact form; `None` when the exponent overflows 256 bits or the mantissa is 0.
+    /// Expands the compact form; `None` when the exponent overflows 256 bits or the target is 0
+    /// (a zero mantissa, or one shifted out entirely by a small exponent).
     pub fn expand(self) -> Option<U256> {
         let exponent = self.0 >> 24;
         let mantissa = self.0 & 0x00ff_ffff;
@@ -66,7 +67,10 @@ impl Target {
         }
         let value = U256::from(mantissa);
         if exponent <= 3 {
-            Some(value >> (8 * (3 - exponent) as usize))
+            // A zero target is as invalid as a zero mantissa: no real hash meets it, and its
+            // work, 2^256, does not fit in 256 bits (`work` used to overflow and panic on it).
+            let value = value >> (8 * (3 - exponent) as usize);
+            (!value.is_zero()).then_some(value)
         } else {
             let shift = 8 * (exponent - 3) as usize;
             // Reject mantissa bits that would be shifted out of 256 bits.
