@@ -1,5 +1,5 @@
 //! The block tree: every valid block we know with its side branches, the best chain chosen by
-//! most cumulative work, the ledger at its tip, and a bounded pool of orphans.
+//! most cumulative work (ties to the lower hash), the ledger at its tip, and a bounded pool of orphans.
 //!
 //! A reorg unapplies the old branch and applies the new one on a copy of the ledger, so a block
 //! that fails its state rules halfway leaves the node exactly where it was. The failing block and
@@ -404,7 +404,11 @@ impl BlockTree {
                 total_work,
             },
         );
-        if total_work > self.entries[&self.best_candidate].total_work {
+        let best = (
+            self.entries[&self.best_candidate].total_work,
+            std::cmp::Reverse(self.best_candidate),
+        );
+        if (total_work, std::cmp::Reverse(hash)) > best {
             self.best_candidate = hash;
         }
         Ok(())
@@ -550,14 +554,14 @@ impl BlockTree {
         }
     }
 
+    /// The fork choice: most cumulative work, ties broken by the lower block hash, so nodes that
+    /// saw two equal branches in a different order still pick the same one.
     fn most_work_entry(&self) -> Hash {
-        let tip = self.tip_hash();
-        let tip_work = self.entries[&tip].total_work;
         self.entries
             .iter()
-            .filter(|(_, entry)| entry.total_work > tip_work)
             .max_by_key(|(hash, entry)| (entry.total_work, std::cmp::Reverse(**hash)))
-            .map_or(tip, |(hash, _)| *hash)
+            .map(|(hash, _)| *hash)
+            .expect("the tree holds genesis")
     }
 
     fn remember_invalid(&mut self, hash: Hash) {

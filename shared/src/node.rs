@@ -41,6 +41,9 @@ pub const MAX_PEERS: usize = 256;
 pub const MAX_QUEUED_OUTPUTS: usize = 100_000;
 /// Our own sent transactions whose fate we remember for the wallet view.
 pub const MAX_TRACKED_OWN_TXS: usize = 500;
+/// A peer's misbehaviour score falls by one point per this interval, so rare honest mistakes
+/// (a lost reply, a transaction from another branch) never add up to a ban over a long session.
+pub const MISBEHAVIOR_DECAY_MS: u64 = 10_000;
 /// Room left in a frame for the relay envelope around a payload.
 const ENVELOPE_ALLOWANCE: usize = 1_024;
 
@@ -118,6 +121,7 @@ pub struct PeerInfo {
     pub muted: bool,
     pub last_offense: Option<String>,
     pub joined_at_ms: u64,
+    last_decay_ms: u64,
     headers_requested_at: Option<u64>,
     blocks_requested_at: Option<u64>,
     download_queue: VecDeque<Hash>,
@@ -141,6 +145,7 @@ impl PeerInfo {
             muted: false,
             last_offense: None,
             joined_at_ms: now_ms,
+            last_decay_ms: now_ms,
             headers_requested_at: None,
             blocks_requested_at: None,
             download_queue: VecDeque::new(),
@@ -194,17 +199,54 @@ pub enum NodeEvent {
         disconnected: Vec<Hash>,
         connected: Vec<Hash>,
     },
-    BlockAccepted { hash: Hash, height: u64, from: Option<PeerId>, side_branch: bool },
-    BlockRejected { hash: Hash, from: Option<PeerId>, reason: String },
-    PeerJoined { peer: PeerId },
-    PeerLeft { peer: PeerId },
-    PeerHello { peer: PeerId, name: String, address: Address },
-    PeerRefused { peer: PeerId, reason: String },
-    PeerTip { peer: PeerId, tip: TipStatus },
-    PeerMisbehaved { peer: PeerId, reason: String, score: u32, banned: bool },
-    TransactionAccepted { id: Hash, from_peer: Option<PeerId> },
-    TransactionConfirmed { id: Hash, height: u64 },
-    TransactionDropped { id: Hash, reason: String },
+    BlockAccepted {
+        hash: Hash,
+        height: u64,
+        from: Option<PeerId>,
+        side_branch: bool,
+    },
+    BlockRejected {
+        hash: Hash,
+        from: Option<PeerId>,
+        reason: String,
+    },
+    PeerJoined {
+        peer: PeerId,
+    },
+    PeerLeft {
+        peer: PeerId,
+    },
+    PeerHello {
+        peer: PeerId,
+        name: String,
+        address: Address,
+    },
+    PeerRefused {
+        peer: PeerId,
+        reason: String,
+    },
+    PeerTip {
+        peer: PeerId,
+        tip: TipStatus,
+    },
+    PeerMisbehaved {
+        peer: PeerId,
+        reason: String,
+        score: u32,
+        banned: bool,
+    },
+    TransactionAccepted {
+        id: Hash,
+        from_peer: Option<PeerId>,
+    },
+    TransactionConfirmed {
+        id: Hash,
+        height: u64,
+    },
+    TransactionDropped {
+        id: Hash,
+        reason: String,
+    },
     SyncChanged(SyncState),
 }
 
@@ -212,9 +254,14 @@ pub enum NodeEvent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// Send `payload` (a JSON node message) to one peer.
-    Send { to: PeerId, payload: String },
+    Send {
+        to: PeerId,
+        payload: String,
+    },
     /// Send `payload` to every peer in the room.
-    Broadcast { payload: String },
+    Broadcast {
+        payload: String,
+    },
     /// Persist this block (it was accepted into the tree).
     StoreBlock(Arc<Block>),
     /// Forget a stored block (it turned out invalid).
@@ -253,6 +300,9 @@ pub struct Node {
     next_job_id: u64,
     own_txs: VecDeque<OwnTx>,
     outputs: VecDeque<Output>,
+    /// Set when the best chain moved during the current call; the status broadcast and the new
+    /// mining job wait for the next `poll_output`, so a batch of blocks causes one of each.
+    tip_moved_at: Option<u64>,
 }
 
 impl Node {
@@ -269,6 +319,7 @@ impl Node {
             next_job_id: 0,
             own_txs: VecDeque::new(),
             outputs: VecDeque::new(),
+            tip_moved_at: None,
         }
     }
 
@@ -316,6 +367,15 @@ impl Node {
     }
     /// The next thing the caller must do, if any. Drain it after every call into the node.
     pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(now_ms) = self.tip_moved_at.take() {
+            let status = NodeMessage::Status {
+                tip: self.tip_status(),
+            };
+            self.broadcast(&status);
+            if self.mining {
+                self.restart_mining(now_ms);
+            }
+        }
         self.outputs.pop_front()
     }
     /// When the node next needs [`Node::handle_tick`]: the earliest request deadline.
@@ -362,8 +422,17 @@ impl Node {
         for tx in txs {
             let id = tx.id();
             let chain_id = self.tree.chain_id();
-            if self.mempool.add(tx.clone(), self.tree.ledger(), &chain_id).is_ok() && tx.from == self.keypair.public() {
-                self.track_own(OwnTx { tx, id, state: OwnTxState::Pending });
+            if self
+                .mempool
+                .add(tx.clone(), self.tree.ledger(), &chain_id)
+                .is_ok()
+                && tx.from == self.keypair.public()
+            {
+                self.track_own(OwnTx {
+                    tx,
+                    id,
+                    state: OwnTxState::Pending,
+                });
             }
         }
     }
@@ -374,7 +443,8 @@ impl Node {
         if self.peers.contains_key(&peer) || self.peers.len() >= MAX_PEERS {
             return;
         }
-        self.peers.insert(peer.clone(), PeerInfo::new(peer.clone(), now_ms));
+        self.peers
+            .insert(peer.clone(), PeerInfo::new(peer.clone(), now_ms));
         self.event(NodeEvent::PeerJoined { peer: peer.clone() });
         let hello = self.hello();
         self.send(&peer, &hello);
@@ -440,11 +510,28 @@ impl Node {
                 return;
             }
         };
-        let handshake_done = self.peers.get(from).is_some_and(|p| p.handshake == Handshake::Done);
+        let handshake_done = self
+            .peers
+            .get(from)
+            .is_some_and(|p| p.handshake == Handshake::Done);
         match message {
-            NodeMessage::Hello { protocol_version, chain_id, genesis_hash, name, address, tip } => {
-                self.on_hello(from, protocol_version, chain_id, genesis_hash, name, address, tip, now_ms)
-            }
+            NodeMessage::Hello {
+                protocol_version,
+                chain_id,
+                genesis_hash,
+                name,
+                address,
+                tip,
+            } => self.on_hello(
+                from,
+                protocol_version,
+                chain_id,
+                genesis_hash,
+                name,
+                address,
+                tip,
+                now_ms,
+            ),
             NodeMessage::HelloRejected { reason } => {
                 self.refuse(from, format!("it refused us: {reason}"));
             }
@@ -466,7 +553,12 @@ impl Node {
             NodeMessage::NewBlock { block } => self.on_new_block(from, block, now_ms),
             NodeMessage::NewTransaction { tx } => self.on_new_transaction(from, tx, now_ms),
             NodeMessage::GetMempool => {
-                let txs: Vec<Transaction> = self.mempool.transactions().into_iter().take(MAX_TXS_PER_MESSAGE).collect();
+                let txs: Vec<Transaction> = self
+                    .mempool
+                    .transactions()
+                    .into_iter()
+                    .take(MAX_TXS_PER_MESSAGE)
+                    .collect();
                 self.send(from, &NodeMessage::Mempool { txs });
             }
             NodeMessage::Mempool { txs } => {
@@ -479,6 +571,15 @@ impl Node {
 
     /// Time passed: stalled requests are given up and handed to other peers.
     pub fn handle_tick(&mut self, now_ms: u64) {
+        for peer in self.peers.values_mut().filter(|peer| !peer.banned) {
+            let steps = now_ms.saturating_sub(peer.last_decay_ms) / MISBEHAVIOR_DECAY_MS;
+            if steps > 0 {
+                peer.misbehavior = peer
+                    .misbehavior
+                    .saturating_sub(steps.min(u32::MAX as u64) as u32);
+                peer.last_decay_ms += steps * MISBEHAVIOR_DECAY_MS;
+            }
+        }
         let stalled: Vec<PeerId> = self
             .peers
             .values()
@@ -539,7 +640,13 @@ impl Node {
     }
 
     /// Signs, queues and announces a payment from our account.
-    pub fn send_transaction(&mut self, to: Address, amount: u64, fee: u64, now_ms: u64) -> Result<Hash, SendError> {
+    pub fn send_transaction(
+        &mut self,
+        to: Address,
+        amount: u64,
+        fee: u64,
+        now_ms: u64,
+    ) -> Result<Hash, SendError> {
         if amount == 0 {
             return Err(SendError::ZeroAmount);
         }
@@ -554,9 +661,18 @@ impl Node {
         let nonce = account.nonce.max(pending);
         let chain_id = self.tree.chain_id();
         let tx = Transaction::new_signed(&self.keypair, &chain_id, to, amount, fee, nonce);
-        let id = self.mempool.add(tx.clone(), self.tree.ledger(), &chain_id)?;
-        self.track_own(OwnTx { tx: tx.clone(), id, state: OwnTxState::Pending });
-        self.event(NodeEvent::TransactionAccepted { id, from_peer: None });
+        let id = self
+            .mempool
+            .add(tx.clone(), self.tree.ledger(), &chain_id)?;
+        self.track_own(OwnTx {
+            tx: tx.clone(),
+            id,
+            state: OwnTxState::Pending,
+        });
+        self.event(NodeEvent::TransactionAccepted {
+            id,
+            from_peer: None,
+        });
         self.broadcast(&NodeMessage::NewTransaction { tx });
         if self.mining {
             self.restart_mining(now_ms);
@@ -579,7 +695,9 @@ impl Node {
         now_ms: u64,
     ) {
         let refusal = if protocol_version != PROTOCOL_VERSION {
-            Some(format!("protocol version {protocol_version}, we speak {PROTOCOL_VERSION}"))
+            Some(format!(
+                "protocol version {protocol_version}, we speak {PROTOCOL_VERSION}"
+            ))
         } else if genesis_hash != self.tree.genesis_hash() || chain_id != self.tree.chain_id() {
             Some(format!(
                 "another network (genesis {}, ours {})",
@@ -590,7 +708,12 @@ impl Node {
             None
         };
         if let Some(reason) = refusal {
-            self.send(from, &NodeMessage::HelloRejected { reason: reason.clone() });
+            self.send(
+                from,
+                &NodeMessage::HelloRejected {
+                    reason: reason.clone(),
+                },
+            );
             self.refuse(from, reason);
             return;
         }
@@ -603,7 +726,11 @@ impl Node {
             first
         };
         if first {
-            self.event(NodeEvent::PeerHello { peer: from.clone(), name, address });
+            self.event(NodeEvent::PeerHello {
+                peer: from.clone(),
+                name,
+                address,
+            });
             self.send(from, &NodeMessage::GetMempool);
         }
         self.on_status(from, tip, now_ms);
@@ -612,16 +739,25 @@ impl Node {
     fn on_status(&mut self, from: &PeerId, tip: TipStatus, now_ms: u64) {
         if let Some(peer) = self.peers.get_mut(from) {
             peer.tip = Some(tip);
-            if peer.distrusted_tip.is_some_and(|distrusted| distrusted != tip.hash) {
+            if peer
+                .distrusted_tip
+                .is_some_and(|distrusted| distrusted != tip.hash)
+            {
                 peer.distrusted_tip = None;
             }
         }
-        self.event(NodeEvent::PeerTip { peer: from.clone(), tip });
+        self.event(NodeEvent::PeerTip {
+            peer: from.clone(),
+            tip,
+        });
         self.maybe_sync(now_ms);
     }
 
     fn on_headers(&mut self, from: &PeerId, headers: Vec<crate::block::BlockHeader>, now_ms: u64) {
-        let asked = self.peers.get(from).is_some_and(|p| p.headers_requested_at.is_some());
+        let asked = self
+            .peers
+            .get(from)
+            .is_some_and(|p| p.headers_requested_at.is_some());
         if !asked {
             self.penalize(from, Offense::Unsolicited("headers"));
             return;
@@ -646,7 +782,9 @@ impl Node {
         peer.more_headers = full;
         if missing.is_empty() && !full {
             // Nothing new after our locator, yet it claimed more work: it cannot show it.
-            let claimed_more = peer.tip.is_some_and(|tip| tip.total_work > self.tree.tip_work() && !self.tree.contains(&tip.hash));
+            let claimed_more = peer.tip.is_some_and(|tip| {
+                tip.total_work > self.tree.tip_work() && !self.tree.contains(&tip.hash)
+            });
             if claimed_more {
                 peer.distrusted_tip = peer.tip.map(|tip| tip.hash);
                 self.sync_peer = None;
@@ -675,9 +813,15 @@ impl Node {
             if header.prev_hash != previous_hash || header.height != previous_height + 1 {
                 return Err(format!("header at height {} does not link", header.height));
             }
-            let easy_enough = header.target.expand().is_some_and(|target| target <= self.tree.params().max_target);
+            let easy_enough = header
+                .target
+                .expand()
+                .is_some_and(|target| target <= self.tree.params().max_target);
             if !easy_enough || !meets_target(header) {
-                return Err(format!("header at height {} lacks proof of work", header.height));
+                return Err(format!(
+                    "header at height {} lacks proof of work",
+                    header.height
+                ));
             }
             previous_hash = header.hash();
             previous_height = header.height;
@@ -688,7 +832,9 @@ impl Node {
     fn request_blocks(&mut self, from: &PeerId, now_ms: u64) {
         let mut requests = Vec::new();
         if let Some(peer) = self.peers.get_mut(from) {
-            while peer.blocks_in_flight.len() < MAX_BLOCKS_IN_FLIGHT && !peer.download_queue.is_empty() {
+            while peer.blocks_in_flight.len() < MAX_BLOCKS_IN_FLIGHT
+                && !peer.download_queue.is_empty()
+            {
                 let take = BLOCKS_PER_REQUEST.min(peer.download_queue.len());
                 let hashes: Vec<Hash> = peer.download_queue.drain(..take).collect();
                 peer.blocks_in_flight.extend(hashes.iter().copied());
@@ -708,8 +854,11 @@ impl Node {
         let mut blocks = Vec::new();
         let mut size = 32;
         for hash in hashes.iter().take(MAX_BLOCKS_PER_REQUEST) {
-            let Some(block) = self.tree.block(hash) else { continue };
-            let block_size = serde_json::to_string(block.as_ref()).map_or(usize::MAX, |json| json.len() + 1);
+            let Some(block) = self.tree.block(hash) else {
+                continue;
+            };
+            let block_size =
+                serde_json::to_string(block.as_ref()).map_or(usize::MAX, |json| json.len() + 1);
             if size + block_size > budget {
                 break;
             }
@@ -723,7 +872,10 @@ impl Node {
         let mut unsolicited = false;
         for block in blocks {
             let hash = block.hash();
-            let requested = self.peers.get_mut(from).is_some_and(|peer| peer.blocks_in_flight.remove(&hash));
+            let requested = self
+                .peers
+                .get_mut(from)
+                .is_some_and(|peer| peer.blocks_in_flight.remove(&hash));
             if !requested {
                 unsolicited = true;
                 continue;
@@ -736,8 +888,14 @@ impl Node {
         if unsolicited {
             self.penalize(from, Offense::Unsolicited("blocks"));
         }
-        let Some(peer) = self.peers.get_mut(from) else { return };
-        peer.blocks_requested_at = if peer.blocks_in_flight.is_empty() { None } else { Some(now_ms) };
+        let Some(peer) = self.peers.get_mut(from) else {
+            return;
+        };
+        peer.blocks_requested_at = if peer.blocks_in_flight.is_empty() {
+            None
+        } else {
+            Some(now_ms)
+        };
         // Blocks a peer skipped (it may have lost them in a reorg) are asked for again later.
         if peer.blocks_in_flight.is_empty() && peer.download_queue.is_empty() {
             let more = peer.more_headers;
@@ -760,11 +918,18 @@ impl Node {
         let height = block.header.height;
         let orphan = self.accept_block_from(from, block, now_ms);
         if let Some(total_work) = self.tree.total_work(&hash) {
-            let tip = TipStatus { hash, height, total_work };
+            let tip = TipStatus {
+                hash,
+                height,
+                total_work,
+            };
             if let Some(peer) = self.peers.get_mut(from) {
                 peer.tip = Some(tip);
             }
-            self.event(NodeEvent::PeerTip { peer: from.clone(), tip });
+            self.event(NodeEvent::PeerTip {
+                peer: from.clone(),
+                tip,
+            });
         }
         if orphan && self.sync_peer.is_none() {
             self.request_headers(from, now_ms);
@@ -781,7 +946,11 @@ impl Node {
                 orphan
             }
             Err(error) => {
-                self.event(NodeEvent::BlockRejected { hash, from: Some(from.clone()), reason: error.to_string() });
+                self.event(NodeEvent::BlockRejected {
+                    hash,
+                    from: Some(from.clone()),
+                    reason: error.to_string(),
+                });
                 let offense = match &error {
                     ChainError::Invalid { error, .. } if !error.marks_hash_invalid() => {
                         Offense::QuestionableBlock(error.to_string())
@@ -799,14 +968,19 @@ impl Node {
         let chain_id = self.tree.chain_id();
         match self.mempool.add(tx, self.tree.ledger(), &chain_id) {
             Ok(id) => {
-                self.event(NodeEvent::TransactionAccepted { id, from_peer: Some(from.clone()) });
+                self.event(NodeEvent::TransactionAccepted {
+                    id,
+                    from_peer: Some(from.clone()),
+                });
                 if self.mining {
                     // A fee-paying transaction is worth including at once.
                     self.restart_mining(now_ms);
                 }
             }
             Err(MempoolError::AlreadyKnown) => {}
-            Err(MempoolError::Invalid(error)) => self.penalize(from, Offense::InvalidTransaction(error.to_string())),
+            Err(MempoolError::Invalid(error)) => {
+                self.penalize(from, Offense::InvalidTransaction(error.to_string()))
+            }
             Err(error) => self.penalize(from, Offense::StaleTransaction(error.to_string())),
         }
     }
@@ -819,7 +993,12 @@ impl Node {
             AddOutcome::SideBranch => {
                 if let Some(block) = self.tree.block(&hash).cloned() {
                     self.push(Output::StoreBlock(block.clone()));
-                    self.event(NodeEvent::BlockAccepted { hash, height: block.header.height, from, side_branch: true });
+                    self.event(NodeEvent::BlockAccepted {
+                        hash,
+                        height: block.header.height,
+                        from,
+                        side_branch: true,
+                    });
                 }
             }
             AddOutcome::TipChanged(change) => self.on_tip_changed(change, from, now_ms),
@@ -838,22 +1017,30 @@ impl Node {
         }
         for (hash, error) in &change.rejected {
             self.push(Output::DeleteBlock(*hash));
-            self.event(NodeEvent::BlockRejected { hash: *hash, from: from.clone(), reason: error.to_string() });
+            self.event(NodeEvent::BlockRejected {
+                hash: *hash,
+                from: from.clone(),
+                reason: error.to_string(),
+            });
         }
-        let dropped = self.mempool.on_new_tip(self.tree.ledger(), &change.disconnected, &change.connected);
+        let dropped =
+            self.mempool
+                .on_new_tip(self.tree.ledger(), &change.disconnected, &change.connected);
         self.update_own_txs(&change, &dropped);
         self.event(NodeEvent::TipChanged {
             hash: change.new_tip,
             height: change.new_height,
             reorg_depth: change.reorg_depth(),
-            disconnected: change.disconnected.iter().map(|block| block.hash()).collect(),
+            disconnected: change
+                .disconnected
+                .iter()
+                .map(|block| block.hash())
+                .collect(),
             connected: change.connected.iter().map(|block| block.hash()).collect(),
         });
-        let status = NodeMessage::Status { tip: self.tip_status() };
-        self.broadcast(&status);
-        if self.mining {
-            self.restart_mining(now_ms);
-        }
+        // One status and one new mining job per call into the node, however many blocks the
+        // call connected (a sync batch connects 16): see `poll_output`.
+        self.tip_moved_at = Some(now_ms);
         self.maybe_sync(now_ms);
     }
 
@@ -864,21 +1051,39 @@ impl Node {
                 confirmed.insert(tx.id(), (block.header.height, block.hash()));
             }
         }
-        let dropped: HashMap<Hash, String> = dropped.iter().map(|(tx, error)| (tx.id(), error.to_string())).collect();
+        let dropped: HashMap<Hash, String> = dropped
+            .iter()
+            .map(|(tx, error)| (tx.id(), error.to_string()))
+            .collect();
         let mut events = Vec::new();
         for own in self.own_txs.iter_mut() {
             if let Some((height, block)) = confirmed.get(&own.id) {
-                own.state = OwnTxState::Confirmed { height: *height, block: *block };
-                events.push(NodeEvent::TransactionConfirmed { id: own.id, height: *height });
+                own.state = OwnTxState::Confirmed {
+                    height: *height,
+                    block: *block,
+                };
+                events.push(NodeEvent::TransactionConfirmed {
+                    id: own.id,
+                    height: *height,
+                });
             } else if let Some(reason) = dropped.get(&own.id) {
-                own.state = OwnTxState::Dropped { reason: reason.clone() };
-                events.push(NodeEvent::TransactionDropped { id: own.id, reason: reason.clone() });
-            } else if matches!(own.state, OwnTxState::Confirmed { .. }) && !self.tree.is_active(&confirmed_block(&own.state)) {
+                own.state = OwnTxState::Dropped {
+                    reason: reason.clone(),
+                };
+                events.push(NodeEvent::TransactionDropped {
+                    id: own.id,
+                    reason: reason.clone(),
+                });
+            } else if matches!(own.state, OwnTxState::Confirmed { .. })
+                && !self.tree.is_active(&confirmed_block(&own.state))
+            {
                 // Its block left the best chain; it is back in the mempool.
                 own.state = if self.mempool.contains(&own.id) {
                     OwnTxState::Pending
                 } else {
-                    OwnTxState::Dropped { reason: "its block left the best chain".into() }
+                    OwnTxState::Dropped {
+                        reason: "its block left the best chain".into(),
+                    }
                 };
             }
         }
@@ -892,23 +1097,36 @@ impl Node {
         let txs = self.mempool.select(self.tree.ledger(), limit);
         let block = self.tree.block_template(self.address(), txs, now_ms);
         self.next_job_id += 1;
-        self.push(Output::Mine(MiningJob { job_id: self.next_job_id, block }));
+        self.push(Output::Mine(MiningJob {
+            job_id: self.next_job_id,
+            block,
+        }));
     }
 
     // ---- sync ----
 
     fn maybe_sync(&mut self, now_ms: u64) {
         let our_work = self.tree.tip_work();
+        let our_tip = self.tree.tip_hash();
         let best = self
             .peers
             .values()
             .filter(|peer| peer.usable())
             .filter_map(|peer| peer.tip.map(|tip| (peer, tip)))
-            .filter(|(peer, tip)| tip.total_work > our_work && peer.distrusted_tip != Some(tip.hash))
+            .filter(|(peer, tip)| {
+                // The same order as the fork choice: more work, or equal work and a lower hash.
+                let better = tip.total_work > our_work
+                    || (tip.total_work == our_work
+                        && tip.hash < our_tip
+                        && !self.tree.contains(&tip.hash));
+                better && peer.distrusted_tip != Some(tip.hash)
+            })
             .max_by_key(|(_, tip)| tip.total_work)
             .map(|(peer, tip)| (peer.id.clone(), tip.height));
         let state = match &best {
-            Some((_, height)) => SyncState::Syncing { target_height: *height },
+            Some((_, height)) => SyncState::Syncing {
+                target_height: *height,
+            },
             None => SyncState::Synced,
         };
         if state != self.sync_state {
@@ -924,7 +1142,9 @@ impl Node {
     }
 
     fn request_headers(&mut self, peer: &PeerId, now_ms: u64) {
-        let Some(info) = self.peers.get_mut(peer) else { return };
+        let Some(info) = self.peers.get_mut(peer) else {
+            return;
+        };
         if !info.usable() || info.headers_requested_at.is_some() {
             return;
         }
@@ -951,11 +1171,16 @@ impl Node {
         if let Some(peer) = self.peers.get_mut(from) {
             peer.handshake = Handshake::Refused(reason.clone());
         }
-        self.event(NodeEvent::PeerRefused { peer: from.clone(), reason });
+        self.event(NodeEvent::PeerRefused {
+            peer: from.clone(),
+            reason,
+        });
     }
 
     fn penalize(&mut self, peer_id: &PeerId, offense: Offense) {
-        let Some(peer) = self.peers.get_mut(peer_id) else { return };
+        let Some(peer) = self.peers.get_mut(peer_id) else {
+            return;
+        };
         peer.misbehavior = peer.misbehavior.saturating_add(offense.score());
         let reason = offense.describe();
         peer.last_offense = Some(reason.clone());
@@ -968,7 +1193,12 @@ impl Node {
             peer.blocks_requested_at = None;
         }
         let (score, banned) = (peer.misbehavior, peer.banned);
-        self.event(NodeEvent::PeerMisbehaved { peer: peer_id.clone(), reason, score, banned });
+        self.event(NodeEvent::PeerMisbehaved {
+            peer: peer_id.clone(),
+            reason,
+            score,
+            banned,
+        });
         if newly_banned && self.sync_peer.as_ref() == Some(peer_id) {
             self.sync_peer = None;
         }
@@ -976,7 +1206,13 @@ impl Node {
 
     fn reply_error(&mut self, to: &PeerId, code: &str, message: &str) {
         let message: String = message.chars().take(200).collect();
-        self.send(to, &NodeMessage::Error { code: code.into(), message });
+        self.send(
+            to,
+            &NodeMessage::Error {
+                code: code.into(),
+                message,
+            },
+        );
     }
 
     fn track_own(&mut self, own: OwnTx) {
@@ -987,10 +1223,17 @@ impl Node {
     }
 
     fn send(&mut self, to: &PeerId, message: &NodeMessage) {
-        if self.peers.get(to).is_some_and(|peer| peer.banned || peer.muted) {
+        if self
+            .peers
+            .get(to)
+            .is_some_and(|peer| peer.banned || peer.muted)
+        {
             return;
         }
-        self.push(Output::Send { to: to.clone(), payload: message.encode() });
+        self.push(Output::Send {
+            to: to.clone(),
+            payload: message.encode(),
+        });
     }
 
     fn broadcast(&mut self, message: &NodeMessage) {
@@ -1007,7 +1250,10 @@ impl Node {
             .map(|peer| peer.id.clone())
             .collect();
         for to in recipients {
-            self.push(Output::Send { to, payload: payload.clone() });
+            self.push(Output::Send {
+                to,
+                payload: payload.clone(),
+            });
         }
     }
 

@@ -1,0 +1,635 @@
+//! A deterministic network simulator: N node state machines over a simulated relay room, with a
+//! seeded random source, per-link latency and loss, partitions that split and heal, joins and
+//! leaves, and scripted adversaries. The same seed replays exactly.
+
+#![allow(dead_code)]
+
+use shared::block::Block;
+use shared::keys::{Address, Keypair};
+use shared::mining::{mine, MiningOutcome};
+use shared::node::{MiningJob, Node, NodeConfig, NodeEvent, Output};
+use shared::params::NetworkParams;
+use shared::protocol::PeerId;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+/// SplitMix64: small, seedable, and the same on every platform.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+    pub fn chance(&mut self, probability: f64) -> bool {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= probability
+    }
+    /// Exponentially distributed with the given mean (for Poisson block finds).
+    pub fn exponential(&mut self, mean: f64) -> u64 {
+        let uniform = ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        (-uniform.ln() * mean) as u64
+    }
+}
+
+/// A scripted misbehaving peer: what it sends on joining, in answer to messages, and on a timer.
+pub trait Adversary {
+    fn name(&self) -> &'static str;
+    fn on_join(&mut self, ctx: &AdversaryContext) -> Vec<String>;
+    fn on_message(&mut self, ctx: &AdversaryContext, text: &str) -> Vec<String>;
+    fn on_timer(&mut self, ctx: &AdversaryContext) -> Vec<String>;
+}
+
+/// What an adversary may know: the honest network's genesis and an honest node's chain.
+pub struct AdversaryContext<'a> {
+    pub params: &'a NetworkParams,
+    pub honest: &'a Node,
+    pub now_ms: u64,
+}
+
+pub enum Member {
+    Honest(Box<Node>),
+    Adversary(Box<dyn Adversary>),
+}
+
+pub struct SimPeer {
+    pub id: PeerId,
+    pub member: Member,
+    pub online: bool,
+    /// Peers only hear each other within one group (a partition puts them in different groups).
+    pub group: u32,
+    pub mining: bool,
+    job: Option<MiningJob>,
+    pub messages_in: u64,
+    pub bytes_in: u64,
+    pub messages_out: u64,
+    pub bytes_out: u64,
+    pub largest_message: usize,
+    pub events: Vec<NodeEvent>,
+}
+
+impl SimPeer {
+    pub fn node(&self) -> &Node {
+        match &self.member {
+            Member::Honest(node) => node,
+            Member::Adversary(_) => panic!("{} is an adversary", self.id.short()),
+        }
+    }
+    pub fn is_honest(&self) -> bool {
+        matches!(self.member, Member::Honest(_))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Action {
+    Deliver {
+        from: usize,
+        to: usize,
+        text: String,
+    },
+    Join {
+        peer: usize,
+    },
+    Leave {
+        peer: usize,
+    },
+    Tick {
+        peer: usize,
+    },
+    BlockFound,
+    AdversaryTimer {
+        peer: usize,
+    },
+    Transaction,
+}
+
+pub struct SimConfig {
+    pub params: NetworkParams,
+    pub min_latency_ms: u64,
+    pub max_latency_ms: u64,
+    pub loss: f64,
+    /// Mean time between blocks found by the whole network while everyone mines.
+    pub mean_block_ms: u64,
+    /// Mean time between transactions, `None` for none.
+    pub mean_tx_ms: Option<u64>,
+    pub tick_ms: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> SimConfig {
+        SimConfig {
+            params: NetworkParams::test(),
+            min_latency_ms: 10,
+            max_latency_ms: 120,
+            loss: 0.0,
+            mean_block_ms: 10_000,
+            mean_tx_ms: None,
+            tick_ms: 1_000,
+        }
+    }
+}
+
+pub struct Sim {
+    pub rng: Rng,
+    pub now_ms: u64,
+    pub config: SimConfig,
+    pub peers: Vec<SimPeer>,
+    queue: BinaryHeap<Reverse<(u64, u64, Action)>>,
+    sequence: u64,
+    /// When the last message on each link arrives, to keep links first-in first-out.
+    link_clock: HashMap<(usize, usize), u64>,
+    pub transactions_sent: u64,
+    pub seed: u64,
+}
+
+impl Sim {
+    pub fn new(seed: u64, config: SimConfig) -> Sim {
+        let start = config.params.genesis_timestamp_ms + 60_000;
+        let mut sim = Sim {
+            rng: Rng::new(seed),
+            now_ms: start,
+            config,
+            peers: Vec::new(),
+            queue: BinaryHeap::new(),
+            sequence: 0,
+            link_clock: HashMap::new(),
+            transactions_sent: 0,
+            seed,
+        };
+        let first_block = sim.rng.exponential(sim.config.mean_block_ms as f64);
+        sim.schedule(first_block, Action::BlockFound);
+        if let Some(mean) = sim.config.mean_tx_ms {
+            let first_tx = sim.rng.exponential(mean as f64);
+            sim.schedule(first_tx, Action::Transaction);
+        }
+        sim
+    }
+
+    fn new_peer_id(&mut self) -> PeerId {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.rng.next_u64().to_be_bytes());
+        bytes[8..].copy_from_slice(&self.rng.next_u64().to_be_bytes());
+        PeerId::from_bytes(bytes)
+    }
+
+    /// Adds an honest node (offline until [`Sim::join`]); returns its index.
+    pub fn add_node(&mut self, name: &str, mining: bool) -> usize {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&self.rng.next_u64().to_be_bytes());
+        seed[8..16].copy_from_slice(&(self.peers.len() as u64).to_be_bytes());
+        let node = Node::new(NodeConfig {
+            params: self.config.params.clone(),
+            name: name.into(),
+            keypair: Keypair::from_seed(seed),
+        });
+        self.push_peer(Member::Honest(Box::new(node)), mining)
+    }
+
+    pub fn add_adversary(&mut self, adversary: Box<dyn Adversary>) -> usize {
+        self.push_peer(Member::Adversary(adversary), false)
+    }
+
+    fn push_peer(&mut self, member: Member, mining: bool) -> usize {
+        let id = self.new_peer_id();
+        self.peers.push(SimPeer {
+            id,
+            member,
+            online: false,
+            group: 0,
+            mining,
+            job: None,
+            messages_in: 0,
+            bytes_in: 0,
+            messages_out: 0,
+            bytes_out: 0,
+            largest_message: 0,
+            events: Vec::new(),
+        });
+        let index = self.peers.len() - 1;
+        let now = self.now_ms;
+        if let Member::Honest(node) = &mut self.peers[index].member {
+            node.set_mining(mining, now);
+        }
+        self.drain(index);
+        index
+    }
+
+    fn schedule(&mut self, delay_ms: u64, action: Action) {
+        self.sequence += 1;
+        self.queue
+            .push(Reverse((self.now_ms + delay_ms, self.sequence, action)));
+    }
+
+    pub fn join(&mut self, peer: usize) {
+        self.schedule(0, Action::Join { peer });
+    }
+    pub fn leave(&mut self, peer: usize) {
+        self.schedule(0, Action::Leave { peer });
+    }
+
+    fn can_hear(&self, a: usize, b: usize) -> bool {
+        a != b
+            && self.peers[a].online
+            && self.peers[b].online
+            && self.peers[a].group == self.peers[b].group
+    }
+
+    /// Moves peers into groups; pairs that can no longer hear each other see a leave, pairs that
+    /// now can see a join, as a relay would report it.
+    pub fn set_groups(&mut self, groups: &[u32]) {
+        let before: Vec<Vec<bool>> = (0..self.peers.len())
+            .map(|a| (0..self.peers.len()).map(|b| self.can_hear(a, b)).collect())
+            .collect();
+        for (peer, group) in self.peers.iter_mut().zip(groups) {
+            peer.group = *group;
+        }
+        for a in 0..self.peers.len() {
+            for b in 0..self.peers.len() {
+                let now = self.can_hear(a, b);
+                if before[a][b] && !now {
+                    self.notify_left(a, b);
+                } else if !before[a][b] && now {
+                    self.notify_joined(a, b);
+                }
+            }
+        }
+    }
+
+    fn notify_joined(&mut self, to: usize, joined: usize) {
+        let id = self.peers[joined].id.clone();
+        let now = self.now_ms;
+        match &mut self.peers[to].member {
+            Member::Honest(node) => node.handle_peer_joined(id, now),
+            Member::Adversary(_) => {
+                let messages = self.with_adversary(to, |adversary, ctx| adversary.on_join(ctx));
+                for text in messages {
+                    self.transmit(to, joined, text);
+                }
+            }
+        }
+        self.drain(to);
+    }
+
+    fn notify_left(&mut self, to: usize, left: usize) {
+        let id = self.peers[left].id.clone();
+        let now = self.now_ms;
+        if let Member::Honest(node) = &mut self.peers[to].member {
+            node.handle_peer_left(&id, now);
+        }
+        self.drain(to);
+    }
+
+    fn with_adversary<T>(
+        &mut self,
+        index: usize,
+        f: impl FnOnce(&mut dyn Adversary, &AdversaryContext) -> T,
+    ) -> T {
+        let honest_index = self
+            .peers
+            .iter()
+            .position(SimPeer::is_honest)
+            .expect("a simulation has an honest node");
+        let mut member = std::mem::replace(
+            &mut self.peers[index].member,
+            Member::Adversary(Box::new(Silent)),
+        );
+        let result = {
+            let ctx = AdversaryContext {
+                params: &self.config.params,
+                honest: self.peers[honest_index].node(),
+                now_ms: self.now_ms,
+            };
+            match &mut member {
+                Member::Adversary(adversary) => f(adversary.as_mut(), &ctx),
+                Member::Honest(_) => unreachable!("with_adversary is called for adversaries"),
+            }
+        };
+        self.peers[index].member = member;
+        result
+    }
+
+    fn transmit(&mut self, from: usize, to: usize, text: String) {
+        if !self.can_hear(from, to) {
+            return;
+        }
+        self.peers[from].messages_out += 1;
+        self.peers[from].bytes_out += text.len() as u64;
+        if self.config.loss > 0.0 && self.rng.chance(self.config.loss) {
+            return;
+        }
+        // Per-link FIFO like a WebSocket through the relay: a later message never overtakes.
+        let span = self.config.max_latency_ms - self.config.min_latency_ms;
+        let latency = self.config.min_latency_ms + self.rng.below(span + 1);
+        let clock = self.link_clock.entry((from, to)).or_default();
+        let arrival = (self.now_ms + latency).max(*clock);
+        *clock = arrival;
+        let delay = arrival - self.now_ms;
+        self.schedule(delay, Action::Deliver { from, to, text });
+    }
+
+    /// Carries out everything `index` asked for.
+    fn drain(&mut self, index: usize) {
+        loop {
+            let output = match &mut self.peers[index].member {
+                Member::Honest(node) => node.poll_output(),
+                Member::Adversary(_) => None,
+            };
+            let Some(output) = output else { break };
+            match output {
+                Output::Send { to, payload } => {
+                    if let Some(target) = self.peers.iter().position(|peer| peer.id == to) {
+                        self.transmit(index, target, payload);
+                    }
+                }
+                Output::Broadcast { payload } => {
+                    for target in 0..self.peers.len() {
+                        if self.can_hear(index, target) {
+                            self.transmit(index, target, payload.clone());
+                        }
+                    }
+                }
+                Output::Mine(job) => self.peers[index].job = Some(job),
+                Output::StopMining => self.peers[index].job = None,
+                Output::StoreBlock(_) | Output::DeleteBlock(_) => {}
+                Output::Event(event) => {
+                    // Keep memory flat in long runs: only events tests look at.
+                    if !matches!(
+                        event,
+                        NodeEvent::BlockAccepted { .. } | NodeEvent::PeerTip { .. }
+                    ) {
+                        self.peers[index].events.push(event);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs until simulated time `until_ms` (absolute).
+    pub fn run_until(&mut self, until_ms: u64) {
+        while let Some(Reverse((at, _, _))) = self.queue.peek() {
+            if *at > until_ms {
+                break;
+            }
+            let Reverse((at, _, action)) = self.queue.pop().expect("peeked");
+            self.now_ms = at;
+            self.step(action);
+        }
+        self.now_ms = until_ms;
+    }
+
+    pub fn run_for(&mut self, duration_ms: u64) {
+        self.run_until(self.now_ms + duration_ms);
+    }
+
+    fn step(&mut self, action: Action) {
+        let now = self.now_ms;
+        match action {
+            Action::Join { peer } => {
+                if self.peers[peer].online {
+                    return;
+                }
+                self.peers[peer].online = true;
+                for other in 0..self.peers.len() {
+                    if self.can_hear(peer, other) {
+                        self.notify_joined(peer, other);
+                        self.notify_joined(other, peer);
+                    }
+                }
+                let tick = self.config.tick_ms;
+                self.schedule(tick, Action::Tick { peer });
+                if !self.peers[peer].is_honest() {
+                    self.schedule(1_000, Action::AdversaryTimer { peer });
+                }
+            }
+            Action::Leave { peer } => {
+                let hearing: Vec<usize> = (0..self.peers.len())
+                    .filter(|&o| self.can_hear(peer, o))
+                    .collect();
+                self.peers[peer].online = false;
+                for other in hearing {
+                    self.notify_left(other, peer);
+                }
+                if let Member::Honest(node) = &mut self.peers[peer].member {
+                    node.handle_disconnected(now);
+                }
+                self.drain(peer);
+            }
+            Action::Deliver { from, to, text } => {
+                if !self.can_hear(from, to) {
+                    return;
+                }
+                let from_id = self.peers[from].id.clone();
+                let receiver = &mut self.peers[to];
+                receiver.messages_in += 1;
+                receiver.bytes_in += text.len() as u64;
+                receiver.largest_message = receiver.largest_message.max(text.len());
+                match &mut receiver.member {
+                    Member::Honest(node) => {
+                        node.handle_message(&from_id, &text, now);
+                        self.drain(to);
+                    }
+                    Member::Adversary(_) => {
+                        let replies = self
+                            .with_adversary(to, |adversary, ctx| adversary.on_message(ctx, &text));
+                        for reply in replies {
+                            self.transmit(to, from, reply);
+                        }
+                    }
+                }
+            }
+            Action::Tick { peer } => {
+                if let Member::Honest(node) = &mut self.peers[peer].member {
+                    node.handle_tick(now);
+                }
+                self.drain(peer);
+                if self.peers[peer].online {
+                    let tick = self.config.tick_ms;
+                    self.schedule(tick, Action::Tick { peer });
+                }
+            }
+            Action::AdversaryTimer { peer } => {
+                if !self.peers[peer].online {
+                    return;
+                }
+                let spam = self.with_adversary(peer, |adversary, ctx| adversary.on_timer(ctx));
+                for text in spam {
+                    for target in 0..self.peers.len() {
+                        if self.can_hear(peer, target) {
+                            self.transmit(peer, target, text.clone());
+                        }
+                    }
+                }
+                self.schedule(2_000, Action::AdversaryTimer { peer });
+            }
+            Action::BlockFound => {
+                let miners: Vec<usize> = (0..self.peers.len())
+                    .filter(|&i| self.peers[i].mining && self.peers[i].job.is_some())
+                    .collect();
+                if !miners.is_empty() {
+                    let winner = miners[self.rng.below(miners.len() as u64) as usize];
+                    self.mine_one(winner);
+                }
+                let delay = self
+                    .rng
+                    .exponential(self.config.mean_block_ms as f64)
+                    .max(1);
+                self.schedule(delay, Action::BlockFound);
+            }
+            Action::Transaction => {
+                self.random_transaction();
+                if let Some(mean) = self.config.mean_tx_ms {
+                    let delay = self.rng.exponential(mean as f64).max(1);
+                    self.schedule(delay, Action::Transaction);
+                }
+            }
+        }
+    }
+
+    /// The node at `index` finds a block on its current job.
+    pub fn mine_one(&mut self, index: usize) -> Option<Block> {
+        let job = self.peers[index].job.clone()?;
+        let mut block = job.block;
+        block.header.timestamp_ms = block.header.timestamp_ms.max(self.now_ms);
+        let mut first = self.rng.next_u64();
+        let found = loop {
+            match mine(&block.header, first, 1_000) {
+                MiningOutcome::Found { nonce, .. } => break nonce,
+                MiningOutcome::Exhausted { .. } => first = first.wrapping_add(1_000),
+                MiningOutcome::InvalidTarget => return None,
+            }
+        };
+        block.header.nonce = found;
+        let now = self.now_ms;
+        if let Member::Honest(node) = &mut self.peers[index].member {
+            node.handle_mined_block(block.clone(), now);
+        }
+        self.drain(index);
+        Some(block)
+    }
+
+    fn random_transaction(&mut self) {
+        let honest: Vec<usize> = (0..self.peers.len())
+            .filter(|&i| self.peers[i].is_honest() && self.peers[i].online)
+            .collect();
+        if honest.len() < 2 {
+            return;
+        }
+        let from = honest[self.rng.below(honest.len() as u64) as usize];
+        let to = honest[self.rng.below(honest.len() as u64) as usize];
+        if from == to {
+            return;
+        }
+        let to_address = self.peers[to].node().address();
+        let balance = {
+            let node = self.peers[from].node();
+            node.balance(&node.address())
+        };
+        if balance < 3 {
+            return;
+        }
+        let amount = 1 + self.rng.below(balance / 3);
+        let fee = self.rng.below(3);
+        self.send(from, to_address, amount, fee);
+    }
+
+    pub fn send(&mut self, from: usize, to: Address, amount: u64, fee: u64) -> bool {
+        let now = self.now_ms;
+        let sent = match &mut self.peers[from].member {
+            Member::Honest(node) => node.send_transaction(to, amount, fee, now).is_ok(),
+            Member::Adversary(_) => false,
+        };
+        if sent {
+            self.transactions_sent += 1;
+        }
+        self.drain(from);
+        sent
+    }
+
+    pub fn set_mining(&mut self, index: usize, on: bool) {
+        self.peers[index].mining = on;
+        let now = self.now_ms;
+        if let Member::Honest(node) = &mut self.peers[index].member {
+            node.set_mining(on, now);
+        }
+        self.drain(index);
+    }
+
+    pub fn stop_all_mining(&mut self) {
+        for index in 0..self.peers.len() {
+            if self.peers[index].is_honest() {
+                self.set_mining(index, false);
+            }
+        }
+    }
+
+    pub fn honest(&self) -> impl Iterator<Item = &SimPeer> {
+        self.peers.iter().filter(|peer| peer.is_honest())
+    }
+
+    /// Describes the tips of all honest nodes, for assertion messages.
+    pub fn tips(&self) -> String {
+        self.honest()
+            .map(|peer| {
+                let tree = peer.node().tree();
+                format!(
+                    "{}@{}:{}",
+                    peer.node().name(),
+                    tree.tip_height(),
+                    tree.tip_hash().short()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Sums of the message counters, for the report a newcomer test prints.
+    pub fn traffic(&self, index: usize) -> (u64, u64, u64, u64) {
+        let peer = &self.peers[index];
+        (
+            peer.messages_in,
+            peer.bytes_in,
+            peer.messages_out,
+            peer.bytes_out,
+        )
+    }
+
+    pub fn index_of(&self, id: &PeerId) -> Option<usize> {
+        self.peers.iter().position(|peer| &peer.id == id)
+    }
+
+    pub fn tip_counts(&self) -> HashMap<shared::Hash, usize> {
+        let mut counts = HashMap::new();
+        for peer in self.honest() {
+            *counts.entry(peer.node().tree().tip_hash()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+/// Placeholder while an adversary is borrowed out of its slot.
+struct Silent;
+
+impl Adversary for Silent {
+    fn name(&self) -> &'static str {
+        "silent"
+    }
+    fn on_join(&mut self, _: &AdversaryContext) -> Vec<String> {
+        Vec::new()
+    }
+    fn on_message(&mut self, _: &AdversaryContext, _: &str) -> Vec<String> {
+        Vec::new()
+    }
+    fn on_timer(&mut self, _: &AdversaryContext) -> Vec<String> {
+        Vec::new()
+    }
+}
