@@ -47,7 +47,10 @@ fn tools_path() -> String {
 fn step(title: &str, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
     eprintln!("\n==> {title}: {program} {}", args.join(" "));
     let mut command = Command::new(program);
-    command.args(args).current_dir(root()).env("PATH", tools_path());
+    command
+        .args(args)
+        .current_dir(root())
+        .env("PATH", tools_path());
     for (key, value) in envs {
         command.env(key, value);
     }
@@ -76,7 +79,14 @@ fn test(_args: &[String]) -> Result<(), String> {
     step(
         "clippy (native)",
         "cargo",
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
         &[],
     )?;
     let mut wasm_clippy = vec!["clippy", "--target", "wasm32-unknown-unknown"];
@@ -85,7 +95,10 @@ fn test(_args: &[String]) -> Result<(), String> {
     step("clippy (wasm32)", "cargo", &wasm_clippy, &[])?;
     step("native tests", "cargo", &["test", "--workspace"], &[])?;
     let runner_env = [
-        ("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner"),
+        (
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+            "wasm-bindgen-test-runner",
+        ),
         ("CHROMEDRIVER", "/usr/bin/chromedriver"),
         ("WASM_BINDGEN_TEST_TIMEOUT", "120"),
     ];
@@ -110,7 +123,15 @@ fn run(args: &[String]) -> Result<(), String> {
         &["build", "--release"],
         &[],
     )?;
-    let mut relay_args = vec!["run", "--release", "-p", "relay", "--", "--static-dir", "dist"];
+    let mut relay_args = vec![
+        "run",
+        "--release",
+        "-p",
+        "relay",
+        "--",
+        "--static-dir",
+        "dist",
+    ];
     relay_args.extend(args.iter().map(String::as_str));
     step("relay", "cargo", &relay_args, &[])
 }
