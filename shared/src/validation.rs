@@ -143,7 +143,7 @@ pub fn next_target(
     parent: &BlockHeader,
     window_start_timestamp_ms: u64,
 ) -> Target {
-    if height == 0 || height % params.retarget_window != 0 {
+    if height == 0 || !height.is_multiple_of(params.retarget_window) {
         return parent.target;
     }
     let Some(old) = parent.target.expand() else {

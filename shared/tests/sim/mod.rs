@@ -253,12 +253,12 @@ impl Sim {
         for (peer, group) in self.peers.iter_mut().zip(groups) {
             peer.group = *group;
         }
-        for a in 0..self.peers.len() {
-            for b in 0..self.peers.len() {
-                let now = self.can_hear(a, b);
-                if before[a][b] && !now {
+        for (a, heard) in before.iter().enumerate() {
+            for (b, &heard_before) in heard.iter().enumerate() {
+                let hears_now = self.can_hear(a, b);
+                if heard_before && !hears_now {
                     self.notify_left(a, b);
-                } else if !before[a][b] && now {
+                } else if !heard_before && hears_now {
                     self.notify_joined(a, b);
                 }
             }
