@@ -425,6 +425,15 @@ impl BlockTree {
         if !claimed_easy_enough || !meets_target(&block.header) {
             return Err(ChainError::OrphanWithoutWork { hash });
         }
+        // The pool is keyed by the hash, which covers only the header. A copy whose body was
+        // altered in transit would otherwise take the honest block's place (the honest one is
+        // then "already known") and be dropped when the parent arrives, losing the block.
+        if block.compute_tx_root() != block.header.tx_root {
+            return Err(ChainError::Invalid {
+                hash,
+                error: ValidationError::TxRootMismatch,
+            });
+        }
         if self.orphans.len() >= MAX_ORPHANS {
             if let Some(oldest) = self.orphan_order.pop_front() {
                 self.remove_orphan(&oldest);
