@@ -126,7 +126,9 @@ pub struct PeerInfo {
     blocks_requested_at: Option<u64>,
     download_queue: VecDeque<Hash>,
     blocks_in_flight: HashSet<Hash>,
-    more_headers: bool,
+    /// The last header of a full `headers` reply: the next request continues from it, so a
+    /// branch longer than one reply is walked even while its blocks are not yet our best chain.
+    continue_from: Option<Hash>,
     /// The tip it claimed when it last failed to show the work; we do not sync from it again
     /// until it announces another tip.
     distrusted_tip: Option<Hash>,
@@ -150,7 +152,7 @@ impl PeerInfo {
             blocks_requested_at: None,
             download_queue: VecDeque::new(),
             blocks_in_flight: HashSet::new(),
-            more_headers: false,
+            continue_from: None,
             distrusted_tip: None,
         }
     }
@@ -779,8 +781,16 @@ impl Node {
         let full = headers.len() == MAX_HEADERS_PER_MESSAGE;
         let peer = self.peers.get_mut(from).expect("checked above");
         peer.headers_requested_at = None;
-        peer.more_headers = full;
-        if missing.is_empty() && !full {
+        peer.continue_from = if full {
+            headers.last().map(|header| header.hash())
+        } else {
+            None
+        };
+        if missing.is_empty() && full {
+            self.request_headers(from, now_ms);
+            return;
+        }
+        if missing.is_empty() {
             // Nothing new after our locator, yet it claimed more work: it cannot show it.
             let claimed_more = peer.tip.is_some_and(|tip| {
                 tip.total_work > self.tree.tip_work() && !self.tree.contains(&tip.hash)
@@ -898,9 +908,7 @@ impl Node {
         };
         // Blocks a peer skipped (it may have lost them in a reorg) are asked for again later.
         if peer.blocks_in_flight.is_empty() && peer.download_queue.is_empty() {
-            let more = peer.more_headers;
-            peer.more_headers = false;
-            if more {
+            if peer.continue_from.is_some() {
                 self.request_headers(from, now_ms);
                 return;
             }
@@ -1149,8 +1157,12 @@ impl Node {
             return;
         }
         info.headers_requested_at = Some(now_ms);
+        let mut locator = self.tree.locator();
+        if let Some(last) = info.continue_from.take() {
+            locator.insert(0, last);
+            locator.truncate(crate::protocol::message::MAX_LOCATOR_HASHES);
+        }
         self.sync_peer = Some(peer.clone());
-        let locator = self.tree.locator();
         self.send(peer, &NodeMessage::GetHeaders { locator });
     }
 

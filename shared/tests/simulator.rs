@@ -682,3 +682,45 @@ fn random_seeds_converge() {
         random_scenario(seed);
     }
 }
+
+#[test]
+fn a_fork_deeper_than_one_headers_reply_is_followed_to_the_heavier_branch() {
+    let mut sim = Sim::new(21, SimConfig::default());
+    let a = sim.add_node("a", true);
+    let b = sim.add_node("b", true);
+    sim.join(a);
+    sim.join(b);
+    sim.run_for(1);
+    sim.set_groups(&[0, 1]);
+    // Both mine alone: a 600 blocks, b 700, so b's branch wins and is longer than one reply.
+    for (node, blocks) in [(a, 600), (b, 700)] {
+        for _ in 0..blocks {
+            sim.now_ms += 10_000;
+            sim.mine_one(node).expect("a job");
+        }
+    }
+    sim.stop_all_mining();
+    let b_tip = sim.peers[b].node().tree().tip_hash();
+    assert_eq!(
+        sim.peers[a].node().tree().fork_height(&b_tip),
+        None,
+        "a has not seen b's branch yet"
+    );
+    sim.set_groups(&[0, 0]);
+    sim.run_for(10 * MINUTE);
+    assert_eq!(
+        sim.peers[a].node().tree().tip_hash(),
+        b_tip,
+        "a followed b's heavier branch: {}",
+        sim.tips()
+    );
+    let depth = sim.peers[a]
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            NodeEvent::TipChanged { reorg_depth, .. } => Some(*reorg_depth),
+            _ => None,
+        })
+        .max();
+    assert_eq!(depth, Some(600), "a reorged away all 600 of its own blocks");
+}
