@@ -196,7 +196,8 @@ fn stale_and_far_ahead_nonces_are_refused() {
     );
     // A gap is allowed: the transaction waits for its predecessor.
     let later = common::pay(&alice(), &chain, &bob(), 5, 0, MAX_PENDING_PER_SENDER);
-    pool.add(later, tree.ledger(), &chain).expect("within reach");
+    pool.add(later, tree.ledger(), &chain)
+        .expect("within reach");
     assert!(pool.select(tree.ledger(), 10).is_empty());
 }
 
@@ -244,7 +245,9 @@ fn malformed_and_foreign_transactions_are_refused() {
     );
     assert_eq!(
         pool.add(pay(&alice(), &bob(), 0, 1, 1), &ledger, &chain),
-        Err(MempoolError::Invalid(ValidationError::ZeroAmount { index: 0 }))
+        Err(MempoolError::Invalid(ValidationError::ZeroAmount {
+            index: 0
+        }))
     );
     assert_eq!(
         pool.add(pay(&alice(), &bob(), u64::MAX, 1, 1), &ledger, &chain),
