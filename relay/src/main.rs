@@ -1,1 +1,103 @@
-fn main() {}
+//! The relay binary: reads the command line, sets up logging, binds, prints the URL to open and
+//! runs [`relay::run`] until SIGINT or SIGTERM.
+
+use anyhow::Context;
+use clap::Parser;
+use relay::Cli;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    cli.config.validate()?;
+
+    let addr = SocketAddr::new(cli.addr, cli.port);
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!("could not listen on {addr} (is another relay running? try --port)")
+    })?;
+    let bound = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    warn_if_few_file_descriptors(cli.config.max_connections);
+
+    // `cargo xtask run` and people read this line: print it to stdout, not only to the log.
+    let url = browser_url(bound);
+    println!("tabchain relay listening; open {url}");
+    tracing::info!(%bound, %url, "tabchain relay listening");
+
+    relay::run(listener, cli.config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// A URL a browser on this machine can open: an unspecified address (0.0.0.0) means loopback too.
+fn browser_url(bound: SocketAddr) -> String {
+    let host = if bound.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        bound.ip()
+    };
+    format!("http://{}/", SocketAddr::new(host, bound.port()))
+}
+
+fn init_logging(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (systemd's stop).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot watch SIGTERM; only Ctrl-C stops the relay");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// Each connection is a file descriptor; a soft limit below the connection cap makes accepts fail
+/// long before the cap is reached. Reads /proc so no libc binding is needed.
+fn warn_if_few_file_descriptors(max_connections: usize) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return;
+    };
+    let soft = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse::<usize>().ok());
+    // A few descriptors go to the listener, logs and static files.
+    if let Some(soft) = soft.filter(|soft| *soft < max_connections + 64) {
+        tracing::warn!(
+            open_files_limit = soft,
+            max_connections,
+            "the open-files limit is below --max-connections; raise it (ulimit -n, or LimitNOFILE= in the systemd unit)"
+        );
+    }
+}

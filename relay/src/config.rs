@@ -1,0 +1,310 @@
+//! Everything the relay can be told at startup, with the reason behind every default.
+//!
+//! [`Config`] is what [`crate::run`] needs; [`Cli`] adds what only the binary needs (where to listen,
+//! how to log). Both read flags and environment variables through `clap`, and every default is a
+//! named constant here so tests, docs and `--help` agree.
+
+use clap::{Args, Parser};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use thiserror::Error;
+
+/// The port `cargo xtask run` and the web app's dev proxy expect.
+pub const DEFAULT_PORT: u16 = 3030;
+/// Loopback by default: a relay is reachable from other machines only when someone asks for it.
+pub const DEFAULT_ADDR: &str = "127.0.0.1";
+/// Where `trunk build` writes the web app.
+pub const DEFAULT_STATIC_DIR: &str = "dist";
+/// The largest WebSocket message a peer may send. A full block is at most about 500 KB as JSON,
+/// so the protocol-wide 1 MiB limit fits any block with room for the envelope.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = shared::protocol::MAX_FRAME_BYTES;
+/// Every broadcast is copied to every other peer of a room, so a room's cost grows with the square
+/// of its size: 256 peers each sending 10 messages a second is about 650k deliveries a second,
+/// around what one core forwards.
+pub const DEFAULT_MAX_PEERS_PER_ROOM: usize = 256;
+/// An idle connection costs the relay about 10 KiB (see BENCHMARKS-relay.md), so 10,000 of them
+/// fit in about 100 MiB; it also matches a common `LimitNOFILE` once raised for the service.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Messages waiting for one peer. A full room of 100 peers each sending 10 messages a second
+/// produces 1,000 messages a second for every member; 1,024 lets a tab stall for about a second
+/// (a garbage collection, a throttled background tab) before it is called a slow consumer.
+pub const DEFAULT_PEER_QUEUE_MESSAGES: usize = 1_024;
+/// Bytes waiting for one peer: two maximum-size frames, so a peer that is being sent a large
+/// `blocks` reply can still receive the gossip that arrives meanwhile. This is also the worst case
+/// a peer can cost in queued data, whatever the message count.
+pub const DEFAULT_PEER_QUEUE_BYTES: usize = 2 * DEFAULT_MAX_FRAME_BYTES;
+/// Frames a peer may send per second on average. A node gossips a few messages per block and per
+/// transaction and syncs in batches of up to 64 blocks or 500 headers per message, so 100 frames a
+/// second is far above honest use while keeping one peer from driving the relay's CPU alone.
+pub const DEFAULT_RATE_PER_SECOND: u32 = 100;
+/// Frames a peer may send at once: a freshly joined node says hello, asks for headers and answers
+/// several peers at the same moment.
+pub const DEFAULT_RATE_BURST: u32 = 200;
+/// Frames dropped for rate within one [`crate::rate::FLOOD_WINDOW`] before the peer is
+/// disconnected: an honest client backs off after its first `rate_limited` error; one that keeps
+/// sending at twice its allowance for the whole window is flooding.
+pub const DEFAULT_FLOOD_DROPS_BEFORE_DISCONNECT: u32 = 500;
+/// Malformed frames before a peer is disconnected. A correct client sends none, so a few are
+/// forgiven (a bug during development) and a stream of garbage is cut off early.
+pub const DEFAULT_MAX_MALFORMED_FRAMES: u32 = 10;
+/// Browsers answer pings by themselves; 25 s is below the 30 s-60 s idle cut-off of common proxies
+/// and load balancers, so the ping also keeps those from closing a quiet connection.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(25);
+/// A peer that has sent nothing, not even a pong, for two ping intervals plus slack is gone.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Limits and paths of the relay: everything [`crate::run`] needs.
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    /// Directory with the built web app (`trunk build --release` writes `dist`).
+    #[arg(long, env = "STATIC_DIR", default_value = DEFAULT_STATIC_DIR)]
+    pub static_dir: PathBuf,
+
+    /// Origins (e.g. https://chain.example.org) allowed to open WebSockets. Repeat the flag or
+    /// separate with commas. Empty (the default) allows every origin. Requests without an Origin
+    /// header (native nodes, tests) are always allowed: the check guards browsers only.
+    #[arg(
+        long = "allowed-origin",
+        env = "ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Largest WebSocket message a peer may send; bigger ones close the connection with 1009.
+    #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+
+    /// Peers allowed in one room; the next one gets `room_full`.
+    #[arg(long, env = "MAX_PEERS_PER_ROOM", default_value_t = DEFAULT_MAX_PEERS_PER_ROOM)]
+    pub max_peers_per_room: usize,
+
+    /// WebSocket connections allowed at once; the next one gets `server_full`.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Messages that may wait for one peer before it is disconnected as a slow consumer.
+    #[arg(long, env = "PEER_QUEUE_MESSAGES", default_value_t = DEFAULT_PEER_QUEUE_MESSAGES)]
+    pub peer_queue_messages: usize,
+
+    /// Bytes that may wait for one peer before it is disconnected as a slow consumer.
+    /// Must be at least --max-frame-bytes plus 1 KiB so the largest message can be delivered.
+    #[arg(long, env = "PEER_QUEUE_BYTES", default_value_t = DEFAULT_PEER_QUEUE_BYTES)]
+    pub peer_queue_bytes: usize,
+
+    /// Frames per second a peer may send on average (token bucket refill rate).
+    #[arg(long, env = "RATE_PER_SECOND", default_value_t = DEFAULT_RATE_PER_SECOND)]
+    pub rate_per_second: u32,
+
+    /// Frames a peer may send in a burst (token bucket size).
+    #[arg(long, env = "RATE_BURST", default_value_t = DEFAULT_RATE_BURST)]
+    pub rate_burst: u32,
+
+    /// Rate-limited frames within 10 s after which the peer is disconnected.
+    #[arg(long, env = "FLOOD_DROPS_BEFORE_DISCONNECT", default_value_t = DEFAULT_FLOOD_DROPS_BEFORE_DISCONNECT)]
+    pub flood_drops_before_disconnect: u32,
+
+    /// Malformed frames after which the peer is disconnected (`too_many_errors`).
+    #[arg(long, env = "MAX_MALFORMED_FRAMES", default_value_t = DEFAULT_MAX_MALFORMED_FRAMES)]
+    pub max_malformed_frames: u32,
+
+    /// Seconds of silence (no frame, not even a pong) after which a peer is disconnected.
+    /// Fractions are allowed (0.5).
+    #[arg(long = "idle-timeout-secs", env = "IDLE_TIMEOUT_SECS", default_value = "60", value_parser = parse_seconds)]
+    pub idle_timeout: Duration,
+
+    /// Seconds between the relay's pings to each peer. Fractions are allowed.
+    #[arg(long = "ping-interval-secs", env = "PING_INTERVAL_SECS", default_value = "25", value_parser = parse_seconds)]
+    pub ping_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            static_dir: PathBuf::from(DEFAULT_STATIC_DIR),
+            allowed_origins: Vec::new(),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_peers_per_room: DEFAULT_MAX_PEERS_PER_ROOM,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            peer_queue_messages: DEFAULT_PEER_QUEUE_MESSAGES,
+            peer_queue_bytes: DEFAULT_PEER_QUEUE_BYTES,
+            rate_per_second: DEFAULT_RATE_PER_SECOND,
+            rate_burst: DEFAULT_RATE_BURST,
+            flood_drops_before_disconnect: DEFAULT_FLOOD_DROPS_BEFORE_DISCONNECT,
+            max_malformed_frames: DEFAULT_MAX_MALFORMED_FRAMES,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            ping_interval: DEFAULT_PING_INTERVAL,
+        }
+    }
+}
+
+/// Room for the relay's own wrapping around a payload (`{"type":"message","from":"…",…}`).
+pub const ENVELOPE_OVERHEAD_BYTES: usize = 1024;
+
+/// A configuration the relay refuses to start with.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+    #[error(
+        "--peer-queue-bytes ({queue}) must be at least --max-frame-bytes ({frame}) + {ENVELOPE_OVERHEAD_BYTES}, \
+         or the largest allowed message could never be delivered"
+    )]
+    QueueSmallerThanFrame { queue: usize, frame: usize },
+    #[error("--ping-interval-secs must be shorter than --idle-timeout-secs, or quiet but live peers are cut off")]
+    PingNotBeforeIdle,
+    #[error("--rate-burst must be at least 1")]
+    NoBurst,
+}
+
+impl Config {
+    /// Checks the limits fit together; [`crate::run`] calls it before serving.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let nonzero = [
+            ("--max-frame-bytes", self.max_frame_bytes),
+            ("--max-peers-per-room", self.max_peers_per_room),
+            ("--max-connections", self.max_connections),
+            ("--peer-queue-messages", self.peer_queue_messages),
+            ("--rate-per-second", self.rate_per_second as usize),
+            ("--max-malformed-frames", self.max_malformed_frames as usize),
+        ];
+        if let Some((name, _)) = nonzero.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::Zero(name));
+        }
+        if self.rate_burst == 0 {
+            return Err(ConfigError::NoBurst);
+        }
+        if self.idle_timeout.is_zero() {
+            return Err(ConfigError::Zero("--idle-timeout-secs"));
+        }
+        if self.ping_interval.is_zero() {
+            return Err(ConfigError::Zero("--ping-interval-secs"));
+        }
+        if self.peer_queue_bytes < self.max_frame_bytes + ENVELOPE_OVERHEAD_BYTES {
+            return Err(ConfigError::QueueSmallerThanFrame {
+                queue: self.peer_queue_bytes,
+                frame: self.max_frame_bytes,
+            });
+        }
+        if self.ping_interval >= self.idle_timeout {
+            return Err(ConfigError::PingNotBeforeIdle);
+        }
+        Ok(())
+    }
+}
+
+/// The relay binary's command line: where to listen and how to log, plus the [`Config`].
+#[derive(Parser, Debug)]
+#[command(
+    name = "relay",
+    version,
+    about = "tabchain relay: WebSocket rooms and the web app"
+)]
+pub struct Cli {
+    /// Address to listen on. Keep 127.0.0.1 behind a reverse proxy on the same host; use 0.0.0.0
+    /// to accept connections from other machines directly.
+    #[arg(long = "addr", env = "RELAY_ADDR", default_value = DEFAULT_ADDR)]
+    pub addr: IpAddr,
+
+    /// TCP port to listen on.
+    #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Log one JSON object per line (for journald or a log shipper) instead of text.
+    #[arg(long, env = "LOG_JSON")]
+    pub log_json: bool,
+
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// Parses seconds, with an optional fraction (`25`, `0.5`), into a duration.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is not a usable duration"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_command_line() {
+        let from_cli = Cli::parse_from(["relay"]);
+        let defaults = Config::default();
+        assert_eq!(defaults.validate(), Ok(()));
+        assert_eq!(from_cli.port, DEFAULT_PORT);
+        assert_eq!(from_cli.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(format!("{:?}", from_cli.config), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let cli = Cli::parse_from([
+            "relay",
+            "--addr",
+            "0.0.0.0",
+            "--port",
+            "8000",
+            "--allowed-origin",
+            "https://a.example",
+            "--allowed-origin",
+            "https://b.example",
+            "--idle-timeout-secs",
+            "0.5",
+            "--ping-interval-secs",
+            "0.1",
+        ]);
+        assert_eq!(cli.addr.to_string(), "0.0.0.0");
+        assert_eq!(cli.port, 8000);
+        assert_eq!(
+            cli.config.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(cli.config.idle_timeout, Duration::from_millis(500));
+        assert_eq!(cli.config.ping_interval, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn inconsistent_limits_are_refused() {
+        let cases: Vec<(Config, ConfigError)> = vec![
+            (
+                Config {
+                    max_connections: 0,
+                    ..Config::default()
+                },
+                ConfigError::Zero("--max-connections"),
+            ),
+            (
+                Config {
+                    rate_burst: 0,
+                    ..Config::default()
+                },
+                ConfigError::NoBurst,
+            ),
+            (
+                Config {
+                    peer_queue_bytes: DEFAULT_MAX_FRAME_BYTES,
+                    ..Config::default()
+                },
+                ConfigError::QueueSmallerThanFrame {
+                    queue: DEFAULT_MAX_FRAME_BYTES,
+                    frame: DEFAULT_MAX_FRAME_BYTES,
+                },
+            ),
+            (
+                Config {
+                    ping_interval: Duration::from_secs(60),
+                    ..Config::default()
+                },
+                ConfigError::PingNotBeforeIdle,
+            ),
+        ];
+        for (config, expected) in cases {
+            assert_eq!(config.validate(), Err(expected));
+        }
+    }
+}

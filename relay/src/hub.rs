@@ -1,0 +1,258 @@
+//! Room fan-out, behind one seam.
+//!
+//! [`RoomHub`] is everything a connection may do to a room: join, leave, broadcast, send to one.
+//! [`LocalHub`] implements it inside this process. Rooms that span several relay processes will
+//! plug in here as another implementation (publishing to a message broker and delivering what the
+//! broker hands back into the same [`Outbox`]es); nothing outside this module knows how delivery
+//! happens.
+//!
+//! Every method is synchronous and must not wait on a peer: delivery is a non-blocking push into
+//! the receiver's bounded [`Outbox`]. A broker-backed hub keeps that contract by handing its
+//! publishes to a background task through a bounded queue and by keeping a local view of the
+//! room's membership from the broker's presence events.
+//!
+//! Ordering: a hub delivers the frames of one sender to each receiver in the order they were
+//! given. A joiner's `welcome` is queued before anything else reaches it, and the `peer_joined`
+//! others see is queued before any message from the joiner.
+
+use crate::metrics::Metrics;
+use crate::outbox::{Outbox, Push};
+use shared::protocol::{PeerId, RelayFrame};
+use std::collections::hash_map::{DefaultHasher, Entry};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+use thiserror::Error;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// A room name that passed [`shared::protocol::relay::valid_room_name`]. Shared by every member.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RoomName(Arc<str>);
+
+impl RoomName {
+    pub fn parse(name: &str) -> Option<RoomName> {
+        shared::protocol::relay::valid_room_name(name).then(|| RoomName(Arc::from(name)))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RoomName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+pub enum JoinError {
+    #[error("the room has as many peers as allowed")]
+    RoomFull,
+}
+
+#[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
+#[error("no such peer in the room")]
+pub struct UnknownPeer;
+
+/// Where a room's frames go. See the module documentation for the contract.
+pub trait RoomHub: Send + Sync + 'static {
+    /// Adds `peer` to `room`. On success the peer's `welcome` (with the peers already present) is
+    /// queued in `outbox`, and every other member has been sent `peer_joined`.
+    fn join(&self, room: &RoomName, peer: &PeerId, outbox: Outbox) -> Result<(), JoinError>;
+
+    /// Removes `peer` from `room` and tells the others with `peer_left`. Idempotent.
+    fn leave(&self, room: &RoomName, peer: &PeerId);
+
+    /// Delivers `frame` (already a complete relay frame) to every member of `room` except `from`.
+    fn broadcast(&self, room: &RoomName, from: &PeerId, frame: Utf8Bytes);
+
+    /// Delivers `frame` to `to` if it is a member of `room`.
+    fn send_to(
+        &self,
+        room: &RoomName,
+        from: &PeerId,
+        to: &PeerId,
+        frame: Utf8Bytes,
+    ) -> Result<(), UnknownPeer>;
+
+    /// Rooms with at least one member, for metrics.
+    fn room_count(&self) -> usize;
+}
+
+/// Room map shards. Rooms in different shards never contend for a lock; 16 is plenty for the
+/// handful of cores a relay runs on.
+const ROOM_SHARDS: usize = 16;
+
+type Room = HashMap<PeerId, Outbox>;
+
+/// The in-process hub: rooms live in this process's memory.
+pub struct LocalHub {
+    shards: [Mutex<HashMap<RoomName, Room>>; ROOM_SHARDS],
+    max_peers_per_room: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl LocalHub {
+    pub fn new(max_peers_per_room: usize, metrics: Arc<Metrics>) -> LocalHub {
+        LocalHub {
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            max_peers_per_room,
+            metrics,
+        }
+    }
+
+    fn shard(&self, room: &RoomName) -> MutexGuard<'_, HashMap<RoomName, Room>> {
+        let mut hasher = DefaultHasher::new();
+        room.hash(&mut hasher);
+        let index = (hasher.finish() % ROOM_SHARDS as u64) as usize;
+        // Room maps stay consistent even if a holder panicked: every change is one map operation.
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn deliver(&self, outbox: &Outbox, frame: Utf8Bytes) {
+        match outbox.push(frame) {
+            Push::Queued => {}
+            Push::Overflowed => self.metrics.slow_consumer_overflows.inc(),
+            Push::Closed => self.metrics.dropped_to_closing_peer.inc(),
+        }
+    }
+}
+
+impl RoomHub for LocalHub {
+    fn join(&self, room: &RoomName, peer: &PeerId, outbox: Outbox) -> Result<(), JoinError> {
+        let mut shard = self.shard(room);
+        let members = shard.entry(room.clone()).or_default();
+        if members.len() >= self.max_peers_per_room {
+            if members.is_empty() {
+                shard.remove(room);
+            }
+            return Err(JoinError::RoomFull);
+        }
+        let mut peers: Vec<PeerId> = members.keys().cloned().collect();
+        peers.sort();
+        let welcome = RelayFrame::Welcome {
+            peer_id: peer.clone(),
+            room: room.as_str().to_owned(),
+            peers,
+        };
+        self.deliver(&outbox, Utf8Bytes::from(welcome.to_json()));
+        let joined = Utf8Bytes::from(
+            RelayFrame::PeerJoined {
+                peer_id: peer.clone(),
+            }
+            .to_json(),
+        );
+        for other in members.values() {
+            self.deliver(other, joined.clone());
+        }
+        members.insert(peer.clone(), outbox);
+        Ok(())
+    }
+
+    fn leave(&self, room: &RoomName, peer: &PeerId) {
+        let mut shard = self.shard(room);
+        let Entry::Occupied(mut entry) = shard.entry(room.clone()) else {
+            return;
+        };
+        if entry.get_mut().remove(peer).is_none() {
+            return;
+        }
+        if entry.get().is_empty() {
+            entry.remove();
+            return;
+        }
+        let left = Utf8Bytes::from(
+            RelayFrame::PeerLeft {
+                peer_id: peer.clone(),
+            }
+            .to_json(),
+        );
+        for other in entry.get().values() {
+            self.deliver(other, left.clone());
+        }
+    }
+
+    fn broadcast(&self, room: &RoomName, from: &PeerId, frame: Utf8Bytes) {
+        let shard = self.shard(room);
+        let Some(members) = shard.get(room) else {
+            return;
+        };
+        for (id, outbox) in members {
+            if id != from {
+                self.deliver(outbox, frame.clone());
+            }
+        }
+    }
+
+    fn send_to(
+        &self,
+        room: &RoomName,
+        _from: &PeerId,
+        to: &PeerId,
+        frame: Utf8Bytes,
+    ) -> Result<(), UnknownPeer> {
+        let shard = self.shard(room);
+        let outbox = shard
+            .get(room)
+            .and_then(|members| members.get(to))
+            .ok_or(UnknownPeer)?;
+        self.deliver(outbox, frame);
+        Ok(())
+    }
+
+    fn room_count(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().map(|rooms| rooms.len()).unwrap_or(0))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::OutboxLimits;
+
+    fn outbox() -> Outbox {
+        Outbox::new(OutboxLimits {
+            max_messages: 100,
+            max_bytes: 100_000,
+        })
+    }
+
+    fn frames(outbox: &Outbox) -> Vec<String> {
+        outbox
+            .drain_now()
+            .iter()
+            .map(|frame| frame.as_str().to_owned())
+            .collect()
+    }
+
+    fn peer(byte: u8) -> PeerId {
+        PeerId::from_bytes([byte; 16])
+    }
+
+    #[test]
+    fn join_welcomes_and_announces_then_leave_announces() {
+        let hub = LocalHub::new(2, Arc::new(Metrics::default()));
+        let room = RoomName::parse("r").unwrap();
+        let (a, b) = (outbox(), outbox());
+        hub.join(&room, &peer(1), a.clone()).unwrap();
+        hub.join(&room, &peer(2), b.clone()).unwrap();
+        assert_eq!(
+            hub.join(&room, &peer(3), outbox()),
+            Err(JoinError::RoomFull)
+        );
+        let a_frames = frames(&a);
+        assert!(a_frames[0].contains(r#""type":"welcome""#));
+        assert!(a_frames[1].contains(r#""type":"peer_joined""#));
+        let b_frames = frames(&b);
+        assert!(b_frames[0].contains(peer(1).as_str()), "{b_frames:?}");
+        hub.leave(&room, &peer(2));
+        assert!(frames(&a)[0].contains(r#""type":"peer_left""#));
+        hub.leave(&room, &peer(1));
+        assert_eq!(hub.room_count(), 0);
+    }
+}

@@ -1,0 +1,98 @@
+//! The tabchain relay: browser-tab nodes meet in rooms over WebSocket and the relay forwards
+//! their envelopes, and it serves the web app itself.
+//!
+//! The relay is a library so tests and tools can run it in-process: [`run`] takes a bound
+//! listener, a [`Config`] and a shutdown future, and returns once every connection has been told
+//! goodbye. `main.rs` only reads the command line, sets up logging and calls it.
+//!
+//! Map of the crate:
+//! - [`config`]: every limit, with the reason for its default.
+//! - `server`: the accept loop (TCP to HTTP/1.1).
+//! - `routes`: HTTP paths; answers the WebSocket handshake.
+//! - `connection`: one peer from upgrade to close: reading, rules, writing, goodbye.
+//! - [`hub`]: room fan-out behind the [`hub::RoomHub`] trait (in-process today).
+//! - [`outbox`]: a peer's bounded outgoing queue.
+//! - `rate`: the per-peer token bucket.
+//! - [`metrics`]: counters and their Prometheus rendering.
+//!
+//! Invariants: the relay never parses a chain message (only the envelope around it); every queue
+//! and map is bounded by a [`Config`] field or a named constant.
+
+pub mod config;
+mod connection;
+pub mod hub;
+pub mod metrics;
+pub mod outbox;
+mod rate;
+mod routes;
+mod server;
+
+pub use config::{Cli, Config, ConfigError};
+
+use hub::{LocalHub, RoomHub};
+use metrics::Metrics;
+use std::future::Future;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Why the relay could not run.
+#[derive(Debug, Error)]
+pub enum RelayError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+}
+
+/// What every connection shares.
+pub(crate) struct Relay {
+    pub(crate) config: Config,
+    pub(crate) hub: Arc<dyn RoomHub>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// One permit per WebSocket connection: the `--max-connections` bound.
+    pub(crate) connection_slots: Arc<Semaphore>,
+    /// Cancelled when the relay shuts down; every connection watches it.
+    pub(crate) shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for their goodbyes.
+    pub(crate) tasks: TaskTracker,
+}
+
+/// Serves the relay on `listener` until `shutdown` completes, then closes every WebSocket with
+/// code 1001 and returns once they are gone (within a few seconds).
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RelayError> {
+    config.validate()?;
+    let metrics = Arc::new(Metrics::default());
+    let hub = Arc::new(LocalHub::new(config.max_peers_per_room, metrics.clone()));
+    let relay = Arc::new(Relay {
+        connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+        config,
+        hub,
+        metrics,
+        shutdown: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    });
+    if !relay.config.static_dir.join("index.html").is_file() {
+        tracing::warn!(
+            static_dir = %relay.config.static_dir.display(),
+            "no index.html in the static directory; serving a page that explains how to build the web app"
+        );
+    }
+
+    let token = relay.shutdown.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing every connection");
+        token.cancel();
+    };
+    tokio::join!(server::serve(listener, relay.clone()), signal);
+    relay.tasks.close();
+    relay.tasks.wait().await;
+    tracing::info!("relay stopped");
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! Counters the relay keeps and their Prometheus text rendering (`GET /metrics`).
+//!
+//! Plain atomics, no registry: a counter costs one relaxed add on the hot path.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    pub fn add(&self, amount: u64) {
+        self.0.fetch_add(amount, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a peer's connection ended. Each is a `reason` label of `relay_disconnects_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The peer closed the WebSocket or the TCP connection.
+    ClientClosed,
+    /// The connection dropped without a close frame (a crashed tab, a network failure).
+    ConnectionLost,
+    /// The peer broke the WebSocket protocol (unmasked frame, invalid UTF-8, ...).
+    ProtocolError,
+    /// Writing to the peer failed.
+    WriteError,
+    /// The peer sent a message over the size limit (close code 1009).
+    FrameTooLarge,
+    /// The peer sent too many malformed frames.
+    TooManyErrors,
+    /// The peer kept sending above its rate limit.
+    RateFlood,
+    /// The peer's outgoing queue overflowed.
+    SlowConsumer,
+    /// Nothing arrived from the peer for the idle timeout.
+    IdleTimeout,
+    /// The relay is shutting down (close code 1001).
+    Shutdown,
+}
+
+impl DisconnectReason {
+    pub const ALL: [DisconnectReason; 10] = [
+        DisconnectReason::ClientClosed,
+        DisconnectReason::ConnectionLost,
+        DisconnectReason::ProtocolError,
+        DisconnectReason::WriteError,
+        DisconnectReason::FrameTooLarge,
+        DisconnectReason::TooManyErrors,
+        DisconnectReason::RateFlood,
+        DisconnectReason::SlowConsumer,
+        DisconnectReason::IdleTimeout,
+        DisconnectReason::Shutdown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::ClientClosed => "client_closed",
+            DisconnectReason::ConnectionLost => "connection_lost",
+            DisconnectReason::ProtocolError => "protocol_error",
+            DisconnectReason::WriteError => "write_error",
+            DisconnectReason::FrameTooLarge => "frame_too_large",
+            DisconnectReason::TooManyErrors => "too_many_errors",
+            DisconnectReason::RateFlood => "rate_flood",
+            DisconnectReason::SlowConsumer => "slow_consumer",
+            DisconnectReason::IdleTimeout => "idle_timeout",
+            DisconnectReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Why a WebSocket request was turned away before its peer joined a room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    ServerFull,
+    RoomFull,
+    InvalidRoom,
+    OriginNotAllowed,
+    NotWebSocket,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 5] = [
+        Rejection::ServerFull,
+        Rejection::RoomFull,
+        Rejection::InvalidRoom,
+        Rejection::OriginNotAllowed,
+        Rejection::NotWebSocket,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::ServerFull => "server_full",
+            Rejection::RoomFull => "room_full",
+            Rejection::InvalidRoom => "invalid_room",
+            Rejection::OriginNotAllowed => "origin_not_allowed",
+            Rejection::NotWebSocket => "not_websocket",
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct Metrics {
+    pub connections_open: AtomicI64,
+    pub connections_total: Counter,
+    pub messages_in: Counter,
+    pub bytes_in: Counter,
+    pub messages_out: Counter,
+    pub bytes_out: Counter,
+    pub dropped_rate_limited: Counter,
+    pub dropped_malformed: Counter,
+    pub dropped_unknown_peer: Counter,
+    /// Deliveries that overflowed a receiver's queue (each disconnects that receiver).
+    pub slow_consumer_overflows: Counter,
+    /// Deliveries to a peer already on its way out.
+    pub dropped_to_closing_peer: Counter,
+    disconnects: [Counter; DisconnectReason::ALL.len()],
+    rejections: [Counter; Rejection::ALL.len()],
+}
+
+impl Metrics {
+    pub fn disconnect(&self, reason: DisconnectReason) {
+        self.disconnects[reason as usize].inc();
+    }
+    pub fn disconnects(&self, reason: DisconnectReason) -> u64 {
+        self.disconnects[reason as usize].get()
+    }
+    pub fn reject(&self, reason: Rejection) {
+        self.rejections[reason as usize].inc();
+    }
+
+    /// The Prometheus text exposition of every counter; `rooms` comes from the hub.
+    pub fn render(&self, rooms: usize) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let open = self.connections_open.load(Ordering::Relaxed).max(0) as u64;
+        family(
+            "relay_connections",
+            "gauge",
+            "WebSocket connections open now.",
+            &[("", open)],
+        );
+        family(
+            "relay_rooms",
+            "gauge",
+            "Rooms with at least one peer.",
+            &[("", rooms as u64)],
+        );
+        family(
+            "relay_connections_total",
+            "counter",
+            "WebSocket connections accepted into a room.",
+            &[("", self.connections_total.get())],
+        );
+        family(
+            "relay_messages_in_total",
+            "counter",
+            "Frames received from peers.",
+            &[("", self.messages_in.get())],
+        );
+        family(
+            "relay_bytes_in_total",
+            "counter",
+            "Payload bytes of frames received from peers.",
+            &[("", self.bytes_in.get())],
+        );
+        family(
+            "relay_messages_out_total",
+            "counter",
+            "Frames written to peers.",
+            &[("", self.messages_out.get())],
+        );
+        family(
+            "relay_bytes_out_total",
+            "counter",
+            "Payload bytes of frames written to peers.",
+            &[("", self.bytes_out.get())],
+        );
+        family(
+            "relay_dropped_total",
+            "counter",
+            "Frames the relay did not forward, by reason.",
+            &[
+                ("{reason=\"rate_limited\"}", self.dropped_rate_limited.get()),
+                ("{reason=\"malformed\"}", self.dropped_malformed.get()),
+                ("{reason=\"unknown_peer\"}", self.dropped_unknown_peer.get()),
+                (
+                    "{reason=\"slow_consumer\"}",
+                    self.slow_consumer_overflows.get(),
+                ),
+                (
+                    "{reason=\"peer_closing\"}",
+                    self.dropped_to_closing_peer.get(),
+                ),
+            ],
+        );
+        let disconnect_labels: Vec<String> = DisconnectReason::ALL
+            .iter()
+            .map(|reason| format!("{{reason=\"{}\"}}", reason.as_str()))
+            .collect();
+        let disconnects: Vec<(&str, u64)> = DisconnectReason::ALL
+            .iter()
+            .zip(&disconnect_labels)
+            .map(|(reason, label)| (label.as_str(), self.disconnects(*reason)))
+            .collect();
+        family(
+            "relay_disconnects_total",
+            "counter",
+            "Peer connections that ended, by reason.",
+            &disconnects,
+        );
+        let rejection_labels: Vec<String> = Rejection::ALL
+            .iter()
+            .map(|reason| format!("{{reason=\"{}\"}}", reason.as_str()))
+            .collect();
+        let rejections: Vec<(&str, u64)> = Rejection::ALL
+            .iter()
+            .zip(&rejection_labels)
+            .map(|(reason, label)| (label.as_str(), self.rejections[*reason as usize].get()))
+            .collect();
+        family(
+            "relay_rejected_total",
+            "counter",
+            "WebSocket requests turned away before joining a room, by reason.",
+            &rejections,
+        );
+        out
+    }
+}
