@@ -4,9 +4,13 @@
 //! Competing branches are mined on a second tree that shares the prefix (a second node), then
 //! delivered to the tree under test.
 
-#![cfg(not(target_arch = "wasm32"))]
-
 mod common;
+
+// The same tests run in a browser: `wasm_bindgen_test` takes the place of `#[test]` there.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 use common::{
     add, add_tip, alice, bob, carol, child_of, dave, extend, extend_spaced, next_block, pay,
@@ -41,7 +45,10 @@ fn an_orphan_connects_when_its_parent_arrives() {
     );
     assert!(tree.is_orphan(&chain[2].hash()));
     assert_eq!(tree.tip_height(), 1);
-    assert_eq!(add(&mut tree, chain[2].clone()), Ok(AddOutcome::AlreadyKnown));
+    assert_eq!(
+        add(&mut tree, chain[2].clone()),
+        Ok(AddOutcome::AlreadyKnown)
+    );
 
     let Ok(AddOutcome::TipChanged(change)) = add(&mut tree, chain[1].clone()) else {
         panic!("the parent must connect the orphan");
@@ -183,7 +190,11 @@ fn a_reorg_moves_coins_back_and_forth() {
     assert_eq!(hashes(&change.disconnected), vec![a3.hash()]);
     assert_eq!(hashes(&change.connected), vec![b3.hash(), b4.hash()]);
     let ledger = tree.ledger();
-    assert_eq!(ledger, b_tree.ledger(), "the same ledger as applying B alone");
+    assert_eq!(
+        ledger,
+        b_tree.ledger(),
+        "the same ledger as applying B alone"
+    );
     assert_eq!(ledger.balance(&alice().address()), 100 - 11);
     assert_eq!(ledger.balance(&bob().address()), 5);
     assert_eq!(ledger.balance(&carol().address()), 5);

@@ -1,9 +1,13 @@
 //! The mempool as a wallet user meets it: which transactions wait, which are refused and why,
 //! which go into the next block, and what happens to them when the chain moves or reorganises.
 
-#![cfg(not(target_arch = "wasm32"))]
-
 mod common;
+
+// The same tests run in a browser: `wasm_bindgen_test` takes the place of `#[test]` there.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 use common::{add_tip, alice, bob, carol, dave, extend, funded_ledger, keypair, next_block};
 use shared::chain::{AddOutcome, BlockTree};

@@ -7,9 +7,13 @@
 //! leave the node on its old tip with its old ledger. A second table holds the valid blocks at
 //! the edge of each rule, so a rule cannot pass by rejecting too much.
 
-#![cfg(not(target_arch = "wasm32"))]
-
 mod common;
+
+// The same tests run in a browser: `wasm_bindgen_test` takes the place of `#[test]` there.
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 use common::{alice, bob, carol, keypair, reseal, seal, unseal};
 use shared::block::{Block, COINBASE_LEN, HEADER_LEN};
