@@ -96,7 +96,10 @@ pub(crate) async fn serve(
             .metrics
             .connections_open
             .fetch_add(1, Ordering::Relaxed);
-        info!(remote = ?remote, "joined");
+        match remote {
+            Some(remote) => info!(%remote, "joined"),
+            None => info!("joined"),
+        }
 
         let (mut sink, mut stream) = socket.split();
         let reason = tokio::select! {
