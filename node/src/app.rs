@@ -1,0 +1,398 @@
+//! The program: starts a node from the [`Settings`], then either opens the interactive menu or
+//! runs one subcommand (connect, sync, act, exit). Every failure is an [`AppError`] with its own
+//! exit code, so scripts can tell "the relay is down" from "the peer never said hello".
+
+use crate::cli::{Command, Settings, SettingsError};
+use crate::menu;
+use crate::report;
+use crate::runtime::{
+    Connection, NodeError, NodeHandle, NodeOptions, RuntimeEvent, Snapshot, StartError, WaitError,
+};
+use crate::transport::ConnectError;
+use serde::Serialize;
+use shared::node::SendError;
+use shared::Address;
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc};
+
+#[derive(Debug, Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("lost the connection to the relay: {0}")]
+    ConnectionLost(String),
+    #[error("not synced after {timeout:?}: height {height}{}, {pending} peer(s) still owe their hello", .target.map(|t| format!(" of {t}")).unwrap_or_default())]
+    SyncTimeout {
+        timeout: Duration,
+        height: u64,
+        target: Option<u64>,
+        pending: usize,
+    },
+    #[error("no peer named `{name}` said hello within {timeout:?} (peers: {known}); give a name or a 40-digit address")]
+    PeerNotFound {
+        name: String,
+        timeout: Duration,
+        known: String,
+    },
+    #[error("no peer to send to within {0:?}: the transaction would go nowhere")]
+    NoPeers(Duration),
+    #[error("every peer in the room is on another network or refused us: {0}")]
+    Refused(String),
+    #[error("storage failed: {0}")]
+    Storage(String),
+    #[error("the transaction was refused: {0}")]
+    Rejected(SendError),
+    #[error("the node stopped: {0}")]
+    Stopped(String),
+    #[error("could not write the output: {0}")]
+    Output(#[from] io::Error),
+}
+
+impl AppError {
+    /// The process exit code; the `--help` text lists them.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Settings(_) | AppError::Usage(_) => 2,
+            AppError::Connect(_) | AppError::ConnectionLost(_) => 3,
+            AppError::SyncTimeout { .. } | AppError::PeerNotFound { .. } | AppError::NoPeers(_) => {
+                4
+            }
+            AppError::Refused(_) => 5,
+            AppError::Storage(_) => 6,
+            AppError::Start(StartError::Store(_)) => 6,
+            AppError::Rejected(_) => 7,
+            AppError::Start(StartError::Key(_)) | AppError::Stopped(_) | AppError::Output(_) => 1,
+        }
+    }
+}
+
+impl From<NodeError> for AppError {
+    fn from(error: NodeError) -> AppError {
+        match error {
+            NodeError::Stopped(reason) => AppError::Stopped(reason),
+            NodeError::Connect(error) => AppError::Connect(error),
+            NodeError::Send(error) => AppError::Rejected(error),
+        }
+    }
+}
+
+/// Turns a failed wait into the error a person should see.
+fn wait_error(error: WaitError, snapshot: &Snapshot, timeout: Duration) -> AppError {
+    match error {
+        WaitError::Stopped(reason) => AppError::Storage(reason),
+        WaitError::Timeout(_) => match &snapshot.connection {
+            Connection::Lost { reason, .. } => AppError::ConnectionLost(reason.clone()),
+            _ => AppError::SyncTimeout {
+                timeout,
+                height: snapshot.height,
+                target: snapshot.sync_target_height,
+                pending: snapshot
+                    .peers
+                    .iter()
+                    .filter(|p| p.state == "pending")
+                    .count(),
+            },
+        },
+    }
+}
+
+pub fn node_options(settings: &Settings) -> NodeOptions {
+    NodeOptions {
+        name: settings.name.clone(),
+        params: settings.params.clone(),
+        data_dir: settings.data_dir.clone(),
+        threads: settings.threads,
+    }
+}
+
+/// Runs the program: the menu without a subcommand, else the subcommand. `input` yields the
+/// lines typed on stdin (the menu's only source), `None` at the end of input.
+pub async fn run(
+    settings: Settings,
+    command: Option<Command>,
+    out: &mut dyn Write,
+    input: mpsc::Receiver<String>,
+) -> Result<(), AppError> {
+    let handle = NodeHandle::start(node_options(&settings)).await?;
+    let result = match command {
+        None => menu::run(&handle, &settings, out, input).await,
+        Some(command) => run_command(&handle, &settings, command, out).await,
+    };
+    handle.shutdown().await;
+    result
+}
+
+async fn run_command(
+    handle: &NodeHandle,
+    settings: &Settings,
+    command: Command,
+    out: &mut dyn Write,
+) -> Result<(), AppError> {
+    if matches!(command, Command::Send { .. }) && settings.offline {
+        return Err(AppError::Usage(
+            "send needs peers to hear the transaction: drop --offline".into(),
+        ));
+    }
+    let snapshot = connect_and_sync(handle, settings).await?;
+    match command {
+        Command::Status(flag) => {
+            if flag.json {
+                print_json(out, snapshot.as_ref())?;
+            } else {
+                report::write_status(out, &snapshot)?;
+            }
+        }
+        Command::Peers(flag) => {
+            if flag.json {
+                print_json(out, &snapshot.peers)?;
+            } else {
+                report::write_peers(out, &snapshot)?;
+            }
+        }
+        Command::Chain { limit, all, json } => {
+            let limit = (!all).then_some(limit);
+            let (view, names) = handle
+                .inspect(move |node| (report::chain_view(node, limit), report::known_names(node)))
+                .await?;
+            if json {
+                print_json(out, &view)?;
+            } else {
+                report::write_chain(out, &view, &names)?;
+            }
+        }
+        Command::Balances(flag) => {
+            let rows = handle.inspect(report::balances_view).await?;
+            if flag.json {
+                print_json(out, &rows)?;
+            } else {
+                report::write_balances(out, &rows)?;
+            }
+        }
+        Command::Send {
+            to,
+            amount,
+            fee,
+            json,
+        } => {
+            let address = resolve_recipient(handle, &to, settings.timeout).await?;
+            handle
+                .wait_for(settings.timeout, |s| s.ready_peers().next().is_some())
+                .await
+                .map_err(|_| AppError::NoPeers(settings.timeout))?;
+            let id = handle.send(address, amount, fee).await?;
+            // Leaving the room sends what is queued first, so the payment has left when we exit.
+            handle.disconnect().await?;
+            #[derive(Serialize)]
+            struct Sent<'a> {
+                id: shared::Hash,
+                to: Address,
+                to_name: &'a str,
+                amount: u64,
+                fee: u64,
+            }
+            if json {
+                print_json(
+                    out,
+                    &Sent {
+                        id,
+                        to: address,
+                        to_name: &to,
+                        amount,
+                        fee,
+                    },
+                )?;
+            } else {
+                writeln!(out, "sent {amount} to {to} (fee {fee}): transaction {id}")?;
+            }
+        }
+        Command::Mine {
+            blocks,
+            forever: _,
+            json,
+        } => mine(handle, blocks, json, out).await?,
+    }
+    Ok(())
+}
+
+/// Joins the room and waits until synced; offline, returns the local state at once. Fails if
+/// the relay is unreachable, the connection drops, the wait times out, or every peer refused us.
+pub async fn connect_and_sync(
+    handle: &NodeHandle,
+    settings: &Settings,
+) -> Result<Arc<Snapshot>, AppError> {
+    if settings.offline {
+        return Ok(handle.snapshot());
+    }
+    handle.connect(&settings.relay_url).await?;
+    let synced = handle
+        .wait_for(settings.timeout, |s| {
+            s.is_synced() || matches!(s.connection, Connection::Lost { .. })
+        })
+        .await;
+    let snapshot = match synced {
+        Ok(snapshot) => snapshot,
+        Err(error) => return Err(wait_error(error, &handle.snapshot(), settings.timeout)),
+    };
+    if let Connection::Lost { reason, .. } = &snapshot.connection {
+        return Err(AppError::ConnectionLost(reason.clone()));
+    }
+    let refusals: Vec<String> = snapshot
+        .peers
+        .iter()
+        .filter_map(|peer| peer.refusal.clone())
+        .collect();
+    if !snapshot.peers.is_empty() && snapshot.ready_peers().next().is_none() && !refusals.is_empty()
+    {
+        return Err(AppError::Refused(refusals.join("; ")));
+    }
+    Ok(snapshot)
+}
+
+/// A 40-hex-digit address as it is, or the address of the peer that said hello with this name
+/// (waiting for it up to `timeout`).
+pub async fn resolve_recipient(
+    handle: &NodeHandle,
+    to: &str,
+    timeout: Duration,
+) -> Result<Address, AppError> {
+    let to = to.trim();
+    if let Some(address) = parse_address(to) {
+        return Ok(address);
+    }
+    let found = handle
+        .wait_for(timeout, |s| peer_address(s, to).is_some())
+        .await;
+    match found {
+        Ok(snapshot) => Ok(peer_address(&snapshot, to).expect("checked by the wait")),
+        Err(WaitError::Stopped(reason)) => Err(AppError::Stopped(reason)),
+        Err(WaitError::Timeout(_)) => {
+            let snapshot = handle.snapshot();
+            if let Connection::Lost { reason, .. } = &snapshot.connection {
+                return Err(AppError::ConnectionLost(reason.clone()));
+            }
+            Err(AppError::PeerNotFound {
+                name: to.to_owned(),
+                timeout,
+                known: peer_names(&snapshot),
+            })
+        }
+    }
+}
+
+pub fn parse_address(text: &str) -> Option<Address> {
+    (text.len() == 40)
+        .then(|| Address::from_hex(text).ok())
+        .flatten()
+}
+
+/// The address of a ready peer called `name`.
+pub fn peer_address(snapshot: &Snapshot, name: &str) -> Option<Address> {
+    snapshot
+        .ready_peers()
+        .find(|peer| peer.name.as_deref() == Some(name))
+        .and_then(|peer| peer.address)
+}
+
+pub fn peer_names(snapshot: &Snapshot) -> String {
+    let names: Vec<&str> = snapshot
+        .ready_peers()
+        .filter_map(|peer| peer.name.as_deref())
+        .collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum MineLine {
+    Mined {
+        height: u64,
+        hash: shared::Hash,
+    },
+    Done {
+        blocks_mined: u64,
+        height: u64,
+        hash_rate: f64,
+    },
+}
+
+/// Mines until `blocks` of our blocks became the tip (forever without a number); prints a line
+/// per block. Ctrl-C stops it cleanly.
+async fn mine(
+    handle: &NodeHandle,
+    blocks: Option<u64>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), AppError> {
+    let mut events = handle.subscribe();
+    let start = handle.snapshot().blocks_mined;
+    let done = |snapshot: &Snapshot| blocks.is_some_and(|n| snapshot.blocks_mined >= start + n);
+    handle.set_mining(true).await?;
+    let threads = handle.snapshot().miner_threads;
+    tracing::info!(threads, "mining");
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let mut best_rate: f64 = 0.0;
+    while !done(&handle.snapshot()) {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(RuntimeEvent::Mined { height, hash }) => {
+                    if json {
+                        print_json(out, &MineLine::Mined { height, hash })?;
+                    } else {
+                        writeln!(out, "mined block {height} {hash}")?;
+                    }
+                }
+                Ok(RuntimeEvent::Fatal(reason)) => return Err(AppError::Storage(reason)),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Err(AppError::Stopped(handle.snapshot().fatal.clone().unwrap_or_default()))
+                }
+            },
+            _ = &mut interrupted => break,
+        }
+        best_rate = best_rate.max(handle.snapshot().hash_rate);
+    }
+    handle.set_mining(false).await?;
+    let snapshot = handle.snapshot();
+    let mined = snapshot.blocks_mined - start;
+    if json {
+        print_json(
+            out,
+            &MineLine::Done {
+                blocks_mined: mined,
+                height: snapshot.height,
+                hash_rate: best_rate,
+            },
+        )?;
+    } else {
+        writeln!(
+            out,
+            "mined {mined} block(s); height {}; up to {}",
+            snapshot.height,
+            report::format_rate(best_rate)
+        )?;
+    }
+    if !matches!(snapshot.connection, Connection::Offline) {
+        handle.disconnect().await?;
+    }
+    Ok(())
+}
+
+fn print_json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), AppError> {
+    serde_json::to_writer(&mut *out, value).map_err(io::Error::from)?;
+    writeln!(out)?;
+    Ok(())
+}

@@ -1,0 +1,768 @@
+//! The driver: one tokio task that owns the [`Node`] state machine and does everything it asks.
+//!
+//! Events come in from four places — commands from a [`NodeHandle`], the network [`Link`], the
+//! miner threads and a one-second tick — and after every call into the node the task drains
+//! `poll_output` completely: payloads go to the link, blocks to the [`BlockLog`] (one fsync per
+//! call), jobs to the [`Miner`], and events to the log and to subscribers. After each step the
+//! task publishes a [`Snapshot`] on a `watch` channel, so callers wait for a condition ("synced",
+//! "height 10") by awaiting changes rather than sleeping.
+//!
+//! A storage failure (a full disk) is fatal: the task stops mining, says why in the snapshot and
+//! ends, because a node that cannot store blocks would lose them at its next start.
+
+use crate::keystore::{self, KeyError};
+use crate::miner::{FoundBlock, Miner};
+use crate::store::{BlockLog, StoreError};
+use crate::transport::{self, ConnectError, Link, LinkEvent, LinkInfo, Outgoing};
+use serde::Serialize;
+use shared::node::{Handshake, Node, NodeConfig, NodeEvent, Output, SendError, SyncState};
+use shared::protocol::{PeerId, RelayErrorCode};
+use shared::work::Work;
+use shared::{Address, Block, Hash, NetworkParams};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// Commands waiting for the runtime; a caller awaits each reply, so a few suffice.
+pub const COMMAND_QUEUE: usize = 64;
+/// Events kept for slow subscribers before the oldest are skipped (they see `Lagged`).
+pub const EVENT_BUFFER: usize = 4_096;
+/// How often the node gets `handle_tick` (stalled requests, score decay) and the hash rate is
+/// measured: the node's own timeouts are in seconds.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Milliseconds since the Unix epoch: the node's clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// What a node needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    pub name: String,
+    pub params: NetworkParams,
+    /// Holds `key.seed` and `chains/<network>/blocks.log`.
+    pub data_dir: PathBuf,
+    /// Miner threads (at least one).
+    pub threads: usize,
+}
+
+/// Where the blocks of `network` live inside a data directory. Each network has its own log,
+/// so starting on another network never touches (or deletes) the blocks of the first.
+pub fn block_log_path(data_dir: &Path, network: &str) -> PathBuf {
+    data_dir.join("chains").join(network).join("blocks.log")
+}
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error("the node stopped: {0}")]
+    Stopped(String),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Send(#[from] SendError),
+}
+
+/// Waiting for a condition on the snapshot failed.
+#[derive(Debug, Error)]
+pub enum WaitError {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("the node stopped: {0}")]
+    Stopped(String),
+}
+
+/// Something that happened, for subscribers (the CLI prints some of them).
+#[derive(Clone, Debug)]
+pub enum RuntimeEvent {
+    Node(NodeEvent),
+    /// Our miner found a block and it became our tip (it is stored).
+    Mined {
+        height: u64,
+        hash: Hash,
+    },
+    Connected(LinkInfo),
+    Disconnected {
+        reason: String,
+    },
+    RelayError {
+        code: RelayErrorCode,
+        message: String,
+    },
+    Fatal(String),
+}
+
+/// Our connection to the network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Connection {
+    Offline,
+    Connected {
+        url: String,
+        room: String,
+        peer_id: PeerId,
+    },
+    Lost {
+        url: String,
+        reason: String,
+    },
+}
+
+/// One peer as the user sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PeerSummary {
+    pub id: PeerId,
+    pub name: Option<String>,
+    pub address: Option<Address>,
+    /// `pending` (no hello yet), `ready`, `refused`, `banned` or `muted`.
+    pub state: &'static str,
+    pub refusal: Option<String>,
+    pub height: Option<u64>,
+    pub total_work: Option<Work>,
+    pub misbehavior: u32,
+}
+
+/// The node's state after the last step, for waiting and for display.
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    pub name: String,
+    pub address: Address,
+    pub network: &'static str,
+    pub connection: Connection,
+    pub height: u64,
+    pub tip: Hash,
+    pub total_work: Work,
+    pub syncing: bool,
+    pub sync_target_height: Option<u64>,
+    /// A header or block request is waiting for an answer.
+    pub requests_in_flight: bool,
+    pub peers: Vec<PeerSummary>,
+    pub mining: bool,
+    pub miner_threads: usize,
+    /// Hashes per second over the last tick.
+    pub hash_rate: f64,
+    pub hashes: u64,
+    pub blocks_mined: u64,
+    pub balance: u64,
+    pub mempool: usize,
+    pub stored_blocks: usize,
+    /// Blocks found in storage at start and replayed into the chain.
+    pub loaded_blocks: usize,
+    /// Stored blocks the chain refused at start (deleted from storage).
+    pub rejected_stored_blocks: usize,
+    /// Bytes of a torn record cut off the store at start.
+    pub truncated_bytes: u64,
+    /// Why the runtime stopped, if it did.
+    pub fatal: Option<String>,
+}
+
+impl Snapshot {
+    /// Connected, caught up with every peer that said hello, nothing asked and unanswered, and
+    /// no peer still owing us its hello.
+    pub fn is_synced(&self) -> bool {
+        matches!(self.connection, Connection::Connected { .. })
+            && !self.syncing
+            && !self.requests_in_flight
+            && self.peers.iter().all(|peer| peer.state != "pending")
+    }
+    pub fn ready_peers(&self) -> impl Iterator<Item = &PeerSummary> {
+        self.peers.iter().filter(|peer| peer.state == "ready")
+    }
+}
+
+enum Command {
+    Attach(Box<Link>, oneshot::Sender<()>),
+    Detach(oneshot::Sender<()>),
+    SetMining(bool, oneshot::Sender<()>),
+    Send {
+        to: Address,
+        amount: u64,
+        fee: u64,
+        reply: oneshot::Sender<Result<Hash, SendError>>,
+    },
+    Inspect(Box<dyn FnOnce(&Node) + Send>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The application's side of a running node. Cheap to clone; the node runs until
+/// [`NodeHandle::shutdown`] or until every handle is dropped.
+#[derive(Clone)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    events: broadcast::Sender<RuntimeEvent>,
+    task: Arc<tokio::sync::Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl NodeHandle {
+    /// Loads the key and the stored chain, and starts the runtime task (offline, not mining).
+    pub async fn start(options: NodeOptions) -> Result<NodeHandle, StartError> {
+        let (keypair, created) = keystore::load_or_create(&options.data_dir)?;
+        if created {
+            tracing::info!(address = %keypair.address(), dir = %options.data_dir.display(), "created a new key");
+        }
+        let log_path = block_log_path(&options.data_dir, options.params.name);
+        let (store, recovered) = BlockLog::open(&log_path)?;
+        let network = options.params.name;
+        let mut node = Node::new(NodeConfig {
+            params: options.params,
+            name: options.name,
+            keypair,
+        });
+        let loaded_blocks = recovered.blocks.len();
+        let started = Instant::now();
+        node.handle_stored_blocks(recovered.blocks, now_ms());
+        tracing::info!(
+            blocks = loaded_blocks,
+            height = node.tree().tip_height(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded the stored chain"
+        );
+        let (miner, found) = Miner::start(options.threads);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+        let mut runtime = Runtime {
+            node,
+            network,
+            store,
+            miner,
+            link: None,
+            connection: Connection::Offline,
+            events: events.clone(),
+            current_job: 0,
+            job_started: false,
+            blocks_mined: 0,
+            hash_rate: 0.0,
+            last_rate_sample: (Instant::now(), 0),
+            loaded_blocks,
+            rejected_stored_blocks: 0,
+            truncated_bytes: recovered.truncated_bytes,
+            replaying: true,
+            fatal: None,
+        };
+        runtime.drain().await;
+        runtime.replaying = false;
+        if let Some(fatal) = runtime.fatal.take() {
+            return Err(StartError::Store(fatal));
+        }
+        let (snapshot_tx, snapshots) = watch::channel(Arc::new(runtime.snapshot()));
+        let task = tokio::spawn(runtime.run(command_rx, found, snapshot_tx));
+        Ok(NodeHandle {
+            commands,
+            snapshots,
+            events,
+            task: Arc::new(tokio::sync::Mutex::new(Some(task))),
+        })
+    }
+
+    /// The state after the last step.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshots.borrow().clone()
+    }
+    pub fn watch(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.snapshots.clone()
+    }
+    pub fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
+        self.events.subscribe()
+    }
+
+    fn stopped(&self) -> NodeError {
+        NodeError::Stopped(
+            self.snapshot()
+                .fatal
+                .clone()
+                .unwrap_or_else(|| "it was shut down".into()),
+        )
+    }
+
+    async fn request<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| self.stopped())?;
+        answer.await.map_err(|_| self.stopped())
+    }
+
+    /// Joins the relay room at `url` (leaving any earlier one) and tells the node who is there.
+    pub async fn connect(&self, url: &str) -> Result<LinkInfo, NodeError> {
+        let link = transport::connect_relay(url).await?;
+        let info = link.info().clone();
+        self.request(|reply| Command::Attach(Box::new(link), reply))
+            .await?;
+        Ok(info)
+    }
+
+    /// Leaves the room after sending what is queued.
+    pub async fn disconnect(&self) -> Result<(), NodeError> {
+        self.request(Command::Detach).await
+    }
+
+    pub async fn set_mining(&self, on: bool) -> Result<(), NodeError> {
+        self.request(|reply| Command::SetMining(on, reply)).await
+    }
+
+    /// Signs, queues and announces a payment; returns the transaction id.
+    pub async fn send(&self, to: Address, amount: u64, fee: u64) -> Result<Hash, NodeError> {
+        Ok(self
+            .request(|reply| Command::Send {
+                to,
+                amount,
+                fee,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Runs `look` on the node between two steps (to read the chain, balances, peers).
+    pub async fn inspect<R: Send + 'static>(
+        &self,
+        look: impl FnOnce(&Node) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        self.request(|reply| {
+            Command::Inspect(Box::new(move |node: &Node| {
+                let _ = reply.send(look(node));
+            }))
+        })
+        .await
+    }
+
+    /// Waits until `condition` holds on a snapshot, at most `timeout`.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        mut condition: impl FnMut(&Snapshot) -> bool,
+    ) -> Result<Arc<Snapshot>, WaitError> {
+        let mut snapshots = self.snapshots.clone();
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                let snapshot = snapshots.borrow_and_update().clone();
+                if condition(&snapshot) {
+                    return Ok(snapshot);
+                }
+                if let Some(fatal) = &snapshot.fatal {
+                    return Err(WaitError::Stopped(fatal.clone()));
+                }
+                if snapshots.changed().await.is_err() {
+                    let fatal = snapshots.borrow().fatal.clone();
+                    return Err(WaitError::Stopped(
+                        fatal.unwrap_or_else(|| "it was shut down".into()),
+                    ));
+                }
+            }
+        })
+        .await;
+        waited.unwrap_or(Err(WaitError::Timeout(timeout)))
+    }
+
+    /// Stops mining, leaves the network (sending what is queued) and ends the runtime.
+    pub async fn shutdown(&self) {
+        let _ = self.request(Command::Shutdown).await;
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+struct Runtime {
+    node: Node,
+    network: &'static str,
+    store: BlockLog,
+    miner: Miner,
+    link: Option<Link>,
+    connection: Connection,
+    events: broadcast::Sender<RuntimeEvent>,
+    /// The id of the last job handed to the miner; blocks for older jobs are stale.
+    current_job: u64,
+    /// Set when a drain started a new job.
+    job_started: bool,
+    blocks_mined: u64,
+    hash_rate: f64,
+    last_rate_sample: (Instant, u64),
+    loaded_blocks: usize,
+    rejected_stored_blocks: usize,
+    truncated_bytes: u64,
+    /// True while the events of the stored-chain replay are drained at start.
+    replaying: bool,
+    fatal: Option<StoreError>,
+}
+
+/// What the loop does after a command.
+enum Next {
+    Continue,
+    Stop(oneshot::Sender<()>),
+}
+
+impl Runtime {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut found: mpsc::Receiver<FoundBlock>,
+        snapshots: watch::Sender<Arc<Snapshot>>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop_reply = loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    None => break None,
+                    Some(command) => match self.on_command(command).await {
+                        Next::Continue => {}
+                        Next::Stop(reply) => break Some(reply),
+                    },
+                },
+                event = next_link_event(&mut self.link) => self.on_link_event(event).await,
+                Some(block) = found.recv() => self.on_found(block).await,
+                _ = tick.tick() => self.on_tick().await,
+            }
+            if let Some(error) = &self.fatal {
+                let message = error.to_string();
+                tracing::error!(error = %message, "stopping the node");
+                let _ = self.events.send(RuntimeEvent::Fatal(message));
+                break None;
+            }
+            snapshots.send_replace(Arc::new(self.snapshot()));
+        };
+        self.miner.stop();
+        if let Some(link) = self.link.take() {
+            link.close().await;
+        }
+        if !matches!(self.connection, Connection::Lost { .. }) {
+            self.connection = Connection::Offline;
+        }
+        let mut last = self.snapshot();
+        last.mining = false;
+        if last.fatal.is_none() {
+            last.fatal = Some("it was shut down".into());
+        }
+        snapshots.send_replace(Arc::new(last));
+        if let Some(reply) = stop_reply {
+            let _ = reply.send(());
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) -> Next {
+        let now = now_ms();
+        match command {
+            Command::Attach(link, reply) => {
+                if let Some(old) = self.link.take() {
+                    self.node.handle_disconnected(now);
+                    self.drain().await;
+                    tokio::spawn(old.close());
+                }
+                let info = link.info().clone();
+                self.connection = Connection::Connected {
+                    url: info.url.clone(),
+                    room: info.room.clone(),
+                    peer_id: info.peer_id.clone(),
+                };
+                self.link = Some(*link);
+                transport::deliver_welcome(&mut self.node, &info, now);
+                self.drain().await;
+                let _ = self.events.send(RuntimeEvent::Connected(info));
+                let _ = reply.send(());
+            }
+            Command::Detach(reply) => {
+                if let Some(link) = self.link.take() {
+                    self.node.handle_disconnected(now);
+                    self.drain().await;
+                    self.connection = Connection::Offline;
+                    // Closing waits for the writer; the node keeps running meanwhile.
+                    tokio::spawn(async move {
+                        link.close().await;
+                        let _ = reply.send(());
+                    });
+                } else {
+                    let _ = reply.send(());
+                }
+            }
+            Command::SetMining(on, reply) => {
+                self.node.set_mining(on, now);
+                self.drain().await;
+                let _ = reply.send(());
+            }
+            Command::Send {
+                to,
+                amount,
+                fee,
+                reply,
+            } => {
+                let result = self.node.send_transaction(to, amount, fee, now);
+                self.drain().await;
+                let _ = reply.send(result);
+            }
+            Command::Inspect(look) => look(&self.node),
+            Command::Shutdown(reply) => return Next::Stop(reply),
+        }
+        Next::Continue
+    }
+
+    async fn on_link_event(&mut self, event: LinkEvent) {
+        let now = now_ms();
+        let closed_reason = match &event {
+            LinkEvent::Closed { reason } => Some(reason.clone()),
+            LinkEvent::RelayError { code, message } => {
+                let _ = self.events.send(RuntimeEvent::RelayError {
+                    code: *code,
+                    message: message.clone(),
+                });
+                None
+            }
+            _ => None,
+        };
+        let closed = transport::deliver(&mut self.node, event, now);
+        if closed {
+            let url = self
+                .link
+                .take()
+                .map(|link| link.info().url.clone())
+                .unwrap_or_default();
+            let reason = closed_reason.unwrap_or_default();
+            self.connection = Connection::Lost {
+                url,
+                reason: reason.clone(),
+            };
+            let _ = self.events.send(RuntimeEvent::Disconnected { reason });
+        }
+        self.drain().await;
+    }
+
+    async fn on_found(&mut self, found: FoundBlock) {
+        if found.job_id != self.current_job || !self.node.is_mining() {
+            tracing::debug!(job = found.job_id, "dropping a block for an old job");
+            return;
+        }
+        let now = now_ms();
+        let hash = found.block.hash();
+        let height = found.block.header.height;
+        self.node.handle_mined_block(found.block, now);
+        self.job_started = false;
+        self.drain().await;
+        if self.fatal.is_some() {
+            return;
+        }
+        if self.node.tree().tip_hash() == hash {
+            self.blocks_mined += 1;
+            tracing::info!(height, hash = %hash.short(), "mined a block");
+            let _ = self.events.send(RuntimeEvent::Mined { height, hash });
+        }
+        if self.node.is_mining() && !self.job_started {
+            // The block did not move the tip (it was refused), so no new job came: ask again.
+            self.node.set_mining(true, now);
+            self.drain().await;
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        self.node.handle_tick(now_ms());
+        self.drain().await;
+        let (then, hashes_then) = self.last_rate_sample;
+        let hashes = self.miner.hashes();
+        let elapsed = then.elapsed().as_secs_f64();
+        if elapsed > 0.0 {
+            self.hash_rate = (hashes - hashes_then) as f64 / elapsed;
+        }
+        self.last_rate_sample = (Instant::now(), hashes);
+    }
+
+    /// Does everything the node asked for since the last call.
+    async fn drain(&mut self) {
+        let mut to_store: Vec<Arc<Block>> = Vec::new();
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Send { to, payload } => self.transmit(Outgoing::Send { to, payload }).await,
+                Output::Broadcast { payload } => self.transmit(Outgoing::Broadcast(payload)).await,
+                Output::StoreBlock(block) => to_store.push(block),
+                Output::DeleteBlock(hash) => {
+                    self.store_blocks(std::mem::take(&mut to_store));
+                    if self.fatal.is_none() {
+                        if let Err(error) = self.store.delete(&hash) {
+                            self.fail(error);
+                        }
+                    }
+                }
+                Output::Mine(job) => {
+                    if self.fatal.is_none() {
+                        self.current_job = job.job_id;
+                        self.job_started = true;
+                        self.miner.start_job(job);
+                    }
+                }
+                Output::StopMining => self.miner.stop(),
+                Output::Event(event) => self.on_node_event(event),
+            }
+        }
+        self.store_blocks(to_store);
+    }
+
+    fn store_blocks(&mut self, blocks: Vec<Arc<Block>>) {
+        if blocks.is_empty() || self.fatal.is_some() {
+            return;
+        }
+        if let Err(error) = self.store.append(&blocks) {
+            self.fail(error);
+        }
+    }
+
+    fn fail(&mut self, error: StoreError) {
+        self.miner.stop();
+        if self.node.is_mining() {
+            self.node.set_mining(false, now_ms());
+        }
+        self.fatal = Some(error);
+    }
+
+    async fn transmit(&mut self, outgoing: Outgoing) {
+        if let Some(link) = &self.link {
+            // A closed link is reported by its reader; the payload is lost with it.
+            let _ = link.send(outgoing).await;
+        }
+    }
+
+    fn on_node_event(&mut self, event: NodeEvent) {
+        log_event(&self.node, &event);
+        if self.replaying && matches!(event, NodeEvent::BlockRejected { .. }) {
+            self.rejected_stored_blocks += 1;
+        }
+        let _ = self.events.send(RuntimeEvent::Node(event));
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let node = &self.node;
+        let tip = node.tip_status();
+        let (syncing, sync_target_height) = match node.sync_state() {
+            SyncState::Synced => (false, None),
+            SyncState::Syncing { target_height } => (true, Some(target_height)),
+        };
+        Snapshot {
+            name: node.name().to_owned(),
+            address: node.address(),
+            network: self.network,
+            connection: self.connection.clone(),
+            height: tip.height,
+            tip: tip.hash,
+            total_work: tip.total_work,
+            syncing,
+            sync_target_height,
+            requests_in_flight: node.poll_timeout().is_some(),
+            peers: node.peers().map(peer_summary).collect(),
+            mining: node.is_mining(),
+            miner_threads: self.miner.threads(),
+            hash_rate: self.hash_rate,
+            hashes: self.miner.hashes(),
+            blocks_mined: self.blocks_mined,
+            balance: node.balance(&node.address()),
+            mempool: node.mempool().len(),
+            stored_blocks: self.store.len(),
+            loaded_blocks: self.loaded_blocks,
+            rejected_stored_blocks: self.rejected_stored_blocks,
+            truncated_bytes: self.truncated_bytes,
+            fatal: self.fatal.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+fn peer_summary(peer: &shared::node::PeerInfo) -> PeerSummary {
+    let (state, refusal) = match &peer.handshake {
+        _ if peer.banned => ("banned", None),
+        _ if peer.muted => ("muted", None),
+        Handshake::Pending => ("pending", None),
+        Handshake::Done => ("ready", None),
+        Handshake::Refused(reason) => ("refused", Some(reason.clone())),
+    };
+    PeerSummary {
+        id: peer.id.clone(),
+        name: peer.name.clone(),
+        address: peer.address,
+        state,
+        refusal,
+        height: peer.tip.map(|tip| tip.height),
+        total_work: peer.tip.map(|tip| tip.total_work),
+        misbehavior: peer.misbehavior,
+    }
+}
+
+async fn next_link_event(link: &mut Option<Link>) -> LinkEvent {
+    match link {
+        Some(link) => link.next_event().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Logs a node event with fields; routine chain growth at debug level, the rest at info or warn.
+fn log_event(node: &Node, event: &NodeEvent) {
+    let peer_name = |peer: &PeerId| {
+        node.peer(peer)
+            .and_then(|info| info.name.clone())
+            .unwrap_or_else(|| peer.short().to_owned())
+    };
+    match event {
+        NodeEvent::TipChanged {
+            hash,
+            height,
+            reorg_depth,
+            ..
+        } => {
+            if *reorg_depth > 0 {
+                tracing::info!(height, hash = %hash.short(), reorg_depth, "reorganized to a heavier chain");
+            } else {
+                tracing::debug!(height, hash = %hash.short(), "new tip");
+            }
+        }
+        NodeEvent::BlockAccepted { .. } | NodeEvent::PeerTip { .. } => {}
+        NodeEvent::BlockRejected { hash, from, reason } => {
+            let from = from.as_ref().map(peer_name);
+            tracing::warn!(hash = %hash.short(), from, %reason, "block rejected");
+        }
+        NodeEvent::PeerJoined { peer } => tracing::debug!(peer = %peer.short(), "peer joined"),
+        NodeEvent::PeerLeft { peer } => tracing::info!(peer = %peer_name(peer), "peer left"),
+        NodeEvent::PeerHello {
+            peer,
+            name,
+            address,
+        } => {
+            tracing::info!(peer = %peer.short(), %name, address = %address.short(), "peer said hello")
+        }
+        NodeEvent::PeerRefused { peer, reason } => {
+            tracing::warn!(peer = %peer.short(), %reason, "peer refused: it is not on our network")
+        }
+        NodeEvent::PeerMisbehaved {
+            peer,
+            reason,
+            score,
+            banned,
+        } => tracing::warn!(peer = %peer_name(peer), %reason, score, banned, "peer misbehaved"),
+        NodeEvent::TransactionAccepted { id, from_peer } => {
+            let from = from_peer.as_ref().map(peer_name);
+            tracing::info!(id = %id.short(), from, "transaction accepted")
+        }
+        NodeEvent::TransactionConfirmed { id, height } => {
+            tracing::info!(id = %id.short(), height, "transaction confirmed")
+        }
+        NodeEvent::TransactionDropped { id, reason } => {
+            tracing::warn!(id = %id.short(), %reason, "transaction dropped")
+        }
+        NodeEvent::SyncChanged(state) => match state {
+            SyncState::Synced => tracing::info!(height = node.tree().tip_height(), "synced"),
+            SyncState::Syncing { target_height } => {
+                tracing::info!(target_height, "syncing")
+            }
+        },
+    }
+}
