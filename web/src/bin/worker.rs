@@ -1,0 +1,10 @@
+//! The mining Web Worker's entry point; trunk builds it from the second `rust` link in
+//! `index.html` (`data-type="worker"`).
+
+fn main() {
+    #[cfg(target_arch = "wasm32")]
+    {
+        use gloo_worker::Registrable;
+        web::miner_worker::MiningWorker::registrar().register();
+    }
+}

@@ -1,0 +1,8 @@
+//! Everything that talks to the browser: the relay transport, IndexedDB, the mining workers
+//! and the driver that ties them to the node.
+
+pub mod driver;
+pub mod miner;
+pub mod page;
+pub mod storage;
+pub mod transport;

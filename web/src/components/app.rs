@@ -1,0 +1,55 @@
+use super::event_log::EventLog;
+use super::explorer::Explorer;
+use super::identity::IdentityPanel;
+use super::mining::MiningPanel;
+use super::peers::PeersPanel;
+use super::status_bar::StatusBar;
+use super::tamper::TamperSandbox;
+use super::tree::BlockTreeView;
+use super::wallet::Wallet;
+use crate::browser::driver::DriverHandle;
+use crate::hooks::use_tabchain;
+use crate::state::{Boot, LogState, NodeState};
+use yew::prelude::*;
+
+#[component]
+pub fn App() -> Html {
+    let tabchain = use_tabchain();
+    let ready = matches!(tabchain.node.boot, Boot::Ready) && tabchain.node.snapshot.is_some();
+    let (Some(driver), true) = (tabchain.driver.clone(), ready) else {
+        let message = match &tabchain.node.boot {
+            Boot::Loading(what) => what.clone(),
+            Boot::Failed(why) => format!("This tab could not start its node: {why}"),
+            Boot::Ready => "starting…".into(),
+        };
+        return html! {
+            <main class="boot" data-testid="boot">
+                <h1>{ "tabchain" }</h1>
+                <p>{ message }</p>
+            </main>
+        };
+    };
+    html! {
+        <ContextProvider<DriverHandle> context={driver}>
+        <ContextProvider<UseReducerHandle<NodeState>> context={tabchain.node.clone()}>
+        <ContextProvider<UseReducerHandle<LogState>> context={tabchain.log.clone()}>
+            <StatusBar />
+            <main class="layout">
+                <div class="column side">
+                    <IdentityPanel />
+                    <MiningPanel />
+                    <Wallet />
+                    <EventLog />
+                </div>
+                <div class="column wide">
+                    <PeersPanel />
+                    <BlockTreeView />
+                    <Explorer />
+                    <TamperSandbox />
+                </div>
+            </main>
+        </ContextProvider<UseReducerHandle<LogState>>>
+        </ContextProvider<UseReducerHandle<NodeState>>>
+        </ContextProvider<DriverHandle>>
+    }
+}

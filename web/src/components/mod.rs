@@ -1,0 +1,15 @@
+//! The views. Each reads the state (and, for on-demand data such as chain rows, the driver)
+//! and renders; none validates or hashes.
+
+pub mod app;
+pub mod event_log;
+pub mod explorer;
+pub mod identity;
+pub mod mining;
+pub mod peers;
+pub mod status_bar;
+pub mod tamper;
+pub mod tree;
+pub mod wallet;
+
+pub use app::App;

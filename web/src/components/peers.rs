@@ -1,0 +1,101 @@
+use crate::format::work;
+use crate::hooks::{use_driver, use_node_state};
+use yew::prelude::*;
+
+/// Compare chains across tabs: every peer's tip against ours, plus the partition controls.
+#[component]
+pub fn PeersPanel() -> Html {
+    let state = use_node_state();
+    let driver = use_driver();
+    let Some(snapshot) = state.snapshot.clone() else {
+        return html! {};
+    };
+    let online = !matches!(
+        state.connection,
+        crate::connection::ConnectionState::Offline
+    );
+    let toggle_online = {
+        let driver = driver.clone();
+        Callback::from(move |_| driver.set_online(!online))
+    };
+    html! {
+        <section class="panel" aria-labelledby="peers-title">
+            <div class="panel-head">
+                <h2 id="peers-title">{ "Compare chains across tabs" }</h2>
+                <button data-testid="go-offline" data-online={online.to_string()}
+                    class={classes!(if online { "" } else { "active" })} onclick={toggle_online}
+                    title="close the relay connection and keep mining alone, to make a fork">
+                    { if online { "Go offline" } else { "Go online" } }
+                </button>
+            </div>
+            <div class="table-wrap">
+            <table class="peers" data-testid="peer-table">
+                <thead><tr>
+                    <th scope="col">{ "Node" }</th><th scope="col">{ "Tip" }</th>
+                    <th scope="col">{ "Height" }</th><th scope="col">{ "Work" }</th>
+                    <th scope="col">{ "Against our chain" }</th><th scope="col">{ "" }</th>
+                </tr></thead>
+                <tbody>
+                    <tr class="self" data-testid="self-row">
+                        <td><b>{ format!("{} (you)", snapshot.name) }</b></td>
+                        <td><code>{ snapshot.tip_hash.short() }</code></td>
+                        <td>{ snapshot.height }</td>
+                        <td>{ work(snapshot.total_work_log2) }</td>
+                        <td>{ "—" }</td><td></td>
+                    </tr>
+                    { for snapshot.peers.iter().map(|peer| {
+                        let muted = peer.muted;
+                        let id = peer.id.clone();
+                        let toggle_mute = {
+                            let driver = driver.clone();
+                            Callback::from(move |_| driver.set_peer_muted(&id, !muted))
+                        };
+                        let misbehaving = peer.misbehavior > 0 || peer.banned;
+                        html! {
+                            <tr key={peer.id.to_string()} data-testid="peer-row"
+                                data-peer-name={peer.name.clone()} data-peer-id={peer.id.to_string()}
+                                data-relation={peer.relation.key()}
+                                class={classes!(peer.relation.key(), muted.then_some("muted-peer"))}>
+                                <td>
+                                    <b>{ peer.name.clone() }</b>
+                                    if let Some(address) = peer.address {
+                                        <code class="muted small">{ format!(" {}", address.short()) }</code>
+                                    }
+                                    if misbehaving {
+                                        <span class="badge bad" data-testid="peer-misbehaving"
+                                            data-score={peer.misbehavior.to_string()}
+                                            title={peer.last_offense.clone().unwrap_or_default()}>
+                                            { if peer.banned { "banned".to_string() }
+                                              else { format!("misbehaving ({})", peer.misbehavior) } }
+                                        </span>
+                                    }
+                                    if muted { <span class="badge">{ "muted" }</span> }
+                                    if let Some(reason) = peer.refused.clone() {
+                                        <span class="badge bad" title={reason}>{ "other network" }</span>
+                                    }
+                                </td>
+                                <td>{ peer.tip.map(|tip| html! {
+                                    <code data-hash={tip.hash.to_hex()}>{ tip.hash.short() }</code>
+                                }).unwrap_or_else(|| html! { "—" }) }</td>
+                                <td>{ peer.tip.map(|tip| tip.height.to_string()).unwrap_or("—".into()) }</td>
+                                <td>{ peer.total_work_log2.map(work).unwrap_or("—".into()) }</td>
+                                <td class="relation">{ peer.relation.describe() }</td>
+                                <td>
+                                    <button class="small" data-testid="peer-mute"
+                                        aria-pressed={muted.to_string()} onclick={toggle_mute}
+                                        title="mute: send nothing to this peer and ignore what it sends">
+                                        { if muted { "Unmute" } else { "Mute" } }
+                                    </button>
+                                </td>
+                            </tr>
+                        }
+                    }) }
+                </tbody>
+            </table>
+            </div>
+            if snapshot.peers.is_empty() {
+                <p class="hint">{ "No other tabs in this room yet. Open this page in another tab to add a node." }</p>
+            }
+        </section>
+    }
+}

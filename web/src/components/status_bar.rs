@@ -1,0 +1,63 @@
+use crate::browser::driver::now_ms;
+use crate::hooks::use_node_state;
+use crate::mining::format_rate;
+use shared::node::SyncState;
+use yew::prelude::*;
+
+/// The always-visible line: who, where, how connected, how far the chain is.
+#[component]
+pub fn StatusBar() -> Html {
+    let state = use_node_state();
+    let Some(snapshot) = state.snapshot.clone() else {
+        return html! {};
+    };
+    let session = state.session.clone();
+    let room = session
+        .as_ref()
+        .map(|s| s.config.room.clone())
+        .unwrap_or_default();
+    let network = session
+        .as_ref()
+        .map(|s| s.config.network_label().to_string())
+        .unwrap_or_default();
+    let connected_peers = snapshot
+        .peers
+        .iter()
+        .filter(|peer| peer.address.is_some() && peer.refused.is_none())
+        .count();
+    let sync = match snapshot.sync {
+        SyncState::Synced => ("synced", "in sync".to_string()),
+        SyncState::Syncing { target_height } => ("syncing", format!("syncing to {target_height}")),
+    };
+    let connection = &state.connection;
+    html! {
+        <header class="status-bar" role="status">
+            <span class="brand">{ "tabchain" }</span>
+            <span class="item" title={snapshot.address.to_hex()}>
+                <b>{ snapshot.name.clone() }</b>
+                <code class="muted">{ snapshot.address.short() }</code>
+            </span>
+            <span class="item" data-testid="status-room" title="room">{ format!("room {room}") }
+                <span class="muted">{ format!(" · {network}") }</span></span>
+            <span class={classes!("item", "pill", connection.key())}
+                data-testid="status-connection" data-state={connection.key()}>
+                { connection.describe(now_ms()) }
+            </span>
+            <span class="item" title="peers that said hello">
+                { "peers " }<b data-testid="peer-count">{ connected_peers }</b>
+            </span>
+            <span class="item">{ "height " }<b data-testid="status-height">{ snapshot.height }</b></span>
+            <span class="item" title={snapshot.tip_hash.to_hex()}>
+                { "tip " }<code data-testid="tip-hash" data-hash={snapshot.tip_hash.to_hex()}>
+                    { snapshot.tip_hash.short() }</code>
+            </span>
+            <span class={classes!("item", "pill", sync.0)} data-testid="status-sync" data-state={sync.0}>
+                { sync.1 }
+            </span>
+            <span class="item" title="hashes per second, all workers">
+                { "⛏ " }<b data-testid="hash-rate" data-value={format!("{:.0}", state.hash_rate)}>
+                    { format_rate(state.hash_rate) }</b>
+            </span>
+        </header>
+    }
+}

@@ -1,0 +1,89 @@
+use crate::hooks::use_node_state;
+use yew::prelude::*;
+
+const STEP_X: i64 = 46;
+const STEP_Y: i64 = 46;
+const MARGIN_X: i64 = 30;
+const MARGIN_Y: i64 = 26;
+const LABEL_ROOM: i64 = 34;
+
+/// An SVG of the recent block tree: our best chain on the first lane, side branches below,
+/// peer names under the blocks they sit on, reorgs marked.
+#[component]
+pub fn BlockTreeView() -> Html {
+    let state = use_node_state();
+    let Some(snapshot) = state.snapshot.clone() else {
+        return html! {};
+    };
+    let drawing = &snapshot.tree;
+    let x = |height: u64| MARGIN_X + (height - drawing.min_height) as i64 * STEP_X;
+    let y = |lane: usize| MARGIN_Y + lane as i64 * (STEP_Y + LABEL_ROOM);
+    let width = x(drawing.max_height.max(drawing.min_height)) + MARGIN_X + 60;
+    let height = y(drawing.lanes.saturating_sub(1)) + MARGIN_Y + LABEL_ROOM;
+    let edges = drawing.nodes.iter().filter_map(|node| {
+        let parent = &drawing.nodes[node.parent?];
+        Some(html! {
+            <line x1={x(parent.height).to_string()} y1={y(parent.lane).to_string()}
+                x2={x(node.height).to_string()} y2={y(node.lane).to_string()}
+                class={if node.on_best_chain { "edge best" } else { "edge side" }} />
+        })
+    });
+    let nodes = drawing.nodes.iter().map(|node| {
+        let (cx, cy) = (x(node.height), y(node.lane));
+        let class = classes!(
+            "block",
+            if node.on_best_chain { "best" } else { "side" },
+            node.is_our_tip.then_some("tip")
+        );
+        let mut labels = node.peers.clone();
+        if node.is_our_tip {
+            labels.insert(0, "you".into());
+        }
+        html! {
+            <g key={node.hash.to_hex()} class={class} data-testid="tree-block"
+                data-hash={node.hash.to_hex()} data-height={node.height.to_string()}>
+                <title>{ format!("block {} {}", node.height, node.hash.short()) }</title>
+                <rect x={(cx - 13).to_string()} y={(cy - 11).to_string()} width="26" height="22" rx="4" />
+                <text x={cx.to_string()} y={(cy + 4).to_string()} class="h">{ node.height % 1000 }</text>
+                { for labels.iter().enumerate().map(|(row, name)| html! {
+                    <text x={cx.to_string()} y={(cy + 24 + row as i64 * 11).to_string()}
+                        class={if name == "you" { "who you" } else { "who" }}>{ name.clone() }</text>
+                }) }
+            </g>
+        }
+    });
+    let reorgs = drawing.reorgs.iter().map(|mark| {
+        let (cx, cy) = (x(mark.height), y(mark.lane));
+        html! {
+            <g class="reorg" data-testid="reorg-marker" data-depth={mark.depth.to_string()}
+                data-height={mark.height.to_string()}>
+                <title>{ format!("reorg: this branch lost {} block(s) here", mark.depth) }</title>
+                <text x={(cx + 16).to_string()} y={(cy - 12).to_string()}>{ format!("↺ reorg −{}", mark.depth) }</text>
+            </g>
+        }
+    });
+    html! {
+        <section class="panel" aria-labelledby="tree-title">
+            <h2 id="tree-title">{ "Block tree (last 30 heights)" }</h2>
+            <div class="tree-wrap">
+                <svg class="tree" data-testid="block-tree" width={width.to_string()} height={height.to_string()}
+                    viewBox={format!("0 0 {width} {height}")} role="img"
+                    aria-label="the recent block tree with branches and peers">
+                    { for edges }{ for nodes }{ for reorgs }
+                </svg>
+            </div>
+            <p class="hint legend">
+                <span class="key best"></span>{ " our best chain " }
+                <span class="key side"></span>{ " side branch (fork) " }
+                <span class="key tipkey"></span>{ " our tip" }
+            </p>
+            if !drawing.unknown_peer_tips.is_empty() {
+                <p class="hint">{ "On blocks we do not have: " }
+                    { drawing.unknown_peer_tips.iter()
+                        .map(|(name, height)| format!("{name} (height {height})"))
+                        .collect::<Vec<_>>().join(", ") }
+                </p>
+            }
+        </section>
+    }
+}

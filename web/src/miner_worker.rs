@@ -1,0 +1,124 @@
+//! The mining Web Worker: runs [`shared::mining::mine`] in chunks and yields to its event loop
+//! between chunks (a `setTimeout(0)`, a real task, not a microtask), so a new job or a stop
+//! arrives within one chunk. Chunks are sized to take about [`CHUNK_TARGET_MS`].
+
+use crate::mining::{MinerCommand, MinerReport};
+use gloo_worker::{HandlerId, Worker, WorkerScope};
+use shared::mining::{mine, MiningOutcome};
+use shared::BlockHeader;
+
+/// How long one chunk should take: short enough that a new job starts promptly, long enough
+/// that the progress messages and timer overhead stay a small share of the time.
+pub const CHUNK_TARGET_MS: f64 = 60.0;
+/// Bounds of the adaptive chunk size.
+pub const MIN_CHUNK: u64 = 1_000;
+pub const MAX_CHUNK: u64 = 500_000;
+
+struct Job {
+    job_id: u64,
+    header: BlockHeader,
+    next_nonce: u64,
+    subscriber: HandlerId,
+}
+
+pub struct MiningWorker {
+    job: Option<Job>,
+    chunk: u64,
+    chunk_scheduled: bool,
+}
+
+pub enum WorkerMessage {
+    RunChunk,
+}
+
+impl MiningWorker {
+    fn schedule(&mut self, scope: &WorkerScope<Self>) {
+        if self.chunk_scheduled {
+            return;
+        }
+        self.chunk_scheduled = true;
+        scope.send_future(async {
+            gloo_timers::future::TimeoutFuture::new(0).await;
+            WorkerMessage::RunChunk
+        });
+    }
+}
+
+impl Worker for MiningWorker {
+    type Message = WorkerMessage;
+    type Input = MinerCommand;
+    type Output = MinerReport;
+
+    fn create(_scope: &WorkerScope<Self>) -> Self {
+        MiningWorker {
+            job: None,
+            chunk: 20_000,
+            chunk_scheduled: false,
+        }
+    }
+
+    fn update(&mut self, scope: &WorkerScope<Self>, message: WorkerMessage) {
+        let WorkerMessage::RunChunk = message;
+        self.chunk_scheduled = false;
+        let Some(job) = self.job.as_mut() else {
+            return;
+        };
+        let started = js_sys::Date::now();
+        let outcome = mine(&job.header, job.next_nonce, self.chunk);
+        let elapsed = (js_sys::Date::now() - started).max(1.0);
+        match outcome {
+            MiningOutcome::Found { nonce, tried, .. } => {
+                scope.respond(
+                    job.subscriber,
+                    MinerReport::Found {
+                        job_id: job.job_id,
+                        nonce,
+                        hashes: tried,
+                    },
+                );
+                self.job = None;
+                return;
+            }
+            MiningOutcome::Exhausted { tried } => {
+                job.next_nonce = job.next_nonce.wrapping_add(tried);
+                scope.respond(
+                    job.subscriber,
+                    MinerReport::Progress {
+                        job_id: job.job_id,
+                        hashes: tried,
+                    },
+                );
+                let scaled = (self.chunk as f64 * CHUNK_TARGET_MS / elapsed) as u64;
+                // Change by at most a factor of two per chunk, so one slow chunk (a GC pause)
+                // does not swing the size.
+                self.chunk = scaled
+                    .clamp(self.chunk / 2, self.chunk * 2)
+                    .clamp(MIN_CHUNK, MAX_CHUNK);
+            }
+            MiningOutcome::InvalidTarget => {
+                self.job = None;
+                return;
+            }
+        }
+        self.schedule(scope);
+    }
+
+    fn received(&mut self, scope: &WorkerScope<Self>, command: MinerCommand, id: HandlerId) {
+        match command {
+            MinerCommand::Mine {
+                job_id,
+                header,
+                first_nonce,
+            } => {
+                self.job = Some(Job {
+                    job_id,
+                    header,
+                    next_nonce: first_nonce,
+                    subscriber: id,
+                });
+                self.schedule(scope);
+            }
+            MinerCommand::Stop => self.job = None,
+        }
+    }
+}

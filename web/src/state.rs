@@ -1,0 +1,122 @@
+//! The UI state: one reducer for the node's picture, one for the event log. The driver
+//! dispatches actions after it has drained the node's outputs; components only read.
+
+use crate::config::Config;
+use crate::connection::ConnectionState;
+use crate::identity::StoredIdentity;
+use crate::log::{LogEntry, MAX_LOG_ENTRIES};
+use crate::snapshot::NodeSnapshot;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use yew::Reducible;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Boot {
+    Loading(String),
+    Ready,
+    Failed(String),
+}
+
+/// What this tab is: fixed for the life of the page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    pub config: Config,
+    pub identity_id: String,
+    /// False when IndexedDB could not be opened: the node runs, but forgets on reload.
+    pub persistent: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeState {
+    pub boot: Boot,
+    pub session: Option<Rc<Session>>,
+    pub snapshot: Option<Rc<NodeSnapshot>>,
+    pub connection: ConnectionState,
+    pub hash_rate: f64,
+    pub workers: u32,
+    pub max_workers: u32,
+    pub identities: Rc<Vec<StoredIdentity>>,
+}
+
+impl Default for NodeState {
+    fn default() -> Self {
+        NodeState {
+            boot: Boot::Loading("starting…".into()),
+            session: None,
+            snapshot: None,
+            connection: ConnectionState::Connecting { attempt: 1 },
+            hash_rate: 0.0,
+            workers: 1,
+            max_workers: 1,
+            identities: Rc::new(Vec::new()),
+        }
+    }
+}
+
+pub enum NodeAction {
+    Booting(String),
+    Ready(Rc<Session>),
+    Failed(String),
+    Snapshot(Rc<NodeSnapshot>),
+    Connection(ConnectionState),
+    HashRate(f64),
+    Workers { count: u32, max: u32 },
+    Identities(Vec<StoredIdentity>),
+}
+
+impl Reducible for NodeState {
+    type Action = NodeAction;
+
+    fn reduce(self: Rc<Self>, action: NodeAction) -> Rc<Self> {
+        let mut next = (*self).clone();
+        match action {
+            NodeAction::Booting(what) => next.boot = Boot::Loading(what),
+            NodeAction::Ready(session) => {
+                next.boot = Boot::Ready;
+                next.session = Some(session);
+            }
+            NodeAction::Failed(why) => next.boot = Boot::Failed(why),
+            NodeAction::Snapshot(snapshot) => next.snapshot = Some(snapshot),
+            NodeAction::Connection(state) => next.connection = state,
+            NodeAction::HashRate(rate) => {
+                if rate == self.hash_rate {
+                    return self;
+                }
+                next.hash_rate = rate;
+            }
+            NodeAction::Workers { count, max } => {
+                next.workers = count;
+                next.max_workers = max;
+            }
+            NodeAction::Identities(list) => next.identities = Rc::new(list),
+        }
+        Rc::new(next)
+    }
+}
+
+/// The event log, newest first.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct LogState {
+    pub entries: VecDeque<LogEntry>,
+}
+
+pub enum LogAction {
+    Append(Vec<LogEntry>),
+}
+
+impl Reducible for LogState {
+    type Action = LogAction;
+
+    fn reduce(self: Rc<Self>, action: LogAction) -> Rc<Self> {
+        let LogAction::Append(entries) = action;
+        if entries.is_empty() {
+            return self;
+        }
+        let mut next = (*self).clone();
+        for entry in entries {
+            next.entries.push_front(entry);
+        }
+        next.entries.truncate(MAX_LOG_ENTRIES);
+        Rc::new(next)
+    }
+}

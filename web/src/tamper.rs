@@ -1,0 +1,134 @@
+//! The tamper sandbox: a copy of the last blocks of our chain that people may edit, to see
+//! why a chain cannot be rewritten quietly. Editing a transaction amount or a nonce and
+//! recomputing shows that block's new hash failing its proof of work, and every later block's
+//! link to its parent breaking. The real chain is never touched.
+
+use shared::block::Block;
+use shared::mining::meets_target;
+use shared::node::Node;
+use shared::validation::verify_signatures;
+use shared::Hash;
+
+/// Blocks copied into the sandbox: enough to watch the breakage run down several links.
+pub const SANDBOX_BLOCKS: usize = 8;
+
+/// A change to one copied block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Edit {
+    Nonce {
+        block: usize,
+        nonce: u64,
+    },
+    TransactionAmount {
+        block: usize,
+        tx: usize,
+        amount: u64,
+    },
+    CoinbaseAmount {
+        block: usize,
+        amount: u64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sandbox {
+    chain_id: Hash,
+    /// What each copied block's hash was before any edit.
+    original_hashes: Vec<Hash>,
+    /// The copies, oldest first.
+    pub blocks: Vec<Block>,
+    pub edited: Vec<bool>,
+    expected_coinbase: Vec<u64>,
+}
+
+/// One copied block as the sandbox table shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxRow {
+    pub height: u64,
+    pub original_hash: Hash,
+    pub hash: Hash,
+    pub edited: bool,
+    pub proof_of_work: bool,
+    pub tx_root: bool,
+    pub signatures: bool,
+    pub coinbase: bool,
+    /// Its `prev_hash` still equals the (recomputed) hash of the block before it.
+    pub link: bool,
+}
+
+impl SandboxRow {
+    pub fn valid(&self) -> bool {
+        self.proof_of_work && self.tx_root && self.signatures && self.coinbase && self.link
+    }
+}
+
+impl Sandbox {
+    /// Copies the last [`SANDBOX_BLOCKS`] blocks of `node`'s best chain.
+    pub fn copy_from(node: &Node) -> Sandbox {
+        let tree = node.tree();
+        let from = tree
+            .tip_height()
+            .saturating_sub(SANDBOX_BLOCKS as u64 - 1)
+            .max(1);
+        let blocks: Vec<Block> = tree
+            .active_blocks(from, SANDBOX_BLOCKS)
+            .iter()
+            .map(|block| block.as_ref().clone())
+            .collect();
+        let expected_coinbase = blocks.iter().map(|block| block.coinbase.amount).collect();
+        Sandbox {
+            chain_id: tree.chain_id(),
+            original_hashes: blocks.iter().map(Block::hash).collect(),
+            edited: vec![false; blocks.len()],
+            blocks,
+            expected_coinbase,
+        }
+    }
+
+    /// Applies `edit` and recomputes the edited block's transaction root, as a forger would.
+    pub fn apply(&mut self, edit: &Edit) {
+        let index = match *edit {
+            Edit::Nonce { block, .. }
+            | Edit::TransactionAmount { block, .. }
+            | Edit::CoinbaseAmount { block, .. } => block,
+        };
+        let Some(block) = self.blocks.get_mut(index) else {
+            return;
+        };
+        match *edit {
+            Edit::Nonce { nonce, .. } => block.header.nonce = nonce,
+            Edit::TransactionAmount { tx, amount, .. } => match block.transactions.get_mut(tx) {
+                Some(tx) => tx.amount = amount,
+                None => return,
+            },
+            Edit::CoinbaseAmount { amount, .. } => block.coinbase.amount = amount,
+        }
+        block.header.tx_root = block.compute_tx_root();
+        self.edited[index] = true;
+    }
+
+    /// Every copied block re-checked, oldest first.
+    pub fn rows(&self) -> Vec<SandboxRow> {
+        let mut previous: Option<Hash> = None;
+        self.blocks
+            .iter()
+            .enumerate()
+            .map(|(index, block)| {
+                let hash = block.hash();
+                let row = SandboxRow {
+                    height: block.header.height,
+                    original_hash: self.original_hashes[index],
+                    hash,
+                    edited: self.edited[index],
+                    proof_of_work: meets_target(&block.header),
+                    tx_root: block.compute_tx_root() == block.header.tx_root,
+                    signatures: verify_signatures(&block.transactions, &self.chain_id).is_ok(),
+                    coinbase: block.coinbase.amount == self.expected_coinbase[index],
+                    link: previous.is_none_or(|previous| previous == block.header.prev_hash),
+                };
+                previous = Some(hash);
+                row
+            })
+            .collect()
+    }
+}
