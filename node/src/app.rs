@@ -337,52 +337,85 @@ async fn mine(
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
     let mut events = handle.subscribe();
-    let start = handle.snapshot().blocks_mined;
+    let before = handle.snapshot();
+    let (start, hashes_before) = (before.blocks_mined, before.hashes);
+    let started_at = std::time::Instant::now();
     let done = |snapshot: &Snapshot| blocks.is_some_and(|n| snapshot.blocks_mined >= start + n);
-    handle.set_mining(true).await?;
+    match blocks {
+        Some(blocks) => handle.mine_blocks(blocks).await?,
+        None => handle.set_mining(true).await?,
+    }
     let threads = handle.snapshot().miner_threads;
     tracing::info!(threads, "mining");
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
-    let mut best_rate: f64 = 0.0;
-    while !done(&handle.snapshot()) {
+    let mut snapshots = handle.watch();
+    let print_event = |event: RuntimeEvent, out: &mut dyn Write| -> Result<(), AppError> {
+        match event {
+            RuntimeEvent::Mined { height, hash } if json => {
+                print_json(out, &MineLine::Mined { height, hash })
+            }
+            RuntimeEvent::Mined { height, hash } => {
+                Ok(writeln!(out, "mined block {height} {hash}")?)
+            }
+            RuntimeEvent::Fatal(reason) => Err(AppError::Storage(reason)),
+            _ => Ok(()),
+        }
+    };
+    loop {
         tokio::select! {
             event = events.recv() => match event {
-                Ok(RuntimeEvent::Mined { height, hash }) => {
-                    if json {
-                        print_json(out, &MineLine::Mined { height, hash })?;
-                    } else {
-                        writeln!(out, "mined block {height} {hash}")?;
-                    }
-                }
-                Ok(RuntimeEvent::Fatal(reason)) => return Err(AppError::Storage(reason)),
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(event) => print_event(event, out)?,
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => {
                     return Err(AppError::Stopped(handle.snapshot().fatal.clone().unwrap_or_default()))
                 }
             },
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    return Err(AppError::Stopped(handle.snapshot().fatal.clone().unwrap_or_default()));
+                }
+            }
             _ = &mut interrupted => break,
         }
-        best_rate = best_rate.max(handle.snapshot().hash_rate);
+        let snapshot = snapshots.borrow().clone();
+        if let Some(fatal) = &snapshot.fatal {
+            return Err(AppError::Storage(fatal.clone()));
+        }
+        if done(&snapshot) {
+            // The runtime sends a step's events before it publishes the step's snapshot, so the
+            // last blocks' events are already queued: print them before the summary.
+            while let Ok(event) = events.try_recv() {
+                print_event(event, out)?;
+            }
+            break;
+        }
     }
     handle.set_mining(false).await?;
     let snapshot = handle.snapshot();
     let mined = snapshot.blocks_mined - start;
+    let elapsed = started_at.elapsed().as_secs_f64();
+    let hash_rate = if elapsed > 0.0 {
+        (snapshot.hashes - hashes_before) as f64 / elapsed
+    } else {
+        0.0
+    };
     if json {
         print_json(
             out,
             &MineLine::Done {
                 blocks_mined: mined,
                 height: snapshot.height,
-                hash_rate: best_rate,
+                hash_rate,
             },
         )?;
     } else {
         writeln!(
             out,
-            "mined {mined} block(s); height {}; up to {}",
+            "mined {mined} block(s) in {elapsed:.1} s; height {}; {} on {} thread(s)",
             snapshot.height,
-            report::format_rate(best_rate)
+            report::format_rate(hash_rate),
+            threads
         )?;
     }
     if !matches!(snapshot.connection, Connection::Offline) {

@@ -100,6 +100,9 @@ pub fn balances_view(node: &Node) -> Vec<BalanceView> {
         .tree()
         .ledger()
         .accounts()
+        .filter(|(address, account)| {
+            account.balance > 0 || account.nonce > 0 || **address == node.address()
+        })
         .map(|(address, account)| BalanceView {
             address: *address,
             name: names.get(address).cloned(),

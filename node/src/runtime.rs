@@ -186,7 +186,12 @@ impl Snapshot {
 enum Command {
     Attach(Box<Link>, oneshot::Sender<()>),
     Detach(oneshot::Sender<()>),
-    SetMining(bool, oneshot::Sender<()>),
+    /// Start or stop mining; with a budget, stop by itself once that many more blocks are ours.
+    SetMining {
+        on: bool,
+        budget: Option<u64>,
+        reply: oneshot::Sender<()>,
+    },
     Send {
         to: Address,
         amount: u64,
@@ -245,6 +250,7 @@ impl NodeHandle {
             current_job: 0,
             job_started: false,
             blocks_mined: 0,
+            mining_until: None,
             hash_rate: 0.0,
             last_rate_sample: (Instant::now(), 0),
             loaded_blocks,
@@ -315,7 +321,23 @@ impl NodeHandle {
     }
 
     pub async fn set_mining(&self, on: bool) -> Result<(), NodeError> {
-        self.request(|reply| Command::SetMining(on, reply)).await
+        self.request(|reply| Command::SetMining {
+            on,
+            budget: None,
+            reply,
+        })
+        .await
+    }
+
+    /// Mines until `blocks` more of our blocks became the tip, then stops by itself (so not one
+    /// block more is mined, however fast blocks come).
+    pub async fn mine_blocks(&self, blocks: u64) -> Result<(), NodeError> {
+        self.request(|reply| Command::SetMining {
+            on: true,
+            budget: Some(blocks),
+            reply,
+        })
+        .await
     }
 
     /// Signs, queues and announces a payment; returns the transaction id.
@@ -393,6 +415,8 @@ struct Runtime {
     /// Set when a drain started a new job.
     job_started: bool,
     blocks_mined: u64,
+    /// Stop mining when `blocks_mined` reaches this.
+    mining_until: Option<u64>,
     hash_rate: f64,
     last_rate_sample: (Instant, u64),
     loaded_blocks: usize,
@@ -492,7 +516,8 @@ impl Runtime {
                     let _ = reply.send(());
                 }
             }
-            Command::SetMining(on, reply) => {
+            Command::SetMining { on, budget, reply } => {
+                self.mining_until = budget.map(|blocks| self.blocks_mined + blocks);
                 self.node.set_mining(on, now);
                 self.drain().await;
                 let _ = reply.send(());
@@ -561,6 +586,12 @@ impl Runtime {
             self.blocks_mined += 1;
             tracing::info!(height, hash = %hash.short(), "mined a block");
             let _ = self.events.send(RuntimeEvent::Mined { height, hash });
+            if self.mining_until == Some(self.blocks_mined) {
+                self.mining_until = None;
+                self.node.set_mining(false, now);
+                self.drain().await;
+                return;
+            }
         }
         if self.node.is_mining() && !self.job_started {
             // The block did not move the tip (it was refused), so no new job came: ask again.

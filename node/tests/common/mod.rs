@@ -1,0 +1,132 @@
+//! What the node's integration tests share: an in-process relay on a free port, nodes on the
+//! test network in temporary directories, and waiting for a condition on several nodes at once.
+
+#![allow(dead_code)]
+
+use futures_util::future::select_all;
+use node::runtime::{NodeHandle, NodeOptions, Snapshot};
+use shared::NetworkParams;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Long enough for a debug build on a busy 2-core machine; each wait returns as soon as its
+/// condition holds, so a passing test never waits this long.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A relay running in this process until dropped.
+pub struct TestRelay {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _static_dir: tempfile::TempDir,
+}
+
+impl TestRelay {
+    pub async fn start() -> TestRelay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let static_dir = tempfile::tempdir().unwrap();
+        std::fs::write(static_dir.path().join("index.html"), "<!doctype html>").unwrap();
+        // The test network makes blocks in microseconds, far faster than a real network's gossip:
+        // lift the per-peer rate limit so the relay's flood guard does not cut the nodes off.
+        let config = relay::Config {
+            static_dir: static_dir.path().to_owned(),
+            rate_per_second: 1_000_000,
+            rate_burst: 1_000_000,
+            flood_drops_before_disconnect: 1_000_000,
+            ..relay::Config::default()
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            relay::run(listener, config, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the relay runs");
+        });
+        TestRelay {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+            _static_dir: static_dir,
+        }
+    }
+
+    pub fn url(&self, room: &str) -> String {
+        format!("ws://{}/ws/{room}", self.addr)
+    }
+
+    /// Closes every connection and stops the relay.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+pub async fn start_node(name: &str, data_dir: &Path) -> NodeHandle {
+    NodeHandle::start(NodeOptions {
+        name: name.into(),
+        params: NetworkParams::test(),
+        data_dir: data_dir.join(name),
+        threads: 1,
+    })
+    .await
+    .expect("the node starts")
+}
+
+/// Waits until `condition` holds on the latest snapshots of all `nodes` at once.
+pub async fn wait_all(
+    nodes: &[&NodeHandle],
+    what: &str,
+    condition: impl Fn(&[Arc<Snapshot>]) -> bool,
+) -> Vec<Arc<Snapshot>> {
+    let mut watches: Vec<_> = nodes.iter().map(|node| node.watch()).collect();
+    let waited = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            let snapshots: Vec<Arc<Snapshot>> = watches
+                .iter_mut()
+                .map(|watch| watch.borrow_and_update().clone())
+                .collect();
+            if condition(&snapshots) {
+                return snapshots;
+            }
+            let changes = watches.iter_mut().map(|watch| Box::pin(watch.changed()));
+            let (changed, _, _) = select_all(changes).await;
+            changed.expect("a node stopped while we waited");
+        }
+    })
+    .await;
+    match waited {
+        Ok(snapshots) => snapshots,
+        Err(_) => {
+            let states: Vec<String> = nodes
+                .iter()
+                .map(|node| {
+                    let s = node.snapshot();
+                    format!(
+                        "{}: height {} tip {} syncing {} in flight {} peers {:?}",
+                        s.name,
+                        s.height,
+                        s.tip.short(),
+                        s.syncing,
+                        s.requests_in_flight,
+                        s.peers.iter().map(|p| (p.name.clone(), p.state, p.height)).collect::<Vec<_>>()
+                    )
+                })
+                .collect();
+            panic!("timed out waiting for {what}:\n{}", states.join("\n"));
+        }
+    }
+}
+
+/// Every node has the same tip and is synced.
+pub fn converged(snapshots: &[Arc<Snapshot>]) -> bool {
+    snapshots.iter().all(|s| s.is_synced() && s.tip == snapshots[0].tip)
+}
