@@ -499,3 +499,105 @@ proptest! {
         }
     }
 }
+
+/// One block of a random block tree: which earlier block it builds on (or genesis), who mines
+/// it, the transfers it tries, and whether it also carries a transfer from an account that
+/// never had coins (valid in form and signature, invalid against the ledger).
+#[derive(Clone, Debug)]
+struct TreeBlockPlan {
+    parent: prop::sample::Index,
+    step: BlockPlan,
+    poisoned: bool,
+}
+
+fn arb_tree_plan() -> impl Strategy<Value = Vec<TreeBlockPlan>> {
+    let block = (
+        any::<prop::sample::Index>(),
+        arb_plan(1..2),
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(|(parent, mut steps, poisoned)| TreeBlockPlan {
+            parent,
+            step: steps.remove(0),
+            poisoned,
+        });
+    prop::collection::vec(block, 1..14)
+}
+
+proptest! {
+    #![proptest_config(config(32))]
+
+    /// Nodes that receive the same blocks in any order end on the same tip with the same
+    /// ledger: the block with most work (here, height; ties to the lower hash) among those
+    /// with no invalid ancestor, and exactly the ledger of applying its chain from genesis.
+    #[test]
+    fn any_arrival_order_gives_the_same_tip_and_ledger(
+        plan in arb_tree_plan(),
+        arrival in prop::collection::vec(any::<u32>(), 14),
+    ) {
+        let params = NetworkParams::test();
+        let chain_id = BlockTree::new(params.clone()).chain_id();
+        let unfunded = keypair(99);
+        // Block i (1-based; 0 is genesis) with the indices of its ancestors, oldest first.
+        let mut blocks: Vec<Block> = vec![];
+        let mut paths: Vec<Vec<usize>> = vec![];
+        let mut poisoned: Vec<bool> = vec![];
+        for spec in &plan {
+            let parent = spec.parent.index(blocks.len() + 1);
+            let path: Vec<usize> = if parent == 0 { vec![] } else { paths[parent - 1].clone() };
+            let branch_poisoned = path.iter().any(|&i| poisoned[i]);
+            let block = if branch_poisoned {
+                // No honest node builds on an invalid block: build the child by hand.
+                common::child_of(&blocks[*path.last().unwrap()], keypair(1).address(), &params)
+            } else {
+                let chain: Vec<Block> = path.iter().map(|&i| blocks[i].clone()).collect();
+                let mut builder = tree_with(&params, &chain);
+                let mut block = mine_plan(&mut builder, std::slice::from_ref(&spec.step)).remove(0);
+                if spec.poisoned {
+                    block.transactions.push(Transaction::new_signed(
+                        &unfunded, &chain_id, keypair(1).address(), 1, 0, 0,
+                    ));
+                    block.coinbase.amount = params.subsidy(block.header.height)
+                        + block.total_fees().unwrap();
+                    common::reseal(&mut block);
+                }
+                block
+            };
+            let mut own_path = path;
+            own_path.push(blocks.len());
+            paths.push(own_path);
+            poisoned.push(spec.poisoned && !branch_poisoned);
+            blocks.push(block);
+        }
+
+        // The expected tip, by the rule, from the blocks with no invalid ancestor.
+        let valid: Vec<usize> = (0..blocks.len())
+            .filter(|&i| !paths[i].iter().any(|&j| poisoned[j]))
+            .collect();
+        let best = valid.iter().copied().max_by_key(|&i| {
+            (blocks[i].header.height, std::cmp::Reverse(blocks[i].hash()))
+        });
+        let expected = match best {
+            Some(i) => tree_with(
+                &params,
+                &paths[i].iter().map(|&j| blocks[j].clone()).collect::<Vec<_>>(),
+            ),
+            None => BlockTree::new(params.clone()),
+        };
+
+        let now = blocks.iter().map(|b| b.header.timestamp_ms).max().unwrap();
+        let in_order: Vec<usize> = (0..blocks.len()).collect();
+        let mut shuffled = in_order.clone();
+        shuffled.sort_by_key(|&i| arrival[i].wrapping_mul(2_654_435_761).rotate_left(i as u32));
+        for order in [in_order, shuffled] {
+            let mut tree = BlockTree::new(params.clone());
+            for &i in &order {
+                // Invalid blocks are refused; that is all a node can do with them.
+                let _ = tree.add_block(blocks[i].clone(), now);
+            }
+            prop_assert_eq!(tree.tip_hash(), expected.tip_hash(), "arrival order {:?}", order);
+            prop_assert_eq!(tree.ledger(), expected.ledger());
+            assert_supply(&tree);
+        }
+    }
+}
