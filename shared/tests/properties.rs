@@ -458,15 +458,19 @@ proptest! {
         }
     }
 
-    /// Whatever users send, the block a miner builds from its mempool is valid, and the pool
-    /// holds only transactions that could still confirm.
+    /// Whatever users send, and however the chain reorganises under the pool, the block a miner
+    /// builds from its mempool is valid, and every waiting transaction could still confirm: its
+    /// nonce is not used up and its sender can pay for everything it has waiting.
     #[test]
     fn a_block_built_from_the_mempool_is_always_valid(
-        rounds in prop::collection::vec(prop::collection::vec(arb_attempt(), 0..8), 1..6),
+        rounds in prop::collection::vec(
+            (prop::collection::vec(arb_attempt(), 0..8), prop::bool::weighted(0.3), arb_plan(1..2)),
+            1..7,
+        ),
     ) {
         let people = people();
         let params = NetworkParams::test();
-        let mut tree = BlockTree::new(params);
+        let mut tree = BlockTree::new(params.clone());
         let chain_id = tree.chain_id();
         // Everyone has mined once, so everyone can pay.
         for person in &people {
@@ -474,7 +478,7 @@ proptest! {
             add_tip(&mut tree, block);
         }
         let mut pool = Mempool::new();
-        for (round, attempts) in rounds.into_iter().enumerate() {
+        for (round, (attempts, reorg, rival_plan)) in rounds.into_iter().enumerate() {
             for attempt in attempts {
                 let sender = people[attempt.from].address();
                 let nonce = tree.ledger().account(&sender).nonce
@@ -484,6 +488,34 @@ proptest! {
                     attempt.amount, attempt.fee, nonce,
                 );
                 let _ = pool.add(tx, tree.ledger(), &chain_id);
+            }
+            if reorg {
+                // Another miner replaces our tip with two blocks of its own transfers.
+                let active: Vec<Block> = tree
+                    .active_blocks(1, usize::MAX)
+                    .iter()
+                    .map(|block| (**block).clone())
+                    .collect();
+                let mut rival = tree_with(&params, &active[..active.len() - 1]);
+                let mut rival_blocks = mine_plan(&mut rival, &rival_plan);
+                rival_blocks.extend(mine_plan(&mut rival, &[BlockPlan { miner: 0, transfers: vec![] }]));
+                for block in rival_blocks {
+                    if let Ok(AddOutcome::TipChanged(change)) = common::add(&mut tree, block) {
+                        pool.on_new_tip(tree.ledger(), &change.disconnected, &change.connected);
+                    }
+                }
+                prop_assert_eq!(tree.tip_hash(), rival.tip_hash());
+            }
+            for tx in pool.transactions() {
+                let account = tree.ledger().account(&tx.sender());
+                prop_assert!(tx.nonce >= account.nonce, "a used nonce waits: {:?}", tx);
+                let waiting: u128 = pool
+                    .transactions()
+                    .iter()
+                    .filter(|other| other.from == tx.from)
+                    .map(|other| u128::from(other.amount) + u128::from(other.fee))
+                    .sum();
+                prop_assert!(waiting <= u128::from(account.balance), "more waits than the sender has");
             }
             let chosen = pool.select(tree.ledger(), 1_000);
             let block = next_block(&tree, people[round % 4].address(), chosen.clone());
