@@ -10,15 +10,16 @@ use crate::runtime::{Connection, NodeHandle};
 use std::io::Write;
 use tokio::sync::mpsc;
 
-const MENU: &str = "\
-  1) connect to a room
-  2) add a transaction
-  3) show the chain
-  4) show balances
-  5) mine (start or stop)
-  6) exit
-  7) status
-  8) peers";
+const MENU: &str = concat!(
+    "  1) connect to a room\n",
+    "  2) add a transaction\n",
+    "  3) show the chain\n",
+    "  4) show balances\n",
+    "  5) mine (start or stop)\n",
+    "  6) exit\n",
+    "  7) status\n",
+    "  8) peers",
+);
 
 /// Runs the menu until `6` or the end of input.
 pub async fn run(

@@ -38,7 +38,11 @@ pub fn synthetic_chain(params: &NetworkParams, miner: Address, count: usize) -> 
 
 /// Writes `blocks` into the block store of `data_dir` for `params`' network, as if a node had
 /// stored them, so a node started there loads them.
-pub fn preload(data_dir: &Path, params: &NetworkParams, blocks: &[Arc<Block>]) -> Result<(), StoreError> {
+pub fn preload(
+    data_dir: &Path,
+    params: &NetworkParams,
+    blocks: &[Arc<Block>],
+) -> Result<(), StoreError> {
     let (mut log, _) = BlockLog::open(&block_log_path(data_dir, params.name))?;
     log.append(blocks)?;
     Ok(())

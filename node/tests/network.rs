@@ -36,7 +36,10 @@ async fn two_nodes_mine_pay_each_other_and_agree() {
     // Alice pays bob by address; the payment reaches bob's mempool, then alice mines it.
     let bob_address = bob.snapshot().address;
     alice.send(bob_address, 10, 1).await.unwrap();
-    wait_all(&[&bob], "the payment in bob's mempool", |s| s[0].mempool == 1).await;
+    wait_all(&[&bob], "the payment in bob's mempool", |s| {
+        s[0].mempool == 1
+    })
+    .await;
     alice.mine_blocks(1).await.unwrap();
     let snapshots = wait_all(&[&alice, &bob], "the payment confirmed on both", |s| {
         converged(s) && s[0].height == 4 && s[1].balance == 10
@@ -74,7 +77,10 @@ async fn three_nodes_heal_a_partition_on_the_heavier_chain() {
     let nodes = [&alice, &bob, &carol];
     wait_all(&nodes, "hellos", all_see_each_other).await;
     alice.mine_blocks(2).await.unwrap();
-    wait_all(&nodes, "a common chain of 2", |s| converged(s) && s[0].height == 2).await;
+    wait_all(&nodes, "a common chain of 2", |s| {
+        converged(s) && s[0].height == 2
+    })
+    .await;
 
     // Carol leaves and mines 5 blocks alone; alice mines 2 with bob watching.
     carol.disconnect().await.unwrap();
@@ -131,7 +137,8 @@ async fn a_node_of_another_network_is_refused_by_name() {
     alice.connect(&relay.url("mixed")).await.unwrap();
     stranger.connect(&relay.url("mixed")).await.unwrap();
     let snapshots = wait_all(&[&alice, &stranger], "both refuse", |s| {
-        s.iter().all(|s| s.peers.len() == 1 && s.peers[0].state == "refused")
+        s.iter()
+            .all(|s| s.peers.len() == 1 && s.peers[0].state == "refused")
     })
     .await;
     for snapshot in snapshots {

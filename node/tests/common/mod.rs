@@ -117,7 +117,10 @@ pub async fn wait_all(
                         s.tip.short(),
                         s.syncing,
                         s.requests_in_flight,
-                        s.peers.iter().map(|p| (p.name.clone(), p.state, p.height)).collect::<Vec<_>>()
+                        s.peers
+                            .iter()
+                            .map(|p| (p.name.clone(), p.state, p.height))
+                            .collect::<Vec<_>>()
                     )
                 })
                 .collect();
@@ -128,5 +131,68 @@ pub async fn wait_all(
 
 /// Every node has the same tip and is synced.
 pub fn converged(snapshots: &[Arc<Snapshot>]) -> bool {
-    snapshots.iter().all(|s| s.is_synced() && s.tip == snapshots[0].tip)
+    snapshots
+        .iter()
+        .all(|s| s.is_synced() && s.tip == snapshots[0].tip)
+}
+
+/// The `node` binary built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_node");
+
+/// What a finished run of the binary printed.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|error| {
+            panic!(
+                "stdout is not JSON ({error}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// A command for the binary with its data in `data_dir`, on the test network unless `args`
+/// name another.
+pub fn node_command(data_dir: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(BIN);
+    if !args.contains(&"--network") {
+        command.args(["--network", "test"]);
+    }
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("TABCHAIN_RELAY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs the binary to the end with `stdin` as its input.
+pub async fn run_node(data_dir: &Path, args: &[&str], stdin: &str) -> Run {
+    use tokio::io::AsyncWriteExt;
+    let mut child = node_command(data_dir, args)
+        .spawn()
+        .expect("the binary starts");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let output = tokio::time::timeout(TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("`node {}` did not finish in {TIMEOUT:?}", args.join(" ")))
+        .unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
 }
