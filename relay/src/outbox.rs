@@ -151,7 +151,7 @@ impl Outbox {
 
 /// Queue slots kept between bursts. A burst may grow the queue to thousands of slots; keeping a
 /// few avoids reallocating for every message of steady traffic.
-const IDLE_QUEUE_CAPACITY: usize = 64;
+const IDLE_QUEUE_CAPACITY: usize = 16;
 
 #[cfg(test)]
 mod tests {
