@@ -67,7 +67,7 @@ pub fn Explorer() -> Html {
         <section class="panel" aria-labelledby="explorer-title">
             <h2 id="explorer-title">{ format!("Chain explorer ({total} blocks, newest first)") }</h2>
             <div class="chain-viewport" data-testid="chain-list" onscroll={onscroll}
-                style={format!("height:{}px", VISIBLE_ROWS * ROW_HEIGHT)} tabindex="0"
+                style={format!("height:{}px", VISIBLE_ROWS.min(total) * ROW_HEIGHT + 2)} tabindex="0"
                 aria-label="blocks of our best chain">
                 <div class="chain-spacer" style={format!("height:{}px", total * ROW_HEIGHT)}>
                     { for rendered }

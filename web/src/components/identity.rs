@@ -10,7 +10,7 @@ pub fn IdentityPanel() -> Html {
     let driver = use_driver();
     let editing = use_state(|| false);
     let error = use_state(|| None::<String>);
-    let name_input = use_node_ref();
+    let draft = use_state(String::new);
     let Some(snapshot) = state.snapshot.clone() else {
         return html! {};
     };
@@ -18,18 +18,27 @@ pub fn IdentityPanel() -> Html {
 
     let start_edit = {
         let editing = editing.clone();
-        Callback::from(move |_| editing.set(true))
+        let draft = draft.clone();
+        let name = snapshot.name.clone();
+        Callback::from(move |_| {
+            draft.set(name.clone());
+            editing.set(true);
+        })
+    };
+    let on_draft = {
+        let draft = draft.clone();
+        Callback::from(move |event: InputEvent| {
+            let input: HtmlInputElement = event.target_unchecked_into();
+            draft.set(input.value());
+        })
     };
     let save = {
         let driver = driver.clone();
-        let name_input = name_input.clone();
+        let draft = draft.clone();
         let error = error.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
-            let Some(input) = name_input.cast::<HtmlInputElement>() else {
-                return;
-            };
-            if let Err(why) = driver.rename(&input.value()) {
+            if let Err(why) = driver.rename(&draft) {
                 error.set(Some(why));
             }
         })
@@ -63,8 +72,8 @@ pub fn IdentityPanel() -> Html {
             if *editing {
                 <form class="row" onsubmit={save}>
                     <label class="sr-only" for="name-input">{ "Name" }</label>
-                    <input id="name-input" ref={name_input} data-testid="name-input"
-                        value={snapshot.name.clone()} maxlength="32" />
+                    <input id="name-input" data-testid="name-input" value={(*draft).clone()}
+                        oninput={on_draft} maxlength="32" />
                     <button type="submit" data-testid="name-save">{ "Save" }</button>
                 </form>
                 <p class="hint">{ "Saving restarts the node under the new name; the chain and keys stay." }</p>

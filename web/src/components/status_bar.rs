@@ -35,7 +35,7 @@ pub fn StatusBar() -> Html {
             <span class="brand">{ "tabchain" }</span>
             <span class="item" title={snapshot.address.to_hex()}>
                 <b>{ snapshot.name.clone() }</b>
-                <code class="muted">{ snapshot.address.short() }</code>
+                { " " }<code class="muted">{ snapshot.address.short() }</code>
             </span>
             <span class="item" data-testid="status-room" title="room">{ format!("room {room}") }
                 <span class="muted">{ format!(" · {network}") }</span></span>
@@ -55,7 +55,7 @@ pub fn StatusBar() -> Html {
                 { sync.1 }
             </span>
             <span class="item" title="hashes per second, all workers">
-                { "⛏ " }<b data-testid="hash-rate" data-value={format!("{:.0}", state.hash_rate)}>
+                { "mining " }<b data-testid="hash-rate" data-value={format!("{:.0}", state.hash_rate)}>
                     { format_rate(state.hash_rate) }</b>
             </span>
         </header>

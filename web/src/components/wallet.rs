@@ -4,48 +4,55 @@ use crate::snapshot::describe_tx_state;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+/// Keeps a text field's state in step with what the person types.
+fn bind(field: &UseStateHandle<String>) -> Callback<InputEvent> {
+    let field = field.clone();
+    Callback::from(move |event: InputEvent| {
+        let input: HtmlInputElement = event.target_unchecked_into();
+        field.set(input.value());
+    })
+}
+
 /// Balance, the send form and our transactions with their fate.
 #[component]
 pub fn Wallet() -> Html {
     let state = use_node_state();
     let driver = use_driver();
-    let to_ref = use_node_ref();
-    let amount_ref = use_node_ref();
-    let fee_ref = use_node_ref();
+    // Controlled fields: the app re-renders several times a second while mining, and an
+    // uncontrolled `value` would be reset under the person's fingers.
+    let to = use_state(String::new);
+    let amount = use_state(String::new);
+    let fee = use_state(|| "1".to_string());
     let feedback = use_state(|| None::<Result<String, String>>);
     let Some(snapshot) = state.snapshot.clone() else {
         return html! {};
     };
 
     let send = {
-        let (to_ref, amount_ref, fee_ref) = (to_ref.clone(), amount_ref.clone(), fee_ref.clone());
+        let (to, amount, fee) = (to.clone(), amount.clone(), fee.clone());
         let feedback = feedback.clone();
         let snapshot = snapshot.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
-            let value = |node: &NodeRef| {
-                node.cast::<HtmlInputElement>()
-                    .map(|input| input.value())
-                    .unwrap_or_default()
-            };
             let result = (|| {
-                let to = resolve_recipient(&value(&to_ref), &snapshot)?;
-                let amount: u64 = value(&amount_ref)
+                let recipient = resolve_recipient(&to, &snapshot)?;
+                let amount_value: u64 = amount
                     .trim()
                     .parse()
                     .map_err(|_| "the amount must be a whole number".to_string())?;
-                let fee_text = value(&fee_ref);
-                let fee: u64 = if fee_text.trim().is_empty() {
+                let fee_value: u64 = if fee.trim().is_empty() {
                     0
                 } else {
-                    fee_text
-                        .trim()
+                    fee.trim()
                         .parse()
                         .map_err(|_| "the fee must be a whole number".to_string())?
                 };
-                let id = driver.send_coins(to, amount, fee)?;
+                let id = driver.send_coins(recipient, amount_value, fee_value)?;
                 Ok(format!("sent: transaction {}", id.short()))
             })();
+            if result.is_ok() {
+                amount.set(String::new());
+            }
             feedback.set(Some(result));
         })
     };
@@ -59,7 +66,7 @@ pub fn Wallet() -> Html {
             </p>
             <form class="send" onsubmit={send}>
                 <label for="send-to">{ "To (a peer's name or an address)" }</label>
-                <input id="send-to" ref={to_ref} data-testid="send-to" list="peer-addresses"
+                <input id="send-to" value={(*to).clone()} oninput={bind(&to)} data-testid="send-to" list="peer-addresses"
                     placeholder="peer name or 40-digit address" autocomplete="off" />
                 <datalist id="peer-addresses">
                     { for snapshot.peers.iter().filter_map(|peer| {
@@ -71,13 +78,13 @@ pub fn Wallet() -> Html {
                 <div class="row">
                     <span>
                         <label for="send-amount">{ "Amount" }</label>
-                        <input id="send-amount" ref={amount_ref} data-testid="send-amount"
+                        <input id="send-amount" value={(*amount).clone()} oninput={bind(&amount)} data-testid="send-amount"
                             type="number" min="1" step="1" inputmode="numeric" />
                     </span>
                     <span>
                         <label for="send-fee">{ "Fee" }</label>
-                        <input id="send-fee" ref={fee_ref} data-testid="send-fee"
-                            type="number" min="0" step="1" value="1" inputmode="numeric" />
+                        <input id="send-fee" value={(*fee).clone()} oninput={bind(&fee)} data-testid="send-fee"
+                            type="number" min="0" step="1" inputmode="numeric" />
                     </span>
                 </div>
                 <button type="submit" class="primary" data-testid="send-button">{ "Send" }</button>
