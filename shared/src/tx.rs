@@ -3,7 +3,6 @@
 use crate::encode::{DecodeError, Reader, Writer};
 use crate::hash::Hash;
 use crate::keys::{Address, Keypair, PublicKey, Signature};
-use ed25519_dalek::Verifier;
 use serde::{Deserialize, Serialize};
 
 /// Domain separator of the signed bytes, so a signature over a transaction can never be
@@ -97,13 +96,14 @@ impl Transaction {
         Hash::digest(&[&writer.bytes])
     }
 
-    /// Checks the signature alone (single verification; blocks use batch verification).
+    /// Checks the signature with RFC 8032 strict verification (small-order keys and R rejected).
+    /// Blocks and the mempool both use this, so a signature is valid or not on its own.
     pub fn verify_signature(&self, chain_id: &Hash) -> bool {
         let Some(key) = self.from.verifying_key() else {
             return false;
         };
         let signature = ed25519_dalek::Signature::from_bytes(&self.signature.0);
-        key.verify(&self.signing_bytes(chain_id), &signature)
+        key.verify_strict(&self.signing_bytes(chain_id), &signature)
             .is_ok()
     }
 }

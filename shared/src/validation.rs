@@ -286,30 +286,15 @@ pub fn check_transaction_fields(tx: &Transaction, index: usize) -> Result<(), Va
     Ok(())
 }
 
-/// Verifies all signatures with one batch verification (about 3x faster than one by one); when
-/// the batch fails, single verification names the first bad transaction.
+/// Verifies every signature on its own with RFC 8032 strict verification.
+///
+/// Batch verification would be about 3x faster, but ed25519-dalek's batch equation does not agree
+/// with single verification on signatures with a small-order component: such a signature could be
+/// valid in one block and invalid in another, depending on its neighbours. Validity must not
+/// depend on the rest of the block, so consensus verifies one by one, exactly as the mempool does.
 pub fn verify_signatures(txs: &[Transaction], chain_id: &Hash) -> Result<(), ValidationError> {
-    if txs.is_empty() {
-        return Ok(());
+    match txs.iter().position(|tx| !tx.verify_signature(chain_id)) {
+        Some(index) => Err(ValidationError::InvalidSignature { index }),
+        None => Ok(()),
     }
-    let mut messages = Vec::with_capacity(txs.len());
-    let mut signatures = Vec::with_capacity(txs.len());
-    let mut keys = Vec::with_capacity(txs.len());
-    for (index, tx) in txs.iter().enumerate() {
-        let Some(key) = tx.from.verifying_key() else {
-            return Err(ValidationError::InvalidSignature { index });
-        };
-        messages.push(tx.signing_bytes(chain_id));
-        signatures.push(ed25519_dalek::Signature::from_bytes(&tx.signature.0));
-        keys.push(key);
-    }
-    let message_refs: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
-    if ed25519_dalek::verify_batch(&message_refs, &signatures, &keys).is_ok() {
-        return Ok(());
-    }
-    let index = txs
-        .iter()
-        .position(|tx| !tx.verify_signature(chain_id))
-        .unwrap_or(0);
-    Err(ValidationError::InvalidSignature { index })
 }
