@@ -64,3 +64,45 @@ pub fn resolve_recipient(text: &str, snapshot: &NodeSnapshot) -> Result<Address,
     Address::from_hex(text)
         .map_err(|_| format!("{text:?} is neither a peer's name nor a 40-digit hex address"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_chain::TestNode;
+    use shared::protocol::PeerId;
+
+    #[test]
+    fn recipients_by_name_or_address() {
+        let node = TestNode::new("ours", 1);
+        let mut snapshot = NodeSnapshot::build(&node.node, &[]);
+        let bob = Address([7; 20]);
+        snapshot.peers.push(crate::snapshot::PeerView {
+            id: PeerId::from_bytes([1; 16]),
+            name: "Bob".into(),
+            address: Some(bob),
+            tip: None,
+            total_work_log2: None,
+            relation: crate::relation::Relation::Unknown,
+            misbehavior: 0,
+            banned: false,
+            muted: false,
+            last_offense: None,
+            refused: None,
+        });
+        assert_eq!(resolve_recipient("Bob", &snapshot), Ok(bob));
+        assert_eq!(resolve_recipient("bob", &snapshot), Ok(bob));
+        assert_eq!(resolve_recipient(&bob.to_hex(), &snapshot), Ok(bob));
+        assert_eq!(
+            resolve_recipient(&format!("Bob ({})", bob.to_hex()), &snapshot),
+            Ok(bob)
+        );
+        assert!(resolve_recipient("carol", &snapshot).is_err());
+        assert!(resolve_recipient("", &snapshot).is_err());
+    }
+
+    #[test]
+    fn times_read_well() {
+        assert_eq!(ago(100_000, 40_000), "1m ago");
+        assert_eq!(clock(3_723_000), "01:02:03");
+    }
+}

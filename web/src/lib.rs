@@ -21,6 +21,8 @@ pub mod relation;
 pub mod snapshot;
 pub mod state;
 pub mod tamper;
+#[cfg(test)]
+mod test_chain;
 pub mod tree_view;
 
 /// Mounts the app on the page's body.

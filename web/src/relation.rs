@@ -70,3 +70,53 @@ pub fn relation(tree: &BlockTree, peer_tip: Option<&TipStatus>) -> Relation {
         Relation::Forked { at: None }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_chain::TestNode;
+
+    fn tip_of(node: &TestNode) -> TipStatus {
+        node.node.tip_status()
+    }
+
+    #[test]
+    fn each_relation_is_named_from_our_tree() {
+        let mut ours = TestNode::new("ours", 1);
+        let shared_blocks = ours.mine_blocks(3);
+        let mut theirs = TestNode::new("theirs", 2);
+        theirs.receive(&shared_blocks);
+        let tree = ours.node.tree();
+
+        assert_eq!(relation(tree, None), Relation::Unknown);
+        assert_eq!(relation(tree, Some(&tip_of(&theirs))), Relation::Same);
+
+        let mut behind = TestNode::new("behind", 3);
+        behind.receive(&shared_blocks[..1]);
+        assert_eq!(
+            relation(tree, Some(&tip_of(&behind))),
+            Relation::Behind { by: 2 }
+        );
+
+        // They mine two blocks we have not seen: more work, unknown to us.
+        theirs.mine_blocks(2);
+        assert_eq!(
+            relation(tree, Some(&tip_of(&theirs))),
+            Relation::Ahead { by: 2 }
+        );
+
+        // A branch from height 1 that we hold but is not our best chain.
+        let mut fork = TestNode::new("fork", 4);
+        fork.receive(&shared_blocks[..1]);
+        let side = fork.mine_blocks(1);
+        ours.receive(&side);
+        assert_eq!(
+            relation(ours.node.tree(), Some(&tip_of(&fork))),
+            Relation::Forked { at: Some(1) }
+        );
+        assert_eq!(
+            Relation::Forked { at: Some(1) }.describe(),
+            "forked at height 1"
+        );
+    }
+}

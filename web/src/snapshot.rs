@@ -338,3 +338,37 @@ pub fn describe_tx_state(state: &OwnTxState) -> (&'static str, String) {
         OwnTxState::Dropped { reason } => ("dropped", format!("dropped: {reason}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_chain::TestNode;
+
+    #[test]
+    fn chain_rows_are_newest_first_and_windowed() {
+        let mut node = TestNode::new("ours", 1);
+        node.mine_blocks(20);
+        let rows = chain_rows(&node.node, 0, 5);
+        let heights: Vec<u64> = rows.iter().map(|row| row.height).collect();
+        assert_eq!(heights, vec![20, 19, 18, 17, 16]);
+        assert_eq!(chain_rows(&node.node, 18, 5).len(), 3, "down to genesis");
+        assert!(chain_rows(&node.node, 21, 5).is_empty());
+        assert_eq!(rows[0].miner_name.as_deref(), Some("ours (you)"));
+    }
+
+    #[test]
+    fn a_block_detail_lists_every_rule_passed() {
+        let mut node = TestNode::new("ours", 1);
+        let blocks = node.mine_blocks(3);
+        let detail = block_detail(&node.node, &blocks[1].hash()).unwrap();
+        assert!(detail.on_best_chain);
+        assert_eq!(detail.confirmations, 2);
+        assert!(detail.rules.len() >= 10);
+        assert!(
+            detail.rules.iter().all(|rule| rule.passed),
+            "{:?}",
+            detail.rules
+        );
+        assert!(detail.json.contains("\"coinbase\""));
+    }
+}

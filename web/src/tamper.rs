@@ -132,3 +132,47 @@ impl Sandbox {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_chain::TestNode;
+
+    #[test]
+    fn editing_a_nonce_breaks_the_next_link_only_in_the_copy() {
+        let mut node = TestNode::new("ours", 1);
+        node.mine_blocks(5);
+        let tip = node.node.tree().tip_hash();
+        let mut sandbox = Sandbox::copy_from(&node.node);
+        assert_eq!(sandbox.blocks.len(), 5);
+        assert!(sandbox.rows().iter().all(SandboxRow::valid));
+
+        let nonce = sandbox.blocks[1].header.nonce.wrapping_add(1);
+        sandbox.apply(&Edit::Nonce { block: 1, nonce });
+        let rows = sandbox.rows();
+        assert!(rows[1].edited);
+        assert_ne!(rows[1].hash, rows[1].original_hash);
+        assert!(!rows[2].link, "the next block still points at the old hash");
+        assert!(rows[3].link && rows[0].link);
+        assert_eq!(
+            node.node.tree().tip_hash(),
+            tip,
+            "the real chain is untouched"
+        );
+    }
+
+    #[test]
+    fn editing_an_amount_breaks_the_signature_and_the_coinbase_rule() {
+        let mut node = TestNode::new("ours", 1);
+        node.mine_blocks(2);
+        let mut sandbox = Sandbox::copy_from(&node.node);
+        sandbox.apply(&Edit::CoinbaseAmount {
+            block: 0,
+            amount: 1_000_000,
+        });
+        let rows = sandbox.rows();
+        assert!(!rows[0].coinbase);
+        assert!(rows[0].tx_root, "the forger recomputed the root");
+        assert!(!rows[1].link);
+    }
+}

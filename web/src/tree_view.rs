@@ -163,3 +163,49 @@ pub fn draw_tree(
         unknown_peer_tips,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_chain::TestNode;
+
+    #[test]
+    fn a_fork_gets_its_own_lane_with_its_peer_and_reorg_marked() {
+        let mut ours = TestNode::new("ours", 1);
+        let common = ours.mine_blocks(2);
+        let mut rival = TestNode::new("rival", 2);
+        rival.receive(&common);
+        let rival_blocks = rival.mine_blocks(1);
+        let our_old_tip = ours.mine_blocks(1)[0].hash();
+        ours.mine_blocks(1);
+        ours.receive(&rival_blocks);
+
+        let reorg = ReorgRecord {
+            old_tip: our_old_tip,
+            depth: 1,
+            new_tip: ours.node.tree().tip_hash(),
+            new_height: 4,
+            at_ms: 0,
+        };
+        let drawing = draw_tree(
+            ours.node.tree(),
+            &[("rival".to_string(), rival.node.tip_status())],
+            &[reorg],
+        );
+        assert_eq!(drawing.lanes, 2);
+        assert_eq!(
+            drawing.nodes.len(),
+            6,
+            "genesis, 4 best blocks, 1 side block"
+        );
+        let side: Vec<&TreeNode> = drawing.nodes.iter().filter(|n| n.lane == 1).collect();
+        assert_eq!(side.len(), 1);
+        assert_eq!(side[0].peers, vec!["rival".to_string()]);
+        assert!(
+            side[0].parent.is_some(),
+            "the side block hangs off the best chain"
+        );
+        assert_eq!(drawing.reorgs.len(), 1);
+        assert!(drawing.nodes.iter().any(|n| n.is_our_tip && n.lane == 0));
+    }
+}
