@@ -206,6 +206,24 @@ fn clock_ticks_per_second() -> f64 {
     })
 }
 
+/// (busy, total) CPU time of the whole machine in clock ticks, from /proc/stat: the kernel's
+/// network work for loopback traffic shows up here and in no process.
+fn machine_cpu_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let values: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|value| value.parse().ok())
+        .collect();
+    let total: f64 = values.iter().take(8).sum();
+    // idle and iowait are the fourth and fifth columns.
+    let idle = values.get(3).copied().unwrap_or(0.0) + values.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
+}
+
 /// A field of /proc/<pid>/status in KiB (VmRSS, VmHWM).
 fn status_kib(pid: &str, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -272,6 +290,10 @@ struct TrafficResult {
     cpu_us_per_delivery: f64,
     rss_mib: f64,
     tool_cores: f64,
+    machine_busy: f64,
+    /// Cores busy with neither the server nor the tool: the kernel's loopback work and
+    /// whatever else runs on the machine.
+    other_cores: f64,
     disconnected: usize,
 }
 
@@ -384,8 +406,10 @@ async fn run_traffic(kind: Kind, args: &Args, scenario: &Scenario) -> TrafficRes
     let pid = server.pid().to_string();
     sleep_until(tokio::time::Instant::from_std(window_start)).await;
     let (server_cpu_start, tool_cpu_start) = (cpu_seconds(&pid), cpu_seconds("self"));
+    let machine_start = machine_cpu_ticks();
     sleep_until(tokio::time::Instant::from_std(window_end)).await;
     let (server_cpu_end, tool_cpu_end) = (cpu_seconds(&pid), cpu_seconds("self"));
+    let machine_end = machine_cpu_ticks();
     let rss_kib = status_kib(&pid, "VmRSS:");
     for task in tasks {
         let _ = timeout(DRAIN + Duration::from_secs(10), task).await;
@@ -418,6 +442,12 @@ async fn run_traffic(kind: Kind, args: &Args, scenario: &Scenario) -> TrafficRes
         cpu_us_per_delivery: server_cpu * 1e6 / delivered.max(1) as f64,
         rss_mib: rss_kib as f64 / 1024.0,
         tool_cores: (tool_cpu_end - tool_cpu_start) / window.as_secs_f64(),
+        machine_busy: (machine_end.0 - machine_start.0)
+            / (machine_end.1 - machine_start.1).max(1.0),
+        other_cores: (machine_end.0 - machine_start.0) / clock_ticks_per_second()
+            / window.as_secs_f64()
+            - (server_cpu_end - server_cpu_start + tool_cpu_end - tool_cpu_start)
+                / window.as_secs_f64(),
         disconnected: disconnected.load(Ordering::Relaxed),
     }
 }
@@ -581,6 +611,11 @@ async fn main() {
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("## Relay load benchmark\n");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "Load average before the run: {} (other work on the machine competes for the cores).\n",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
     println!(
         "{cores} CPU cores shared by the server and this load tool; payload {} bytes; {} s measured per scenario after {} s warm-up. Latency is send to receive, measured inside the tool.\n",
         args.payload_bytes,
@@ -595,13 +630,13 @@ async fn main() {
             "Offered: {:.0} deliveries/s.\n",
             scenario.offered_deliveries_per_second()
         );
-        println!("| server | deliveries/s | lost | p50 ms | p99 ms | max ms | server CPU (cores) | CPU µs/delivery | server RSS MiB | tool CPU (cores) | disconnected |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("| server | deliveries/s | lost | p50 ms | p99 ms | max ms | server CPU (cores) | CPU µs/delivery | server RSS MiB | tool CPU (cores) | other CPU (cores) | machine busy | disconnected |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         let mut results = Vec::new();
         for kind in &kinds {
             let result = run_traffic(*kind, &args, &scenario).await;
             println!(
-                "| {} | {:.0} | {:.2}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {} |",
+                "| {} | {:.0} | {:.2}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.0}% | {} |",
                 kind.name(),
                 result.delivered_per_second,
                 result.loss * 100.0,
@@ -612,6 +647,8 @@ async fn main() {
                 result.cpu_us_per_delivery,
                 result.rss_mib,
                 result.tool_cores,
+                result.other_cores,
+                result.machine_busy * 100.0,
                 result.disconnected,
             );
             results.push((*kind, result));

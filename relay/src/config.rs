@@ -67,7 +67,8 @@ pub struct Config {
     #[arg(
         long = "allowed-origin",
         env = "ALLOWED_ORIGINS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_name = "ORIGIN"
     )]
     pub allowed_origins: Vec<String>,
 
