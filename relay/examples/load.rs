@@ -42,8 +42,6 @@ const SETTLE: Duration = Duration::from_millis(500);
 const WARMUP: Duration = Duration::from_secs(1);
 /// After the window, time for messages in flight to arrive before counting losses.
 const DRAIN: Duration = Duration::from_secs(2);
-/// Peers per room in the idle scenario.
-const IDLE_ROOM_SIZE: usize = 100;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -71,6 +69,9 @@ struct Args {
     /// Connections in the idle scenario (0 skips it).
     #[arg(long, default_value_t = 10_000)]
     idle_connections: usize,
+    /// Peers per room in the idle scenario.
+    #[arg(long, default_value_t = 100)]
+    idle_room_size: usize,
     /// Seconds the idle connections are held before they are counted again.
     #[arg(long, default_value_t = 5.0)]
     idle_hold_seconds: f64,
@@ -512,11 +513,12 @@ async fn run_idle(kind: Kind, args: &Args) -> IdleResult {
         + CONNECT_DEADLINE
         + Duration::from_secs_f64(args.idle_hold_seconds)
         + Duration::from_secs(10);
+    let room_size = args.idle_room_size.max(1);
     for index in 0..count {
         let permit = semaphore.clone().acquire_owned().await.unwrap();
         let (open, failed) = (open.clone(), failed.clone());
         tasks.push(tokio::spawn(async move {
-            let room = format!("idle-{}", index / IDLE_ROOM_SIZE);
+            let room = format!("idle-{}", index / room_size);
             let url_connect = timeout(CONNECT_DEADLINE, target.connect(&room));
             let Ok(mut ws) = url_connect.await else {
                 failed.store(true, Ordering::Relaxed);
@@ -623,7 +625,7 @@ async fn main() {
         WARMUP.as_secs()
     );
 
-    for text in &args.scenarios {
+    for text in args.scenarios.iter().filter(|text| !text.is_empty()) {
         let scenario = Scenario::parse(text);
         println!("### {}\n", scenario.describe());
         println!(
@@ -668,8 +670,8 @@ async fn main() {
 
     if args.idle_connections > 0 {
         println!(
-            "### {} idle connections (rooms of {IDLE_ROOM_SIZE}), held {} s\n",
-            args.idle_connections, args.idle_hold_seconds
+            "### {} idle connections (rooms of {}), held {} s\n",
+            args.idle_connections, args.idle_room_size, args.idle_hold_seconds
         );
         println!("| server | connected | still open after hold | server says | RSS before MiB | RSS after MiB | KiB per connection |");
         println!("|---|---|---|---|---|---|---|");
