@@ -122,6 +122,11 @@ impl Link {
             })
     }
 
+    /// An event that is already waiting, if any.
+    pub fn try_next_event(&mut self) -> Option<LinkEvent> {
+        self.events.try_recv().ok()
+    }
+
     /// Queues a payload; waits while the queue is full.
     pub async fn send(&self, outgoing: Outgoing) -> Result<(), LinkClosed> {
         self.outgoing.send(outgoing).await.map_err(|_| LinkClosed)
@@ -276,6 +281,10 @@ pub async fn connect_relay(url: &str) -> Result<Link, ConnectError> {
                     }
                 }
                 Some(Ok(Message::Text(text))) => match relay_frame_event(&text) {
+                    Some(event) if tracing::enabled!(tracing::Level::TRACE) => {
+                        tracing::trace!(bytes = text.len(), kind = event_kind(&event), "frame in");
+                        event
+                    }
                     Some(event) => event,
                     None => continue,
                 },
@@ -292,6 +301,7 @@ pub async fn connect_relay(url: &str) -> Result<Link, ConnectError> {
             let Some(frame) = client_frame_json(outgoing) else {
                 continue;
             };
+            tracing::trace!(bytes = frame.len(), "frame out");
             if let Err(error) = sink.send(Message::text(frame)).await {
                 tracing::debug!(%error, "could not write to the relay");
                 return;
@@ -306,6 +316,16 @@ pub async fn connect_relay(url: &str) -> Result<Link, ConnectError> {
         reader,
         writer,
     })
+}
+
+fn event_kind(event: &LinkEvent) -> &'static str {
+    match event {
+        LinkEvent::PeerJoined(_) => "peer_joined",
+        LinkEvent::PeerLeft(_) => "peer_left",
+        LinkEvent::Message { .. } => "message",
+        LinkEvent::RelayError { .. } => "relay_error",
+        LinkEvent::Closed { .. } => "closed",
+    }
 }
 
 /// Reads one frame from the relay; `None` for frames the node has no use for.
