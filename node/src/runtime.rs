@@ -33,6 +33,9 @@ pub const EVENT_BUFFER: usize = 4_096;
 /// How often the node gets `handle_tick` (stalled requests, score decay) and the hash rate is
 /// measured: the node's own timeouts are in seconds.
 pub const TICK: Duration = Duration::from_secs(1);
+/// How long a peer that joined may take to say hello before "synced" stops waiting for it: a
+/// node answers at once, so a peer still silent after this is broken or not a tabchain node.
+pub const HELLO_GRACE: Duration = Duration::from_secs(5);
 /// Link events handled in one step before blocks are flushed to disk: a sync burst of 64
 /// replies of 16 blocks is stored with one fsync instead of 64, and the step stays short
 /// enough (milliseconds) that commands and found blocks are not kept waiting.
@@ -131,7 +134,8 @@ pub struct PeerSummary {
     pub id: PeerId,
     pub name: Option<String>,
     pub address: Option<Address>,
-    /// `pending` (no hello yet), `ready`, `refused`, `banned` or `muted`.
+    /// `pending` (no hello yet), `silent` (no hello within [`HELLO_GRACE`]), `ready`,
+    /// `refused`, `banned` or `muted`.
     pub state: &'static str,
     pub refusal: Option<String>,
     pub height: Option<u64>,
@@ -175,7 +179,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Connected, caught up with every peer that said hello, nothing asked and unanswered, and
-    /// no peer still owing us its hello.
+    /// no peer still owing us its hello (peers silent past [`HELLO_GRACE`] are not waited for).
     pub fn is_synced(&self) -> bool {
         matches!(self.connection, Connection::Connected { .. })
             && !self.syncing
@@ -717,7 +721,10 @@ impl Runtime {
             syncing,
             sync_target_height,
             requests_in_flight: node.poll_timeout().is_some(),
-            peers: node.peers().map(peer_summary).collect(),
+            peers: node
+                .peers()
+                .map(|peer| peer_summary(peer, now_ms()))
+                .collect(),
             mining: node.is_mining(),
             miner_threads: self.miner.threads(),
             hash_rate: self.hash_rate,
@@ -734,10 +741,12 @@ impl Runtime {
     }
 }
 
-fn peer_summary(peer: &shared::node::PeerInfo) -> PeerSummary {
+fn peer_summary(peer: &shared::node::PeerInfo, now_ms: u64) -> PeerSummary {
+    let silent = now_ms.saturating_sub(peer.joined_at_ms) > HELLO_GRACE.as_millis() as u64;
     let (state, refusal) = match &peer.handshake {
         _ if peer.banned => ("banned", None),
         _ if peer.muted => ("muted", None),
+        Handshake::Pending if silent => ("silent", None),
         Handshake::Pending => ("pending", None),
         Handshake::Done => ("ready", None),
         Handshake::Refused(reason) => ("refused", Some(reason.clone())),

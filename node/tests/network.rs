@@ -150,3 +150,26 @@ async fn a_node_of_another_network_is_refused_by_name() {
     stranger.shutdown().await;
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_does_not_hold_up_sync_forever() {
+    let relay = TestRelay::start().await;
+    let room = relay.url("silent");
+    // Something joins the room and never says hello (a broken client, not a tabchain node).
+    let (_silent, _) = tokio_tungstenite::connect_async(room.as_str())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let alice = start_node("alice", dir.path()).await;
+    alice.connect(&room).await.unwrap();
+    let first = alice.snapshot();
+    assert_eq!(first.peers.len(), 1);
+    assert!(!first.is_synced(), "a new peer gets time to say hello");
+    let synced = wait_all(&[&alice], "synced despite the silent peer", |s| {
+        s[0].is_synced()
+    })
+    .await;
+    assert_eq!(synced[0].peers[0].state, "silent");
+    alice.shutdown().await;
+    relay.stop().await;
+}
