@@ -18,8 +18,12 @@ pub struct NodeSnapshot {
     pub height: u64,
     pub tip_hash: Hash,
     pub total_work_log2: f64,
+    /// The best chain's total work as hex (what `status` messages carry).
+    pub total_work_hex: String,
     pub sync: SyncState,
     pub balance: u64,
+    /// Every account on our best chain with coins, richest first (ties by address).
+    pub accounts: Vec<AccountView>,
     pub mempool_size: usize,
     pub mining: bool,
     pub block_count: usize,
@@ -44,6 +48,18 @@ pub struct PeerView {
     /// Set when the handshake failed (another network or protocol version).
     pub refused: Option<String>,
 }
+
+/// One account of the ledger at our tip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountView {
+    pub address: Address,
+    pub balance: u64,
+    /// Its owner's name when we know it ("… (you)" for ours).
+    pub name: Option<String>,
+}
+
+/// Accounts shown in the balances table; the rest are summed up in one line.
+pub const ACCOUNTS_SHOWN: usize = 50;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TxView {
@@ -108,8 +124,10 @@ impl NodeSnapshot {
             height: tree.tip_height(),
             tip_hash: tree.tip_hash(),
             total_work_log2: tree.tip_work().log2(),
+            total_work_hex: format!("{:x}", tree.tip_work().0),
             sync: node.sync_state(),
             balance: node.balance(&node.address()),
+            accounts: accounts(node, &names),
             mempool_size: node.mempool().len(),
             mining: node.is_mining(),
             block_count: tree.block_count(),
@@ -129,6 +147,23 @@ impl NodeSnapshot {
             .find(|peer| peer.address.as_ref() == Some(address))
             .map(|peer| peer.name.as_str())
     }
+}
+
+/// The accounts of our best chain's ledger with a balance, richest first, ties by address.
+pub fn accounts(node: &Node, names: &HashMap<Address, String>) -> Vec<AccountView> {
+    let mut accounts: Vec<AccountView> = node
+        .tree()
+        .ledger()
+        .accounts()
+        .filter(|(_, account)| account.balance > 0)
+        .map(|(address, account)| AccountView {
+            address: *address,
+            balance: account.balance,
+            name: names.get(address).cloned(),
+        })
+        .collect();
+    accounts.sort_by(|a, b| b.balance.cmp(&a.balance).then(a.address.cmp(&b.address)));
+    accounts
 }
 
 /// Names of everyone we know by address, ourselves included.

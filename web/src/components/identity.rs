@@ -85,7 +85,7 @@ pub fn IdentityPanel() -> Html {
             }
             if let Some(why) = (*error).clone() { <p class="error">{ why }</p> }
             <p class="label">{ "Address (others send coins here)" }</p>
-            <code class="address" data-testid="node-address">{ snapshot.address.to_hex() }</code>
+            <code class="address" data-testid="node-address" data-address={snapshot.address.to_hex()}>{ snapshot.address.to_hex() }</code>
             <label class="label" for="identity-select">{ "Identity of this tab" }</label>
             <select id="identity-select" data-testid="identity-select" onchange={adopt}>
                 { for state.identities.iter().map(|identity| html! {

@@ -1,6 +1,6 @@
 use crate::format::resolve_recipient;
 use crate::hooks::{use_driver, use_node_state};
-use crate::snapshot::describe_tx_state;
+use crate::snapshot::{describe_tx_state, ACCOUNTS_SHOWN};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -112,6 +112,28 @@ pub fn Wallet() -> Html {
                     }
                 }) }
             </ul>
+            <h3 id="balances-title">{ "Balances on our chain" }</h3>
+            <table class="balances" data-testid="balances" aria-labelledby="balances-title">
+                <thead><tr><th scope="col">{ "Account" }</th><th scope="col" class="num">{ "Coins" }</th></tr></thead>
+                <tbody>
+                    if snapshot.accounts.is_empty() {
+                        <tr><td colspan="2" class="muted">{ "nobody has coins yet: mine a block" }</td></tr>
+                    }
+                    { for snapshot.accounts.iter().take(ACCOUNTS_SHOWN).map(|account| html! {
+                        <tr key={account.address.to_hex()} data-testid="balance-row"
+                            data-address={account.address.to_hex()} data-balance={account.balance.to_string()}>
+                            <td>
+                                if let Some(name) = account.name.clone() { <b>{ name }</b>{ " " } }
+                                <code class="muted small" title={account.address.to_hex()}>{ account.address.short() }</code>
+                            </td>
+                            <td class="num">{ account.balance }</td>
+                        </tr>
+                    }) }
+                    if snapshot.accounts.len() > ACCOUNTS_SHOWN {
+                        <tr><td colspan="2" class="muted">{ format!("and {} more accounts", snapshot.accounts.len() - ACCOUNTS_SHOWN) }</td></tr>
+                    }
+                </tbody>
+            </table>
         </section>
     }
 }
