@@ -29,6 +29,10 @@ use tokio::time::{sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
+/// The machine counts as quiet below this share of busy CPU.
+const QUIET_BUSY: f64 = 0.15;
+/// Longest wait for a quiet machine before measuring anyway (the row says so).
+const QUIET_DEADLINE: Duration = Duration::from_secs(20);
 /// Clients connecting at once: enough to set up 10,000 connections in seconds without
 /// overflowing the listen backlog.
 const CONNECT_CONCURRENCY: usize = 256;
@@ -60,9 +64,12 @@ struct Args {
     /// The node executable.
     #[arg(long, default_value = "node")]
     node: String,
-    /// Seconds measured per traffic scenario (after a 1 s warm-up).
-    #[arg(long, default_value_t = 8.0)]
+    /// Seconds measured per traffic run (after a 1 s warm-up).
+    #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// Runs of each traffic scenario per server; the summary takes the median.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Size of each message's payload in bytes (a transaction gossip is a few hundred).
     #[arg(long, default_value_t = 256)]
     payload_bytes: usize,
@@ -291,7 +298,6 @@ struct TrafficResult {
     cpu_us_per_delivery: f64,
     rss_mib: f64,
     tool_cores: f64,
-    machine_busy: f64,
     /// Cores busy with neither the server nor the tool: the kernel's loopback work and
     /// whatever else runs on the machine.
     other_cores: f64,
@@ -443,9 +449,8 @@ async fn run_traffic(kind: Kind, args: &Args, scenario: &Scenario) -> TrafficRes
         cpu_us_per_delivery: server_cpu * 1e6 / delivered.max(1) as f64,
         rss_mib: rss_kib as f64 / 1024.0,
         tool_cores: (tool_cpu_end - tool_cpu_start) / window.as_secs_f64(),
-        machine_busy: (machine_end.0 - machine_start.0)
-            / (machine_end.1 - machine_start.1).max(1.0),
-        other_cores: (machine_end.0 - machine_start.0) / clock_ticks_per_second()
+        other_cores: (machine_end.0 - machine_start.0)
+            / clock_ticks_per_second()
             / window.as_secs_f64()
             - (server_cpu_end - server_cpu_start + tool_cpu_end - tool_cpu_start)
                 / window.as_secs_f64(),
@@ -593,6 +598,37 @@ async fn metric(addr: SocketAddr, series: &str) -> Option<u64> {
     timeout(Duration::from_secs(10), exchange).await.ok()?
 }
 
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    }
+}
+
+/// Waits (up to [`QUIET_DEADLINE`]) until the machine is mostly idle before a measurement, so
+/// other work on a shared machine disturbs fewer runs. Says whether it got quiet.
+async fn wait_for_quiet() -> bool {
+    let deadline = Instant::now() + QUIET_DEADLINE;
+    loop {
+        let start = machine_cpu_ticks();
+        sleep(Duration::from_millis(500)).await;
+        let end = machine_cpu_ticks();
+        let busy = (end.0 - start.0) / (end.1 - start.1).max(1.0);
+        if busy <= QUIET_BUSY {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+    }
+}
+
 fn ratio(ours: f64, theirs: f64) -> String {
     if ours.is_finite() && theirs.is_finite() && theirs > 0.0 {
         format!("{:.2}x", ours / theirs)
@@ -616,53 +652,98 @@ async fn main() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "Load average before the run: {} (other work on the machine competes for the cores).\n",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!(
-        "{cores} CPU cores shared by the server and this load tool; payload {} bytes; {} s measured per scenario after {} s warm-up. Latency is send to receive, measured inside the tool.\n",
+        "{cores} CPU cores shared by the server and this load tool; payload {} bytes; {} s measured per run after {} s warm-up. Latency is send to receive, measured inside the tool. Before each run the tool waits up to {} s for the machine to be under {:.0}% busy (\"quiet before\"); \"other CPU\" is what neither the server nor the tool used (the kernel's loopback work, other programs).\n",
         args.payload_bytes,
         args.seconds,
-        WARMUP.as_secs()
+        WARMUP.as_secs(),
+        QUIET_DEADLINE.as_secs(),
+        QUIET_BUSY * 100.0
     );
 
     for text in args.scenarios.iter().filter(|text| !text.is_empty()) {
         let scenario = Scenario::parse(text);
         println!("### {}\n", scenario.describe());
         println!(
-            "Offered: {:.0} deliveries/s.\n",
-            scenario.offered_deliveries_per_second()
+            "Offered: {:.0} deliveries/s. {} rounds; the servers take turns within each round.\n",
+            scenario.offered_deliveries_per_second(),
+            args.rounds
         );
-        println!("| server | deliveries/s | lost | p50 ms | p99 ms | max ms | server CPU (cores) | CPU µs/delivery | server RSS MiB | tool CPU (cores) | other CPU (cores) | machine busy | disconnected |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-        let mut results = Vec::new();
-        for kind in &kinds {
-            let result = run_traffic(*kind, &args, &scenario).await;
-            println!(
-                "| {} | {:.0} | {:.2}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {:.0}% | {} |",
-                kind.name(),
-                result.delivered_per_second,
-                result.loss * 100.0,
-                result.p50_ms,
-                result.p99_ms,
-                result.max_ms,
-                result.server_cores,
-                result.cpu_us_per_delivery,
-                result.rss_mib,
-                result.tool_cores,
-                result.other_cores,
-                result.machine_busy * 100.0,
-                result.disconnected,
-            );
-            results.push((*kind, result));
+        println!("| round | server | deliveries/s | lost | p50 ms | p99 ms | max ms | server CPU (cores) | CPU µs/delivery | server RSS MiB | tool CPU (cores) | other CPU (cores) | quiet before | disconnected |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let mut results: Vec<(Kind, Vec<TrafficResult>)> =
+            kinds.iter().map(|kind| (*kind, Vec::new())).collect();
+        for round in 0..args.rounds {
+            // Rotate who goes first, so a disturbance does not always hit the same server.
+            for offset in 0..kinds.len() {
+                let slot = (round + offset) % kinds.len();
+                let kind = kinds[slot];
+                let quiet = wait_for_quiet().await;
+                let result = run_traffic(kind, &args, &scenario).await;
+                println!(
+                    "| {} | {} | {:.0} | {:.2}% | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {} | {} |",
+                    round + 1,
+                    kind.name(),
+                    result.delivered_per_second,
+                    result.loss * 100.0,
+                    result.p50_ms,
+                    result.p99_ms,
+                    result.max_ms,
+                    result.server_cores,
+                    result.cpu_us_per_delivery,
+                    result.rss_mib,
+                    result.tool_cores,
+                    result.other_cores,
+                    if quiet { "yes" } else { "no" },
+                    result.disconnected,
+                );
+                results[slot].1.push(result);
+            }
         }
-        let ours = &results[0].1;
-        for (kind, theirs) in &results[1..] {
+        println!("\nMedians over the rounds:\n");
+        println!(
+            "| server | deliveries/s | lost | p50 ms | p99 ms | CPU µs/delivery | server RSS MiB |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        let medians: Vec<(Kind, [f64; 6])> = results
+            .iter()
+            .map(|(kind, rounds)| {
+                let median_of =
+                    |value: fn(&TrafficResult) -> f64| median(rounds.iter().map(value).collect());
+                (
+                    *kind,
+                    [
+                        median_of(|r| r.delivered_per_second),
+                        median_of(|r| r.loss),
+                        median_of(|r| r.p50_ms),
+                        median_of(|r| r.p99_ms),
+                        median_of(|r| r.cpu_us_per_delivery),
+                        median_of(|r| r.rss_mib),
+                    ],
+                )
+            })
+            .collect();
+        for (kind, [delivered, loss, p50, p99, cpu, rss]) in &medians {
             println!(
-                "\nrelay vs {}: p99 latency {}, CPU per delivery {}, deliveries/s {}",
+                "| {} | {delivered:.0} | {:.2}% | {p50:.2} | {p99:.2} | {cpu:.2} | {rss:.1} |",
                 kind.name(),
-                ratio(ours.p99_ms, theirs.p99_ms),
-                ratio(ours.cpu_us_per_delivery, theirs.cpu_us_per_delivery),
-                ratio(ours.delivered_per_second, theirs.delivered_per_second),
+                loss * 100.0
+            );
+        }
+        let ours = medians[0].1;
+        for (kind, theirs) in &medians[1..] {
+            println!(
+                "\nrelay / {}: p99 latency {}, p50 latency {}, CPU per delivery {}, deliveries/s {}",
+                kind.name(),
+                ratio(ours[3], theirs[3]),
+                ratio(ours[2], theirs[2]),
+                ratio(ours[4], theirs[4]),
+                ratio(ours[0], theirs[0]),
             );
         }
         println!();
@@ -677,6 +758,7 @@ async fn main() {
         println!("|---|---|---|---|---|---|---|");
         let mut results = Vec::new();
         for kind in &kinds {
+            wait_for_quiet().await;
             let result = run_idle(*kind, &args).await;
             println!(
                 "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |",
