@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Browser end-to-end suite: builds the web app and the relay, starts the real relay process on a
+# free loopback port serving the app, and drives several headless Chromium tabs against it.
+# Called by `cargo xtask test`; needs the tools from scripts/install-tools.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+
+if [ ! -d e2e/node_modules/playwright-core ] || [ ! -d e2e/node_modules/ws ]; then
+  (cd e2e && npm install --no-audit --no-fund --silent)
+fi
+
+echo "[e2e] building the web app (release) and the relay" >&2
+trunk build --release >/dev/null
+cargo build --release -p relay --quiet
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log=$(mktemp)
+"$target_dir/release/relay" --static-dir dist --port "$port" >"$log" 2>&1 &
+relay_pid=$!
+trap 'kill "$relay_pid" 2>/dev/null || true; wait "$relay_pid" 2>/dev/null || true' EXIT
+
+for _ in $(seq 1 100); do
+  if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$relay_pid" 2>/dev/null; then cat "$log" >&2; echo "[e2e] relay exited" >&2; exit 1; fi
+  sleep 0.1
+done
+
+export E2E_BASE="http://127.0.0.1:$port"
+export E2E_VECTORS="$PWD/shared/test-vectors/vectors.json"
+mkdir -p e2e/screenshots
+status=0
+node --test --test-concurrency=1 --test-timeout=300000 e2e/tests/ || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "[e2e] relay log:" >&2
+  tail -50 "$log" >&2
+fi
+exit "$status"

@@ -1,0 +1,112 @@
+// Shared helpers of the browser suite: launch Debian's Chromium, open tabs as nodes, read what
+// the page shows through its data-testid attributes, and wait for conditions with a deadline.
+import { chromium } from 'playwright-core';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const BASE = process.env.E2E_BASE ?? 'http://127.0.0.1:3030';
+export const SCREENSHOTS = new URL('../screenshots/', import.meta.url).pathname;
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-dev-shm-usage',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  // Several tabs mine at once; background tabs must not be throttled.
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+];
+
+/** A fresh browser with its own profile (so IndexedDB starts empty). */
+export async function launch() {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'tabchain-e2e-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1400, height: 1000 },
+  });
+  return context;
+}
+
+/** Opens a tab on `room` (classroom network: near-instant blocks) and waits until it is connected. */
+export async function openNode(context, room, extra = '') {
+  const page = await context.newPage();
+  page.on('pageerror', (error) => console.error(`[page error] ${error.message}`));
+  await page.goto(`${BASE}/?room=${room}&net=classroom${extra}`);
+  await waitFor(page, async () => (await attr(page, 'status-connection', 'data-state')) === 'connected', 'connected to the relay');
+  return page;
+}
+
+export async function text(page, testId) {
+  const locator = page.getByTestId(testId).first();
+  if ((await locator.count()) === 0) return '';
+  return (await locator.innerText()).trim();
+}
+
+export async function attr(page, testId, name) {
+  const locator = page.getByTestId(testId).first();
+  if ((await locator.count()) === 0) return null;
+  return locator.getAttribute(name);
+}
+
+export async function tipHash(page) {
+  return (await attr(page, 'tip-hash', 'data-hash')) ?? '';
+}
+
+export async function height(page) {
+  const value = parseInt((await text(page, 'status-height')).replace(/[^0-9]/g, ''), 10);
+  return Number.isNaN(value) ? -1 : value;
+}
+
+/** The balances table as `address=coins` lines, in the order shown. */
+export async function balances(page) {
+  return page.getByTestId('balance-row').evaluateAll((rows) => rows.map(
+    (row) => `${row.dataset.address}=${row.dataset.balance}`,
+  ));
+}
+
+export async function balance(page) {
+  const value = parseInt((await text(page, 'balance')).replace(/[^0-9]/g, ''), 10);
+  return Number.isNaN(value) ? -1 : value;
+}
+
+/** Polls `condition` until it holds or `timeoutMs` passes; the failure names what was awaited. */
+export async function waitFor(page, condition, what, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError;
+  while (Date.now() < deadline) {
+    try {
+      if (await condition()) return;
+    } catch (error) {
+      lastError = error;
+    }
+    await page.waitForTimeout(200);
+  }
+  throw new Error(`timed out waiting for ${what}${lastError ? `: ${lastError.message}` : ''}`);
+}
+
+export async function setMining(page, on) {
+  const toggle = page.getByTestId('mine-toggle').first();
+  const pressed = (await toggle.getAttribute('aria-pressed')) === 'true';
+  if (pressed !== on) await toggle.click();
+  await waitFor(page, async () => ((await toggle.getAttribute('aria-pressed')) === 'true') === on, `mining ${on ? 'on' : 'off'}`);
+}
+
+export async function screenshot(page, name) {
+  await page.screenshot({ path: `${SCREENSHOTS}${name}.png`, fullPage: true });
+}
+
+export function vectors() {
+  return JSON.parse(readFileSync(process.env.E2E_VECTORS ?? new URL('../../shared/test-vectors/vectors.json', import.meta.url), 'utf8'));
+}
+
+export function uniqueRoom(name) {
+  return `${name}-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`;
+}
