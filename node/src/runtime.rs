@@ -330,13 +330,21 @@ impl NodeHandle {
         self.request(Command::Detach).await
     }
 
+    /// Starts or stops mining; returns once the published snapshot shows it, so a caller that
+    /// reads [`NodeHandle::snapshot`] next sees the new state.
     pub async fn set_mining(&self, on: bool) -> Result<(), NodeError> {
+        let mut snapshots = self.snapshots.clone();
         self.request(|reply| Command::SetMining {
             on,
             budget: None,
             reply,
         })
-        .await
+        .await?;
+        snapshots
+            .wait_for(|snapshot| snapshot.mining == on || snapshot.fatal.is_some())
+            .await
+            .map_err(|_| self.stopped())?;
+        Ok(())
     }
 
     /// Mines until `blocks` more of our blocks became the tip, then stops by itself (so not one
