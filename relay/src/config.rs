@@ -23,8 +23,9 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = shared::protocol::MAX_FRAME_BYTES;
 /// of its size: 256 peers each sending 10 messages a second is about 650k deliveries a second,
 /// around what one core forwards.
 pub const DEFAULT_MAX_PEERS_PER_ROOM: usize = 256;
-/// An idle connection costs the relay about 10 KiB (see BENCHMARKS-relay.md), so 10,000 of them
-/// fit in about 100 MiB; it also matches a common `LimitNOFILE` once raised for the service.
+/// An idle connection costs the relay about 16 KiB (see BENCHMARKS.md, "Relay (relay/)"), so
+/// 10,000 of them fit in about 160 MiB; it also matches a common `LimitNOFILE` once raised for the
+/// service.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Messages waiting for one peer. A full room of 100 peers each sending 10 messages a second
 /// produces 1,000 messages a second for every member; 1,024 lets a tab stall for about a second
