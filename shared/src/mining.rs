@@ -77,3 +77,13 @@ pub fn meets_target(header: &BlockHeader) -> bool {
         None => false,
     }
 }
+
+/// A hash rate for people: `1.23 MH/s`, `1.5 kH/s`, `12 H/s` (the browser and the console
+/// node show it the same way).
+pub fn format_rate(hashes_per_second: f64) -> String {
+    match hashes_per_second {
+        rate if rate >= 1e6 => format!("{:.2} MH/s", rate / 1e6),
+        rate if rate >= 1e3 => format!("{:.1} kH/s", rate / 1e3),
+        rate => format!("{rate:.0} H/s"),
+    }
+}

@@ -25,11 +25,16 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use thiserror::Error;
 
-/// Blocks asked for in one `get_blocks`: 16 full blocks are at most ~8 MB of JSON in theory but
-/// the reply is cut at the frame limit; in practice blocks are small and 16 keeps replies brisk.
-pub const BLOCKS_PER_REQUEST: usize = 16;
+/// Blocks asked for in one `get_blocks`. Full blocks would not fit one frame, so the reply is
+/// cut at the frame limit and the rest asked again; typical blocks are small, and 32 a request
+/// keeps a fast sync (a thousand blocks a second on one machine) at about 30 requests a second,
+/// well inside the relay's default rate limit of 100 frames a second.
+pub const BLOCKS_PER_REQUEST: usize = 32;
 /// Blocks in flight from the sync peer at once: four requests, enough to hide a round trip.
-pub const MAX_BLOCKS_IN_FLIGHT: usize = 64;
+pub const MAX_BLOCKS_IN_FLIGHT: usize = 128;
+/// While syncing, our `status` goes out at most this often (the tip moves with every reply, and
+/// nobody needs each step); once in sync, every tip change is announced at once.
+pub const STATUS_INTERVAL_WHILE_SYNCING_MS: u64 = 1_000;
 /// A peer that does not answer a request within this time is stalling.
 pub const REQUEST_TIMEOUT_MS: u64 = 15_000;
 /// Misbehaviour score at which a peer is dropped: ignored and never sent to again.
@@ -305,6 +310,9 @@ pub struct Node {
     /// Set when the best chain moved during the current call; the status broadcast and the new
     /// mining job wait for the next `poll_output`, so a batch of blocks causes one of each.
     tip_moved_at: Option<u64>,
+    /// The tip moved at this time and our `status` about it has not gone out yet.
+    status_due: Option<u64>,
+    last_status_ms: Option<u64>,
 }
 
 impl Node {
@@ -322,6 +330,8 @@ impl Node {
             own_txs: VecDeque::new(),
             outputs: VecDeque::new(),
             tip_moved_at: None,
+            status_due: None,
+            last_status_ms: None,
         }
     }
 
@@ -370,13 +380,13 @@ impl Node {
     /// The next thing the caller must do, if any. Drain it after every call into the node.
     pub fn poll_output(&mut self) -> Option<Output> {
         if let Some(now_ms) = self.tip_moved_at.take() {
-            let status = NodeMessage::Status {
-                tip: self.tip_status(),
-            };
-            self.broadcast(&status);
+            self.status_due = Some(now_ms);
+            self.announce_status_if_due();
             if self.mining {
                 self.restart_mining(now_ms);
             }
+        } else if self.status_due.is_some() {
+            self.announce_status_if_due();
         }
         self.outputs.pop_front()
     }
@@ -599,6 +609,9 @@ impl Node {
                 peer.blocks_requested_at = None;
                 peer.blocks_in_flight.clear();
                 peer.download_queue.clear();
+                // The blocks up to that header never came: the next request starts again
+                // from our own chain, or the reply would build on a block we do not have.
+                peer.continue_from = None;
             }
             if self.sync_peer.as_ref() == Some(&id) {
                 self.sync_peer = None;
@@ -1167,6 +1180,27 @@ impl Node {
     }
 
     // ---- helpers ----
+
+    /// Broadcasts our `status` for a tip change, at once when in sync, at most once per
+    /// [`STATUS_INTERVAL_WHILE_SYNCING_MS`] while syncing (and at the end of the sync).
+    fn announce_status_if_due(&mut self) {
+        let Some(moved_ms) = self.status_due else {
+            return;
+        };
+        let syncing = matches!(self.sync_state, SyncState::Syncing { .. });
+        let recently = self
+            .last_status_ms
+            .is_some_and(|last| moved_ms < last + STATUS_INTERVAL_WHILE_SYNCING_MS);
+        if syncing && recently {
+            return;
+        }
+        self.status_due = None;
+        self.last_status_ms = Some(moved_ms);
+        let status = NodeMessage::Status {
+            tip: self.tip_status(),
+        };
+        self.broadcast(&status);
+    }
 
     fn hello(&self) -> NodeMessage {
         NodeMessage::Hello {

@@ -70,14 +70,7 @@ impl HashRateMeter {
     }
 }
 
-/// "1.42 MH/s" and the like.
-pub fn format_rate(hashes_per_second: f64) -> String {
-    match hashes_per_second {
-        rate if rate >= 1e6 => format!("{:.2} MH/s", rate / 1e6),
-        rate if rate >= 1e3 => format!("{:.1} kH/s", rate / 1e3),
-        rate => format!("{rate:.0} H/s"),
-    }
-}
+pub use shared::mining::format_rate;
 
 #[cfg(test)]
 mod tests {

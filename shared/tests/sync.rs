@@ -1,0 +1,131 @@
+//! Sync between two nodes wired by hand, with control over every message: what happens when a
+//! request is lost on the way (a relay dropping a frame for its rate limit, say).
+
+mod common;
+
+use common::{alice, bob, extend};
+use shared::chain::BlockTree;
+use shared::node::{Node, NodeConfig, Output, REQUEST_TIMEOUT_MS};
+use shared::params::NetworkParams;
+use shared::protocol::PeerId;
+
+const CHAIN: usize = 1_200;
+
+struct Pair {
+    server: Node,
+    client: Node,
+    server_id: PeerId,
+    client_id: PeerId,
+    now: u64,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let params = NetworkParams::test();
+        let mut tree = BlockTree::new(params.clone());
+        let blocks = extend(&mut tree, bob().address(), CHAIN);
+        let now = blocks.last().unwrap().header.timestamp_ms + 1_000;
+        let mut server = Node::new(NodeConfig {
+            params: params.clone(),
+            name: "server".into(),
+            keypair: bob(),
+        });
+        server.handle_stored_blocks(blocks, now);
+        let client = Node::new(NodeConfig {
+            params,
+            name: "client".into(),
+            keypair: alice(),
+        });
+        let mut pair = Pair {
+            server,
+            client,
+            server_id: PeerId::from_bytes([1; 16]),
+            client_id: PeerId::from_bytes([2; 16]),
+            now,
+        };
+        pair.server.handle_peer_joined(pair.client_id.clone(), now);
+        pair.client.handle_peer_joined(pair.server_id.clone(), now);
+        pair
+    }
+
+    /// Delivers messages both ways until both are quiet. `drop_request` sees each message the
+    /// client sends and may swallow it. Returns how many it swallowed.
+    fn run(&mut self, mut drop_request: impl FnMut(&str) -> bool) -> usize {
+        let mut dropped = 0;
+        loop {
+            let mut moved = false;
+            while let Some(output) = self.client.poll_output() {
+                if let Output::Send { payload, .. } | Output::Broadcast { payload } = output {
+                    if drop_request(&payload) {
+                        dropped += 1;
+                        continue;
+                    }
+                    self.server
+                        .handle_message(&self.client_id, &payload, self.now);
+                    moved = true;
+                }
+            }
+            while let Some(output) = self.server.poll_output() {
+                if let Output::Send { payload, .. } | Output::Broadcast { payload } = output {
+                    self.client
+                        .handle_message(&self.server_id, &payload, self.now);
+                    moved = true;
+                }
+            }
+            if !moved {
+                return dropped;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_lost_block_request_is_retried_after_the_timeout_and_the_peer_stays_trusted() {
+    let mut pair = Pair::new();
+    // Lose the first `get_blocks` after the first full headers reply, as a relay enforcing its
+    // rate limit would.
+    let mut lost = false;
+    let dropped = pair.run(|payload| {
+        let drop = !lost && payload.contains("\"get_blocks\"");
+        lost |= drop;
+        drop
+    });
+    assert_eq!(dropped, 1);
+    assert!(
+        pair.client.tree().tip_height() < CHAIN as u64,
+        "the lost request holds the client up"
+    );
+
+    pair.now += REQUEST_TIMEOUT_MS + 1;
+    pair.client.handle_tick(pair.now);
+    pair.run(|_| false);
+
+    assert_eq!(pair.client.tree().tip_height(), CHAIN as u64);
+    assert_eq!(pair.client.tree().tip_hash(), pair.server.tree().tip_hash());
+    let server = pair.client.peer(&pair.server_id).unwrap();
+    assert!(
+        !server.banned,
+        "an honest peer is not banned for a request we lost: {:?}",
+        server.last_offense
+    );
+}
+
+#[test]
+fn a_lost_headers_request_is_retried_after_the_timeout() {
+    let mut pair = Pair::new();
+    let mut lost = 0;
+    // Lose the second `get_headers` (the one that continues past the first 500).
+    pair.run(|payload| {
+        if payload.contains("\"get_headers\"") {
+            lost += 1;
+            return lost == 2;
+        }
+        false
+    });
+    assert_eq!(pair.client.tree().tip_height(), 500);
+    pair.now += REQUEST_TIMEOUT_MS + 1;
+    pair.client.handle_tick(pair.now);
+    pair.run(|_| false);
+    assert_eq!(pair.client.tree().tip_height(), CHAIN as u64);
+    assert!(!pair.client.peer(&pair.server_id).unwrap().banned);
+}
