@@ -26,18 +26,30 @@ pub struct TestRelay {
 
 impl TestRelay {
     pub async fn start() -> TestRelay {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let static_dir = tempfile::tempdir().unwrap();
-        std::fs::write(static_dir.path().join("index.html"), "<!doctype html>").unwrap();
         // The test network makes blocks in microseconds, far faster than a real network's gossip:
         // lift the per-peer rate limit so the relay's flood guard does not cut the nodes off.
-        let config = relay::Config {
-            static_dir: static_dir.path().to_owned(),
+        TestRelay::start_with(relay::Config {
             rate_per_second: 1_000_000,
             rate_burst: 1_000_000,
             flood_drops_before_disconnect: 1_000_000,
             ..relay::Config::default()
+        })
+        .await
+    }
+
+    /// A relay with the limits a deployed relay has by default.
+    pub async fn start_with_default_limits() -> TestRelay {
+        TestRelay::start_with(relay::Config::default()).await
+    }
+
+    pub async fn start_with(config: relay::Config) -> TestRelay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let static_dir = tempfile::tempdir().unwrap();
+        std::fs::write(static_dir.path().join("index.html"), "<!doctype html>").unwrap();
+        let config = relay::Config {
+            static_dir: static_dir.path().to_owned(),
+            ..config
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -53,6 +65,23 @@ impl TestRelay {
             task: Some(task),
             _static_dir: static_dir,
         }
+    }
+
+    /// The value of one series of the relay's `/metrics` (0 when it is not there).
+    pub async fn metric(&self, series: &str) -> u64 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     pub fn url(&self, room: &str) -> String {
