@@ -124,7 +124,17 @@ test('a reload restores the chain from IndexedDB without a full resync', async (
     const room = uniqueRoom('reload');
     const solo = await openNode(context, room);
     await mineBlocks(solo, 3);
-    const tip = await tipHash(solo);
+    // Writes to IndexedDB are batched: wait until the tab says everything is saved and the tip
+    // holds still (a block found just before the stop may still arrive).
+    let tip = '';
+    await waitFor(solo, async () => {
+      const seen = await tipHash(solo);
+      await solo.waitForTimeout(400);
+      const saved = (await attr(solo, 'status-saved', 'data-unsaved')) === '0';
+      const same = seen === (await tipHash(solo));
+      tip = seen;
+      return saved && same;
+    }, 'everything saved');
     const before = await height(solo);
     // Alone in the room: nobody could resend the chain, so it can only come from storage.
     await solo.reload();

@@ -223,6 +223,11 @@ pub struct NodeHandle {
 impl NodeHandle {
     /// Loads the key and the stored chain, and starts the runtime task (offline, not mining).
     pub async fn start(options: NodeOptions) -> Result<NodeHandle, StartError> {
+        // Large blocks have their signatures checked on every core (shared starts no threads
+        // unless asked).
+        shared::validation::set_verification_threads(
+            std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+        );
         let (keypair, created) = keystore::load_or_create(&options.data_dir)?;
         if created {
             tracing::info!(address = %keypair.address(), dir = %options.data_dir.display(), "created a new key");

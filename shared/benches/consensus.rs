@@ -158,9 +158,23 @@ mod native {
         group.warm_up_time(Duration::from_secs(1));
         group.measurement_time(Duration::from_secs(20));
         group.throughput(Throughput::Elements(CHAIN_BLOCKS as u64));
-        group.bench_function("10000 blocks x 10 txs", |b| {
+        for threads in [1, 2] {
+            import_with(&mut group, &blocks, now, threads);
+        }
+        group.finish();
+    }
+
+    fn import_with(
+        group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        blocks: &[Block],
+        now: u64,
+        threads: usize,
+    ) {
+        shared::validation::set_verification_threads(threads);
+        let name = format!("10000 blocks x 10 txs, {threads} verification thread(s)");
+        group.bench_function(name, |b| {
             b.iter_batched(
-                || blocks.clone(),
+                || blocks.to_vec(),
                 |blocks| {
                     let mut tree = BlockTree::new(NetworkParams::test());
                     for block in blocks {
@@ -172,7 +186,7 @@ mod native {
                 BatchSize::PerIteration,
             )
         });
-        group.finish();
+        shared::validation::set_verification_threads(1);
     }
 
     criterion::criterion_group!(benches, hashing, validation, import);

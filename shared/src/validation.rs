@@ -14,6 +14,7 @@ use crate::params::NetworkParams;
 use crate::tx::Transaction;
 use crate::work::Target;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -292,9 +293,64 @@ pub fn check_transaction_fields(tx: &Transaction, index: usize) -> Result<(), Va
 /// with single verification on signatures with a small-order component: such a signature could be
 /// valid in one block and invalid in another, depending on its neighbours. Validity must not
 /// depend on the rest of the block, so consensus verifies one by one, exactly as the mempool does.
+///
+/// Natively the checks of a large block may be spread over several threads
+/// ([`set_verification_threads`]); each signature is still checked on its own, and the error names
+/// the first invalid one, exactly as on one thread.
 pub fn verify_signatures(txs: &[Transaction], chain_id: &Hash) -> Result<(), ValidationError> {
-    match txs.iter().position(|tx| !tx.verify_signature(chain_id)) {
+    match first_invalid_signature(txs, chain_id) {
         Some(index) => Err(ValidationError::InvalidSignature { index }),
         None => Ok(()),
     }
+}
+
+/// Threads that verify a block's signatures; 1 (the default) keeps everything on the caller's
+/// thread. `shared` starts no threads unless its driver asks: the native node sets this to its
+/// core count, the browser (no threads in wasm32) and the simulator leave it at 1.
+static VERIFICATION_THREADS: AtomicUsize = AtomicUsize::new(1);
+/// Blocks with fewer transactions are verified on the caller's thread: starting a thread costs
+/// about as much as a few verifications.
+pub const PARALLEL_VERIFICATION_MIN_TXS: usize = 8;
+
+/// Sets how many threads [`verify_signatures`] may use (at least 1; ignored on wasm32).
+pub fn set_verification_threads(threads: usize) {
+    VERIFICATION_THREADS.store(threads.clamp(1, 64), Ordering::Relaxed);
+}
+
+fn first_invalid_in(txs: &[Transaction], chain_id: &Hash, offset: usize) -> Option<usize> {
+    txs.iter()
+        .position(|tx| !tx.verify_signature(chain_id))
+        .map(|index| offset + index)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn first_invalid_signature(txs: &[Transaction], chain_id: &Hash) -> Option<usize> {
+    first_invalid_in(txs, chain_id, 0)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn first_invalid_signature(txs: &[Transaction], chain_id: &Hash) -> Option<usize> {
+    let threads = VERIFICATION_THREADS.load(Ordering::Relaxed);
+    if threads < 2 || txs.len() < PARALLEL_VERIFICATION_MIN_TXS {
+        return first_invalid_in(txs, chain_id, 0);
+    }
+    let chunk = txs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let others: Vec<_> = txs
+            .chunks(chunk)
+            .enumerate()
+            .skip(1)
+            .map(|(part, slice)| {
+                scope.spawn(move || first_invalid_in(slice, chain_id, part * chunk))
+            })
+            .collect();
+        let mine = first_invalid_in(&txs[..chunk], chain_id, 0);
+        let theirs = others.into_iter().map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        // The smallest invalid index over all parts: what one thread would have reported.
+        std::iter::once(mine).chain(theirs).flatten().min()
+    })
 }

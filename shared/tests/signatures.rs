@@ -73,3 +73,30 @@ fn a_signature_with_a_torsion_component_is_invalid_alone_and_in_company() {
         );
     }
 }
+
+#[test]
+fn verification_on_several_threads_names_the_same_first_invalid_signature() {
+    let params = NetworkParams::test();
+    let chain = chain_id(&genesis_block(&params).hash());
+    let sender = Keypair::from_seed([7; 32]);
+    let txs: Vec<Transaction> = (0..40)
+        .map(|nonce| Transaction::new_signed(&sender, &chain, sender.address(), 1, 1, nonce))
+        .collect();
+    for threads in [1, 2, 3, 8] {
+        shared::validation::set_verification_threads(threads);
+        assert_eq!(verify_signatures(&txs, &chain), Ok(()), "{threads} threads");
+        for broken in [[3].as_slice(), &[39], &[25, 31], &[11, 2, 38]] {
+            let mut block = txs.clone();
+            for &index in broken {
+                block[index].amount += 1;
+            }
+            let first = *broken.iter().min().unwrap();
+            assert_eq!(
+                verify_signatures(&block, &chain),
+                Err(ValidationError::InvalidSignature { index: first }),
+                "{threads} threads, broken at {broken:?}"
+            );
+        }
+    }
+    shared::validation::set_verification_threads(1);
+}

@@ -36,6 +36,8 @@ pub struct NodeState {
     pub workers: u32,
     pub max_workers: u32,
     pub identities: Rc<Vec<StoredIdentity>>,
+    /// Blocks and transactions accepted but not yet written to IndexedDB (writes are batched).
+    pub unsaved: usize,
 }
 
 impl Default for NodeState {
@@ -48,6 +50,7 @@ impl Default for NodeState {
             hash_rate: 0.0,
             workers: 1,
             max_workers: 1,
+            unsaved: 0,
             identities: Rc::new(Vec::new()),
         }
     }
@@ -62,6 +65,7 @@ pub enum NodeAction {
     HashRate(f64),
     Workers { count: u32, max: u32 },
     Identities(Vec<StoredIdentity>),
+    Unsaved(usize),
 }
 
 impl Reducible for NodeState {
@@ -89,6 +93,12 @@ impl Reducible for NodeState {
                 next.max_workers = max;
             }
             NodeAction::Identities(list) => next.identities = Rc::new(list),
+            NodeAction::Unsaved(count) => {
+                if count == self.unsaved {
+                    return self;
+                }
+                next.unsaved = count;
+            }
         }
         Rc::new(next)
     }

@@ -85,6 +85,8 @@ pub struct Driver {
     log_dispatch: UseReducerDispatcher<LogState>,
     log_seq: Cell<u64>,
     pending_writes: RefCell<Vec<Write>>,
+    /// Writes queued or being written: the status bar says "saving" until it is back to 0.
+    unsaved: Cell<usize>,
     flush_scheduled: Cell<bool>,
     snapshot_scheduled: Cell<bool>,
     reorgs: RefCell<VecDeque<ReorgRecord>>,
@@ -154,6 +156,7 @@ impl Driver {
             log_dispatch,
             log_seq: Cell::new(0),
             pending_writes: RefCell::new(Vec::new()),
+            unsaved: Cell::new(0),
             flush_scheduled: Cell::new(false),
             snapshot_scheduled: Cell::new(false),
             reorgs: RefCell::new(VecDeque::new()),
@@ -488,6 +491,7 @@ impl Driver {
             return;
         }
         self.pending_writes.borrow_mut().push(write);
+        self.set_unsaved(self.unsaved.get() + 1);
         if self.flush_scheduled.replace(true) {
             return;
         }
@@ -497,12 +501,19 @@ impl Driver {
             let Some(driver) = weak.upgrade() else { return };
             driver.flush_scheduled.set(false);
             let writes = std::mem::take(&mut *driver.pending_writes.borrow_mut());
+            let count = writes.len();
             if let Some(storage) = driver.storage.clone() {
                 if let Err(error) = storage.write(&driver.prefix, writes).await {
                     driver.log(LogKind::Info, format!("could not save: {error}"));
                 }
             }
+            driver.set_unsaved(driver.unsaved.get().saturating_sub(count));
         });
+    }
+
+    fn set_unsaved(&self, count: usize) {
+        self.unsaved.set(count);
+        self.node_dispatch.dispatch(NodeAction::Unsaved(count));
     }
 
     // ---- commands from the page ----

@@ -55,6 +55,11 @@ pub fn StatusBar() -> Html {
             <span class={classes!("item", "pill", sync.0)} data-testid="status-sync" data-state={sync.0}>
                 { sync.1 }
             </span>
+            <span class={classes!("item", "muted", "small")} data-testid="status-saved"
+                data-unsaved={state.unsaved.to_string()}
+                title="blocks and transactions are written to this browser's IndexedDB in batches">
+                { if state.unsaved == 0 { "saved".to_string() } else { format!("saving {}…", state.unsaved) } }
+            </span>
             <span class="item" title="hashes per second, all workers">
                 { "mining " }<b data-testid="hash-rate" data-value={format!("{:.0}", state.hash_rate)}>
                     { format_rate(state.hash_rate) }</b>
