@@ -573,12 +573,22 @@ impl BlockTree {
             .expect("the tree holds genesis")
     }
 
+    /// Remembers `hash` as invalid, and with it every orphan waiting on it (they can never
+    /// connect, so they would only take room in the pool until evicted).
     fn remember_invalid(&mut self, hash: Hash) {
-        if self.invalid.insert(hash) {
-            self.invalid_order.push_back(hash);
-            if self.invalid_order.len() > MAX_REMEMBERED_INVALID {
-                if let Some(oldest) = self.invalid_order.pop_front() {
-                    self.invalid.remove(&oldest);
+        let mut doomed = vec![hash];
+        while let Some(hash) = doomed.pop() {
+            if self.invalid.insert(hash) {
+                self.invalid_order.push_back(hash);
+                if self.invalid_order.len() > MAX_REMEMBERED_INVALID {
+                    if let Some(oldest) = self.invalid_order.pop_front() {
+                        self.invalid.remove(&oldest);
+                    }
+                }
+            }
+            for child in self.orphans_by_parent.remove(&hash).unwrap_or_default() {
+                if self.remove_orphan(&child).is_some() {
+                    doomed.push(child);
                 }
             }
         }

@@ -65,6 +65,39 @@ fn an_orphan_connects_when_its_parent_arrives() {
 }
 
 #[test]
+fn orphans_of_an_invalid_block_leave_the_pool_with_it() {
+    let mut source = BlockTree::new(params());
+    let chain = extend(&mut source, alice().address(), 1);
+    // A child paying itself too much, and a grandchild and great-grandchild on top of it.
+    let mut bad = child_of(&chain[0], alice().address(), &params());
+    bad.coinbase.amount += 1;
+    common::reseal(&mut bad);
+    let grandchild = child_of(&bad, alice().address(), &params());
+    let great = child_of(&grandchild, alice().address(), &params());
+
+    let mut tree = BlockTree::new(params());
+    for orphan in [&great, &grandchild, &bad] {
+        assert!(matches!(
+            add(&mut tree, orphan.clone()),
+            Ok(AddOutcome::Orphan { .. })
+        ));
+    }
+    assert_eq!(tree.orphan_count(), 3);
+
+    // The parent arrives: the bad block fails, and what waited on it goes with it.
+    add_tip(&mut tree, chain[0].clone());
+    assert_eq!(tree.orphan_count(), 0);
+    assert_eq!(tree.tip_height(), 1);
+    for gone in [&bad, &grandchild, &great] {
+        assert!(tree.is_known_invalid(&gone.hash()));
+        assert_eq!(
+            add(&mut tree, gone.clone()),
+            Err(ChainError::KnownInvalid(gone.hash()))
+        );
+    }
+}
+
+#[test]
 fn a_chain_delivered_backwards_is_assembled_when_its_first_block_arrives() {
     let mut source = BlockTree::new(params());
     let chain = extend(&mut source, alice().address(), 20);
