@@ -145,7 +145,15 @@ impl Mempool {
                     lowest,
                 });
             }
-            self.remove(&lowest_id);
+            let evicted = &self.txs[&lowest_id].tx;
+            if evicted.sender() == sender && evicted.nonce < tx.nonce {
+                // Room would come from a transaction this one waits on.
+                return Err(MempoolError::FeeTooLowForFullPool {
+                    fee: tx.fee,
+                    lowest,
+                });
+            }
+            self.remove_with_later_nonces(&lowest_id);
         }
         if let Some(existing) = replaced {
             self.remove(&existing);
@@ -173,6 +181,23 @@ impl Mempool {
             }
         }
         Some(pending.tx)
+    }
+
+    /// Evicts `id` and the same sender's transactions with later nonces: without it they could
+    /// never confirm, and would only hold room in the pool.
+    fn remove_with_later_nonces(&mut self, id: &Hash) {
+        let Some(pending) = self.txs.get(id) else {
+            return;
+        };
+        let (sender, nonce) = (pending.tx.sender(), pending.tx.nonce);
+        let doomed: Vec<Hash> = self
+            .by_sender
+            .get(&sender)
+            .map(|queue| queue.range(nonce..).map(|(_, id)| *id).collect())
+            .unwrap_or_default();
+        for id in doomed {
+            self.remove(&id);
+        }
     }
 
     /// Up to `limit` transactions the ledger accepts in this order: each sender's nonces in

@@ -146,6 +146,46 @@ fn a_full_pool_evicts_its_lowest_fee_to_admit_a_higher_one() {
 }
 
 #[test]
+fn eviction_takes_the_later_nonces_that_depend_on_the_evicted_transaction() {
+    let senders: Vec<Keypair> = (100..200).map(keypair).collect();
+    let per_sender = MAX_MEMPOOL_TXS / senders.len();
+    let accounts: Vec<_> = senders
+        .iter()
+        .chain([alice()].iter())
+        .map(|k| (k.address(), 1_000_000))
+        .collect();
+    let ledger = funded_ledger(&accounts);
+    let chain = chain_id();
+    let mut pool = Mempool::new();
+    // The lowest fee of the pool sits in the middle of the first sender's queue.
+    for (s, sender) in senders.iter().enumerate() {
+        for nonce in 0..per_sender as u64 {
+            let fee = if (s, nonce) == (0, 10) { 2 } else { 5 };
+            pool.add(pay(sender, &dave(), 1, fee, nonce), &ledger, &chain)
+                .expect("room until full");
+        }
+    }
+    assert_eq!(pool.len(), MAX_MEMPOOL_TXS);
+    // The first sender cannot make room by pushing out its own earlier transaction.
+    assert_eq!(
+        pool.add(pay(&senders[0], &dave(), 1, 100, 50), &ledger, &chain),
+        Err(MempoolError::FeeTooLowForFullPool {
+            fee: 100,
+            lowest: 2
+        })
+    );
+
+    let newcomer = pool
+        .add(pay(&alice(), &dave(), 1, 100, 0), &ledger, &chain)
+        .expect("a higher fee displaces the lowest");
+    // Nonce 10 went, and with it nonces 11..49, which could never confirm without it.
+    assert_eq!(pool.len(), MAX_MEMPOOL_TXS - (per_sender - 10) + 1);
+    assert!(pool.contains(&newcomer));
+    // Everything still waiting can be mined.
+    assert_eq!(pool.select(&ledger, usize::MAX).len(), pool.len());
+}
+
+#[test]
 fn a_replacement_needs_a_higher_fee_and_counts_the_balance_once() {
     let ledger = funded_ledger(&[(alice().address(), 10)]);
     let chain = chain_id();
