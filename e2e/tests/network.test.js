@@ -17,6 +17,16 @@ async function sameTip(pages, what) {
   return tipHash(first);
 }
 
+/** Opens `count` tabs on `room` and waits until each sees all the others. */
+async function openTabs(context, room, count) {
+  const pages = [];
+  for (let i = 0; i < count; i += 1) pages.push(await openNode(context, room));
+  for (const page of pages) {
+    await waitFor(page, async () => (await peerCount(page)) === count - 1, `${count - 1} peers each`);
+  }
+  return pages;
+}
+
 async function mineBlocks(page, count) {
   const start = await height(page);
   await setMining(page, true);
@@ -37,9 +47,7 @@ test('a block mined in one tab reaches the other two, and all show the same tip'
   const context = await launch();
   try {
     const room = uniqueRoom('three');
-    const pages = [];
-    for (let i = 0; i < 3; i += 1) pages.push(await openNode(context, room));
-    for (const page of pages) await waitFor(page, async () => (await peerCount(page)) === 2, 'two peers each');
+    const pages = await openTabs(context, room, 3);
     await mineBlocks(pages[0], 2);
     const tip = await sameTip(pages, 'the same tip in all three tabs');
     assert.match(tip, /^[0-9a-f]{64}$/);
@@ -54,8 +62,7 @@ test('tab A pays tab B; after a block all three tabs agree on the balances', asy
   const context = await launch();
   try {
     const room = uniqueRoom('pay');
-    const [a, b, c] = [await openNode(context, room), await openNode(context, room), await openNode(context, room)];
-    for (const page of [a, b, c]) await waitFor(page, async () => (await peerCount(page)) === 2, 'two peers each');
+    const [a, b, c] = await openTabs(context, room, 3);
     await mineBlocks(a, 1);
     await sameTip([a, b, c], 'B and C follow A');
     const before = await balance(a);
@@ -90,8 +97,7 @@ test('a tab that goes offline and mines alone joins the heavier branch when it r
   const context = await launch();
   try {
     const room = uniqueRoom('fork');
-    const [a, b, c] = [await openNode(context, room), await openNode(context, room), await openNode(context, room)];
-    for (const page of [a, b, c]) await waitFor(page, async () => (await peerCount(page)) === 2, 'two peers each');
+    const [a, b, c] = await openTabs(context, room, 3);
     await mineBlocks(a, 3);
     await sameTip([a, b, c], 'a shared start');
 

@@ -380,14 +380,13 @@ impl Node {
     }
     /// The next thing the caller must do, if any. Drain it after every call into the node.
     pub fn poll_output(&mut self) -> Option<Output> {
-        if let Some(now_ms) = self.tip_moved_at.take() {
-            self.status_due = Some(now_ms);
-            self.announce_status_if_due();
-            if self.mining {
-                self.restart_mining(now_ms);
-            }
-        } else if self.status_due.is_some() {
-            self.announce_status_if_due();
+        let moved = self.tip_moved_at.take();
+        if moved.is_some() {
+            self.status_due = moved;
+        }
+        self.announce_status_if_due();
+        if let (Some(now_ms), true) = (moved, self.mining) {
+            self.restart_mining(now_ms);
         }
         self.outputs.pop_front()
     }

@@ -20,7 +20,7 @@ pub struct Work(pub U256);
 
 impl Serialize for Work {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&format!("{:x}", self.0))
+        serializer.serialize_str(&self.to_hex())
     }
 }
 
@@ -37,6 +37,10 @@ impl<'de> Deserialize<'de> for Work {
 }
 
 impl Work {
+    /// Lowercase hex without leading zeros: the wire form.
+    pub fn to_hex(&self) -> String {
+        format!("{:x}", self.0)
+    }
     pub fn checked_add(self, other: Work) -> Option<Work> {
         self.0.checked_add(other.0).map(Work)
     }

@@ -6,6 +6,7 @@ use crate::tree_view::{draw_tree, ReorgRecord, TreeDrawing};
 use shared::block::Block;
 use shared::node::{Handshake, Node, OwnTxState, SyncState};
 use shared::protocol::{PeerId, TipStatus};
+use shared::work::Work;
 use shared::{Address, Hash};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,8 +19,7 @@ pub struct NodeSnapshot {
     pub height: u64,
     pub tip_hash: Hash,
     pub total_work_log2: f64,
-    /// The best chain's total work as hex (what `status` messages carry).
-    pub total_work_hex: String,
+    pub total_work: Work,
     pub sync: SyncState,
     pub balance: u64,
     /// Every account on our best chain with coins, richest first (ties by address).
@@ -124,7 +124,7 @@ impl NodeSnapshot {
             height: tree.tip_height(),
             tip_hash: tree.tip_hash(),
             total_work_log2: tree.tip_work().log2(),
-            total_work_hex: format!("{:x}", tree.tip_work().0),
+            total_work: tree.tip_work(),
             sync: node.sync_state(),
             balance: node.balance(&node.address()),
             accounts: accounts(node, &names),

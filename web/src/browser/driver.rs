@@ -85,7 +85,9 @@ pub struct Driver {
     log_dispatch: UseReducerDispatcher<LogState>,
     log_seq: Cell<u64>,
     pending_writes: RefCell<Vec<Write>>,
-    /// Writes queued or being written: the status bar says "saving" until it is back to 0.
+    /// Writes queued or being written. The page hears of it once per batch (when the batch
+    /// starts, when it is written and when it is saved), not per block: an import stores
+    /// thousands of blocks a second.
     unsaved: Cell<usize>,
     flush_scheduled: Cell<bool>,
     snapshot_scheduled: Cell<bool>,
@@ -491,10 +493,11 @@ impl Driver {
             return;
         }
         self.pending_writes.borrow_mut().push(write);
-        self.set_unsaved(self.unsaved.get() + 1);
+        self.unsaved.set(self.unsaved.get() + 1);
         if self.flush_scheduled.replace(true) {
             return;
         }
+        self.show_unsaved();
         let weak = self.this.clone();
         spawn_local(async move {
             TimeoutFuture::new(FLUSH_INTERVAL_MS).await;
@@ -502,18 +505,22 @@ impl Driver {
             driver.flush_scheduled.set(false);
             let writes = std::mem::take(&mut *driver.pending_writes.borrow_mut());
             let count = writes.len();
+            driver.show_unsaved();
             if let Some(storage) = driver.storage.clone() {
                 if let Err(error) = storage.write(&driver.prefix, writes).await {
                     driver.log(LogKind::Info, format!("could not save: {error}"));
                 }
             }
-            driver.set_unsaved(driver.unsaved.get().saturating_sub(count));
+            driver
+                .unsaved
+                .set(driver.unsaved.get().saturating_sub(count));
+            driver.show_unsaved();
         });
     }
 
-    fn set_unsaved(&self, count: usize) {
-        self.unsaved.set(count);
-        self.node_dispatch.dispatch(NodeAction::Unsaved(count));
+    fn show_unsaved(&self) {
+        self.node_dispatch
+            .dispatch(NodeAction::Unsaved(self.unsaved.get()));
     }
 
     // ---- commands from the page ----

@@ -49,7 +49,7 @@ pub fn StatusBar() -> Html {
             <span class="item">{ "height " }<b data-testid="status-height">{ snapshot.height }</b></span>
             <span class="item" title={snapshot.tip_hash.to_hex()}>
                 { "tip " }<code data-testid="tip-hash" data-hash={snapshot.tip_hash.to_hex()}
-                    data-work={snapshot.total_work_hex.clone()}>
+                    data-work={snapshot.total_work.to_hex()}>
                     { snapshot.tip_hash.short() }</code>
             </span>
             <span class={classes!("item", "pill", sync.0)} data-testid="status-sync" data-state={sync.0}>
