@@ -289,14 +289,21 @@ mod tests {
         let mut now = params.genesis_timestamp_ms;
         for _ in 0..5 {
             now += params.target_block_ms;
-            let mut block = node.tree().block_template(node.address(), Vec::new(), now);
+            node.set_mining(true, now);
+            let job = std::iter::from_fn(|| node.poll_output())
+                .find_map(|output| match output {
+                    shared::node::Output::Mine(job) => Some(job),
+                    _ => None,
+                })
+                .expect("mining gives a job");
+            let mut block = job.block;
             let shared::mining::MiningOutcome::Found { nonce, .. } =
                 shared::mining::mine(&block.header, 0, u64::MAX)
             else {
                 panic!("test target");
             };
             block.header.nonce = nonce;
-            node.handle_mined_block(block, now);
+            node.handle_mined_block(job.job_id, block, now);
             while node.poll_output().is_some() {}
         }
         let view = chain_view(&node, Some(3));

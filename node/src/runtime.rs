@@ -260,8 +260,6 @@ impl NodeHandle {
             link: None,
             connection: Connection::Offline,
             events: events.clone(),
-            current_job: 0,
-            job_started: false,
             unstored: Vec::new(),
             blocks_mined: 0,
             mining_until: None,
@@ -433,10 +431,6 @@ struct Runtime {
     link: Option<Link>,
     connection: Connection,
     events: broadcast::Sender<RuntimeEvent>,
-    /// The id of the last job handed to the miner; blocks for older jobs are stale.
-    current_job: u64,
-    /// Set when a drain started a new job.
-    job_started: bool,
     /// Blocks the node asked to store that are not yet on disk; flushed once per step.
     unstored: Vec<Arc<Block>>,
     blocks_mined: u64,
@@ -608,15 +602,12 @@ impl Runtime {
     }
 
     async fn on_found(&mut self, found: FoundBlock) {
-        if found.job_id != self.current_job || !self.node.is_mining() {
-            tracing::debug!(job = found.job_id, "dropping a block for an old job");
-            return;
-        }
         let now = now_ms();
         let hash = found.block.hash();
         let height = found.block.header.height;
-        self.node.handle_mined_block(found.block, now);
-        self.job_started = false;
+        // The node judges the job id: a block for an old job is ignored, a refused one gets
+        // the miner a fresh job.
+        self.node.handle_mined_block(found.job_id, found.block, now);
         self.drain().await;
         // Our block is on disk before anyone is told it was mined.
         self.flush_store();
@@ -631,13 +622,7 @@ impl Runtime {
                 self.mining_until = None;
                 self.node.set_mining(false, now);
                 self.drain().await;
-                return;
             }
-        }
-        if self.node.is_mining() && !self.job_started {
-            // The block did not move the tip (it was refused), so no new job came: ask again.
-            self.node.set_mining(true, now);
-            self.drain().await;
         }
     }
 
@@ -670,11 +655,10 @@ impl Runtime {
                 }
                 Output::Mine(job) => {
                     if self.fatal.is_none() {
-                        self.current_job = job.job_id;
-                        self.job_started = true;
                         self.miner.start_job(job);
                     }
                 }
+                Output::StoreTransaction(_) | Output::DeleteTransaction(_) => {}
                 Output::StopMining => self.miner.stop(),
                 Output::Event(event) => self.on_node_event(event),
             }
@@ -733,7 +717,7 @@ impl Runtime {
             total_work: tip.total_work,
             syncing,
             sync_target_height,
-            requests_in_flight: node.poll_timeout().is_some(),
+            requests_in_flight: node.blocks_in_flight() > 0,
             peers: node
                 .peers()
                 .map(|peer| peer_summary(peer, now_ms()))

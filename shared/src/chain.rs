@@ -20,10 +20,17 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use thiserror::Error;
 
-/// Blocks whose parent we lack, kept until the parent arrives. Sync fetches blocks in order, so
-/// orphans are only blocks announced while we are behind; 256 covers a burst without letting a
-/// peer fill memory (a block is at most 200 KB, so at most ~50 MB in the worst case).
+/// Blocks whose parent we lack, kept until the parent arrives. Sync fetches blocks in order from
+/// several peers, so orphans are blocks announced while we are behind and blocks of a download
+/// window that arrived before their parents; 256 covers the window (the node keeps at most
+/// `node::MAX_BLOCKS_IN_FLIGHT` = 256 blocks in flight) and a burst of announcements.
 pub const MAX_ORPHANS: usize = 256;
+/// The orphan pool's bound in bytes (canonical encoding; in memory a block takes about 1.5x).
+/// Counted in bytes as well as blocks because one peer could otherwise fill 256 slots with the
+/// largest blocks the rules allow (about 140 KB each, 36 MB, and several times that while their
+/// JSON is parsed). 8 MiB holds a full download window of typical blocks (a few hundred bytes to
+/// a few KB each) and about 60 of the largest; the oldest orphan leaves first.
+pub const MAX_ORPHAN_BYTES: usize = 8 << 20;
 /// Hashes of blocks known to be invalid, so a peer cannot make us check the same block twice.
 pub const MAX_REMEMBERED_INVALID: usize = 10_000;
 
@@ -37,6 +44,16 @@ pub enum ChainError {
     Invalid { hash: Hash, error: ValidationError },
     #[error("orphan block {hash} does not meet its own target")]
     OrphanWithoutWork { hash: Hash },
+    /// The block was valid on its own, but the branch it made the heaviest holds an ancestor
+    /// that breaks a ledger rule; the ancestor and all its descendants (this block among them)
+    /// were removed. `removed` lists every stored block that went, for the caller's storage.
+    #[error("block {hash} builds on {ancestor}, which is invalid: {error}")]
+    InvalidAncestor {
+        hash: Hash,
+        ancestor: Hash,
+        error: Box<ValidationError>,
+        removed: Vec<Hash>,
+    },
 }
 
 /// What adding one block did to the chain.
@@ -65,6 +82,8 @@ pub struct TipChange {
     pub connected: Vec<Arc<Block>>,
     /// Blocks found invalid against the ledger while moving the tip.
     pub rejected: Vec<(Hash, ValidationError)>,
+    /// Every stored block removed on the way: the rejected ones and their descendants.
+    pub removed: Vec<Hash>,
 }
 
 impl TipChange {
@@ -95,6 +114,8 @@ pub struct BlockTree {
     orphans: HashMap<Hash, Block>,
     orphans_by_parent: HashMap<Hash, Vec<Hash>>,
     orphan_order: VecDeque<Hash>,
+    /// Sum of the encoded sizes of the orphans, bounded by [`MAX_ORPHAN_BYTES`].
+    orphan_bytes: usize,
 }
 
 impl BlockTree {
@@ -129,6 +150,7 @@ impl BlockTree {
             orphans: HashMap::new(),
             orphans_by_parent: HashMap::new(),
             orphan_order: VecDeque::new(),
+            orphan_bytes: 0,
         }
     }
 
@@ -170,6 +192,10 @@ impl BlockTree {
     }
     pub fn orphan_count(&self) -> usize {
         self.orphans.len()
+    }
+    /// Encoded bytes held by the orphan pool.
+    pub fn orphan_bytes(&self) -> usize {
+        self.orphan_bytes
     }
     pub fn block_count(&self) -> usize {
         self.entries.len()
@@ -359,9 +385,10 @@ impl BlockTree {
 
         let old_tip = self.tip_hash();
         let mut rejected = Vec::new();
+        let mut removed = Vec::new();
         self.insert_checked(hash, block, now_ms)?;
         self.connect_orphans_of(hash, now_ms, &mut rejected);
-        self.activate_best(&mut rejected);
+        self.activate_best(&mut rejected, &mut removed);
 
         let new_tip = self.tip_hash();
         if new_tip == old_tip {
@@ -371,10 +398,23 @@ impl BlockTree {
                     error: error.clone(),
                 });
             }
+            if !self.entries.contains_key(&hash) {
+                // An ancestor on its branch failed the ledger when the branch became heaviest.
+                let (ancestor, error) = rejected
+                    .first()
+                    .cloned()
+                    .expect("a stored block only leaves the tree when its branch is rejected");
+                return Err(ChainError::InvalidAncestor {
+                    hash,
+                    ancestor,
+                    error: Box::new(error),
+                    removed,
+                });
+            }
             return Ok(AddOutcome::SideBranch);
         }
         Ok(AddOutcome::TipChanged(
-            self.describe_move(old_tip, new_tip, rejected),
+            self.describe_move(old_tip, new_tip, rejected, removed),
         ))
     }
 
@@ -434,10 +474,14 @@ impl BlockTree {
                 error: ValidationError::TxRootMismatch,
             });
         }
-        if self.orphans.len() >= MAX_ORPHANS {
-            if let Some(oldest) = self.orphan_order.pop_front() {
-                self.remove_orphan(&oldest);
-            }
+        let size = block.encoded_len();
+        while !self.orphans.is_empty()
+            && (self.orphans.len() >= MAX_ORPHANS || self.orphan_bytes + size > MAX_ORPHAN_BYTES)
+        {
+            let Some(oldest) = self.orphan_order.front().copied() else {
+                break;
+            };
+            self.remove_orphan(&oldest);
         }
         let missing_parent = block.header.prev_hash;
         self.orphans_by_parent
@@ -446,11 +490,13 @@ impl BlockTree {
             .push(hash);
         self.orphans.insert(hash, block);
         self.orphan_order.push_back(hash);
+        self.orphan_bytes += size;
         Ok(AddOutcome::Orphan { missing_parent })
     }
 
     fn remove_orphan(&mut self, hash: &Hash) -> Option<Block> {
         let block = self.orphans.remove(hash)?;
+        self.orphan_bytes -= block.encoded_len();
         if let Some(siblings) = self.orphans_by_parent.get_mut(&block.header.prev_hash) {
             siblings.retain(|sibling| sibling != hash);
             if siblings.is_empty() {
@@ -488,14 +534,18 @@ impl BlockTree {
 
     /// Moves the best chain to the stored block with the most work, dropping any block that
     /// breaks a ledger rule on the way and trying the next best.
-    fn activate_best(&mut self, rejected: &mut Vec<(Hash, ValidationError)>) {
+    fn activate_best(
+        &mut self,
+        rejected: &mut Vec<(Hash, ValidationError)>,
+        removed: &mut Vec<Hash>,
+    ) {
         while self.best_candidate != self.tip_hash() {
             let target = self.best_candidate;
             match self.switch_to(target) {
                 Ok(()) => {}
                 Err((bad, error)) => {
                     rejected.push((bad, error));
-                    self.forget_invalid_branch(bad);
+                    self.forget_invalid_branch(bad, removed);
                     self.best_candidate = self.most_work_entry();
                 }
             }
@@ -549,14 +599,16 @@ impl BlockTree {
         Ok(())
     }
 
-    /// Removes `bad` and every stored descendant, remembering their hashes as invalid.
-    fn forget_invalid_branch(&mut self, bad: Hash) {
+    /// Removes `bad` and every stored descendant, remembering their hashes as invalid; every
+    /// removed stored block is appended to `removed`.
+    fn forget_invalid_branch(&mut self, bad: Hash, removed: &mut Vec<Hash>) {
         let mut doomed = vec![bad];
         while let Some(hash) = doomed.pop() {
             if let Some(entry) = self.entries.remove(&hash) {
                 if let Some(siblings) = self.children.get_mut(&entry.block.header().prev_hash) {
                     siblings.retain(|sibling| *sibling != hash);
                 }
+                removed.push(hash);
             }
             doomed.extend(self.children.remove(&hash).unwrap_or_default());
             self.remember_invalid(hash);
@@ -599,6 +651,7 @@ impl BlockTree {
         old_tip: Hash,
         new_tip: Hash,
         rejected: Vec<(Hash, ValidationError)>,
+        removed: Vec<Hash>,
     ) -> TipChange {
         // The old tip's blocks stay stored (only invalid blocks are removed, and the old best
         // chain was valid), so walking back from it finds where it meets the new best chain.
@@ -618,6 +671,7 @@ impl BlockTree {
             disconnected,
             connected,
             rejected,
+            removed,
         }
     }
 }

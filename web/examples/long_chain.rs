@@ -31,11 +31,11 @@ fn main() -> std::io::Result<()> {
                 _ => None,
             })
             .expect("mining gives a job");
-        let mut block = job.block;
+        let mut block = job.block.clone();
         if let MiningOutcome::Found { nonce, .. } = mine(&block.header, 0, u64::MAX) {
             block.header.nonce = nonce;
         }
-        node.handle_mined_block(block, clock);
+        node.handle_mined_block(job.job_id, block, clock);
         while node.poll_output().is_some() {}
     }
     let tree = node.tree();

@@ -41,12 +41,13 @@ impl TestNode {
                 _ => None,
             })
             .expect("mining gives a job");
-        let mut block = job.block;
+        let mut block = job.block.clone();
         match mine(&block.header, 0, u64::MAX) {
             MiningOutcome::Found { nonce, .. } => block.header.nonce = nonce,
             other => panic!("no nonce found: {other:?}"),
         }
-        self.node.handle_mined_block(block.clone(), self.clock_ms);
+        self.node
+            .handle_mined_block(job.job_id, block.clone(), self.clock_ms);
         self.node.set_mining(false, self.clock_ms);
         self.drain();
         block

@@ -360,7 +360,10 @@ impl Sim {
                 }
                 Output::Mine(job) => self.peers[index].job = Some(job),
                 Output::StopMining => self.peers[index].job = None,
-                Output::StoreBlock(_) | Output::DeleteBlock(_) => {}
+                Output::StoreBlock(_)
+                | Output::DeleteBlock(_)
+                | Output::StoreTransaction(_)
+                | Output::DeleteTransaction(_) => {}
                 Output::Event(event) => {
                     // Keep memory flat in long runs: only events tests look at.
                     if !matches!(
@@ -498,7 +501,7 @@ impl Sim {
     /// The node at `index` finds a block on its current job.
     pub fn mine_one(&mut self, index: usize) -> Option<Block> {
         let job = self.peers[index].job.clone()?;
-        let mut block = job.block;
+        let mut block = job.block.clone();
         block.header.timestamp_ms = block.header.timestamp_ms.max(self.now_ms);
         let mut first = self.rng.next_u64();
         let found = loop {
@@ -511,7 +514,7 @@ impl Sim {
         block.header.nonce = found;
         let now = self.now_ms;
         if let Member::Honest(node) = &mut self.peers[index].member {
-            node.handle_mined_block(block.clone(), now);
+            node.handle_mined_block(job.job_id, block.clone(), now);
         }
         self.drain(index);
         Some(block)

@@ -214,7 +214,7 @@ impl Driver {
                 ),
             );
         }
-        self.drive(|node, _| node.handle_stored_transactions(txs));
+        self.drive(|node, now| node.handle_stored_transactions(txs, now));
     }
 
     fn start_services(&self) {
@@ -223,9 +223,9 @@ impl Driver {
             .and_then(|text| text.parse().ok())
             .unwrap_or(1)
             .clamp(1, hardware_threads());
-        let miner = MinerPool::new(workers, move |block| {
+        let miner = MinerPool::new(workers, move |job_id, block| {
             if let Some(driver) = weak.upgrade() {
-                driver.drive(|node, now| node.handle_mined_block(block, now));
+                driver.drive(|node, now| node.handle_mined_block(job_id, block, now));
             }
         });
         *self.miner.borrow_mut() = Some(miner);
@@ -299,6 +299,12 @@ impl Driver {
                     }
                 }
                 Output::DeleteBlock(hash) => self.queue_write(Write::DeleteBlock(hash)),
+                Output::StoreTransaction(tx) => {
+                    if let Ok(json) = serde_json::to_string(&tx) {
+                        self.queue_write(Write::PutTransaction(tx.id(), json));
+                    }
+                }
+                Output::DeleteTransaction(id) => self.queue_write(Write::DeleteTransaction(id)),
                 Output::Mine(job) => {
                     if let Some(miner) = self.miner.borrow().as_ref() {
                         miner.start(job);
@@ -329,27 +335,9 @@ impl Driver {
         }
     }
 
-    /// Side effects of events beyond the log: persisting our transactions, recording reorgs.
+    /// Side effects of events beyond the log: recording reorgs.
     fn on_event(&self, event: &NodeEvent, now: u64) {
         match event {
-            NodeEvent::TransactionAccepted {
-                id,
-                from_peer: None,
-            } => {
-                let json = self
-                    .node
-                    .borrow()
-                    .own_transactions()
-                    .find(|own| own.id == *id)
-                    .and_then(|own| serde_json::to_string(&own.tx).ok());
-                if let Some(json) = json {
-                    self.queue_write(Write::PutTransaction(*id, json));
-                }
-            }
-            NodeEvent::TransactionConfirmed { id, .. }
-            | NodeEvent::TransactionDropped { id, .. } => {
-                self.queue_write(Write::DeleteTransaction(*id));
-            }
             NodeEvent::TipChanged {
                 hash,
                 height,
@@ -433,15 +421,6 @@ impl Driver {
 
     fn on_tick(&self) {
         self.drive(|node, now| node.handle_tick(now));
-        // A found block that the node refused leaves the miners without a job: ask again.
-        let idle = self
-            .miner
-            .borrow()
-            .as_ref()
-            .is_some_and(|miner| !miner.has_job());
-        if idle && self.node.borrow().is_mining() {
-            self.drive(|node, now| node.set_mining(true, now));
-        }
     }
 
     // ---- the log, the snapshot and storage ----

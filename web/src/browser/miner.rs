@@ -22,14 +22,14 @@ pub struct MinerPool {
     workers: RefCell<Vec<WorkerBridge<MiningWorker>>>,
     job: RefCell<Option<MiningJob>>,
     meter: RefCell<HashRateMeter>,
-    on_found: Box<dyn Fn(Block)>,
+    on_found: Box<dyn Fn(u64, Block)>,
     last_found_ms: Cell<u64>,
     this: Weak<MinerPool>,
 }
 
 impl MinerPool {
     /// `on_found` gets the job's block with the winning nonce.
-    pub fn new(workers: u32, on_found: impl Fn(Block) + 'static) -> Rc<MinerPool> {
+    pub fn new(workers: u32, on_found: impl Fn(u64, Block) + 'static) -> Rc<MinerPool> {
         let pool = Rc::new_cyclic(|this| MinerPool {
             workers: RefCell::new(Vec::new()),
             job: RefCell::new(None),
@@ -127,15 +127,20 @@ impl MinerPool {
         }
         self.meter.borrow_mut().record(now, hashes);
         let Some(nonce) = nonce else { return };
-        if current != Some(job_id) {
-            return;
-        }
-        let Some(mut block) = self.job.borrow_mut().take().map(|job| job.block) else {
+        // Only the job's own block is built here; whether the job is still current is the
+        // node's call (it minted the id).
+        let Some(mut block) = self
+            .job
+            .borrow()
+            .as_ref()
+            .filter(|job| job.job_id == job_id)
+            .map(|job| job.block.clone())
+        else {
             return;
         };
         block.header.nonce = nonce;
         self.last_found_ms.set(now);
-        (self.on_found)(block);
+        (self.on_found)(job_id, block);
     }
 }
 

@@ -1,0 +1,878 @@
+//! The node as a sans-I/O state machine, in the style of quinn-proto's `Connection`: what
+//! arrived goes in through `handle_*` methods (a peer joined or left, a message, a tick with
+//! the time, a mined block, stored blocks), the application's commands through plain methods
+//! (`send_transaction`, `set_mining`, `set_peer_muted`), and what the caller must do comes out
+//! of the `poll_*` methods: [`Node::poll_output`] (send, store, mine, events) and
+//! [`Node::poll_timeout`] (the next instant the node needs [`Node::handle_tick`]). The browser
+//! tab, the native program and the simulator are three small drivers of this one type: they
+//! move bytes, keep time, store and draw, and decide nothing.
+//!
+//! The parts: [`output`] (outputs, events, the bounded queue), [`peers`] (handshake, offences,
+//! scores, budgets), [`sync`] (headers-first sync that one liar cannot stall), [`wallet`] (our
+//! own transactions). Message dispatch and the chain changes live here.
+
+pub mod output;
+pub mod peers;
+pub mod sync;
+pub mod wallet;
+
+pub use output::{MiningJob, NodeEvent, Output, SyncState, MAX_QUEUED_EVENTS, MAX_QUEUED_OUTPUTS};
+pub use peers::{
+    Handshake, Hello, Offense, PeerInfo, BAN_SCORE, HELLOS_PER_SECOND, HELLO_BURST, MAX_PEERS,
+    MISBEHAVIOR_DECAY_MS, REPLIES_PER_SECOND, REPLY_BURST,
+};
+pub use sync::{
+    HEADERS_REQUEST_INTERVAL_MS, MAX_BLOCKS_IN_FLIGHT, MAX_BLOCKS_IN_FLIGHT_PER_PEER,
+    MAX_CLAIM_BACKOFF_MS, MAX_PENDING_HEADERS, REQUEST_TIMEOUT_MS, SIDE_BRANCH_WINDOW_BLOCKS,
+    STATUS_INTERVAL_WHILE_SYNCING_MS,
+};
+pub use wallet::{
+    OwnTx, OwnTxState, SendError, CONFIRMATIONS_TO_FORGET, MAX_TRACKED_OWN_TXS,
+    OWN_TX_REANNOUNCE_MS,
+};
+
+use crate::block::Block;
+use crate::chain::{AddOutcome, BlockTree, ChainError, TipChange};
+use crate::hash::Hash;
+use crate::keys::{Address, Keypair};
+use crate::mempool::{Mempool, MempoolError};
+use crate::mining::meets_target;
+use crate::params::NetworkParams;
+use crate::protocol::message::{
+    NodeMessage, ProtocolError, TipStatus, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_MESSAGE,
+    MAX_TXS_PER_MESSAGE, PROTOCOL_VERSION,
+};
+use crate::protocol::{PeerId, MAX_FRAME_BYTES};
+use crate::tx::Transaction;
+use output::OutputQueue;
+use peers::TokenBucket;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Room left in a frame for the relay envelope around a payload.
+const ENVELOPE_ALLOWANCE: usize = 1_024;
+/// Senders of recent blocks we remember, so a block found invalid later (an orphan whose parent
+/// came, an ancestor failing the ledger in a reorg) costs the peer that sent it. One download
+/// window plus the orphan pool.
+const MAX_REMEMBERED_SOURCES: usize = 4_096;
+
+pub struct NodeConfig {
+    pub params: NetworkParams,
+    pub name: String,
+    pub keypair: Keypair,
+}
+
+/// One tabchain node.
+pub struct Node {
+    name: String,
+    keypair: Keypair,
+    tree: BlockTree,
+    mempool: Mempool,
+    peers: BTreeMap<PeerId, PeerInfo>,
+    sync: sync::Sync,
+    wallet: wallet::Wallet,
+    mining: bool,
+    next_job_id: u64,
+    /// The job the miner works on; a block found for any other is stale.
+    current_job: Option<u64>,
+    outputs: OutputQueue,
+    /// The latest time any call passed in; `poll_output` uses it for deadlines.
+    now_ms: u64,
+    /// Set when the best chain moved during the current call; the status broadcast and the new
+    /// mining job wait for the next `poll_output`, so a batch of blocks causes one of each.
+    tip_moved: bool,
+    /// Our `status` about a tip change has not gone out yet.
+    status_due: bool,
+    last_status_ms: Option<u64>,
+    /// Peers that joined while our hello budget was spent, waiting for their hello.
+    hello_queue: VecDeque<PeerId>,
+    hellos: TokenBucket,
+    /// Who sent each recent block (see [`MAX_REMEMBERED_SOURCES`]).
+    sources: HashMap<Hash, PeerId>,
+    source_order: VecDeque<Hash>,
+    /// Peer messages not handled because the driver left the output queue full.
+    refused_backlogged: u64,
+}
+
+impl Node {
+    pub fn new(config: NodeConfig) -> Node {
+        Node {
+            name: config.name,
+            keypair: config.keypair,
+            tree: BlockTree::new(config.params),
+            mempool: Mempool::new(),
+            peers: BTreeMap::new(),
+            sync: sync::Sync::default(),
+            wallet: wallet::Wallet::default(),
+            mining: false,
+            next_job_id: 0,
+            current_job: None,
+            outputs: OutputQueue::default(),
+            now_ms: 0,
+            tip_moved: false,
+            status_due: false,
+            last_status_ms: None,
+            hello_queue: VecDeque::new(),
+            hellos: TokenBucket::new(HELLOS_PER_SECOND, HELLO_BURST, 0),
+            sources: HashMap::new(),
+            source_order: VecDeque::new(),
+            refused_backlogged: 0,
+        }
+    }
+
+    // ---- getters ----
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn address(&self) -> Address {
+        self.keypair.address()
+    }
+    pub fn keypair(&self) -> &Keypair {
+        &self.keypair
+    }
+    pub fn tree(&self) -> &BlockTree {
+        &self.tree
+    }
+    pub fn mempool(&self) -> &Mempool {
+        &self.mempool
+    }
+    pub fn peers(&self) -> impl Iterator<Item = &PeerInfo> {
+        self.peers.values()
+    }
+    pub fn peer(&self, id: &PeerId) -> Option<&PeerInfo> {
+        self.peers.get(id)
+    }
+    pub fn is_mining(&self) -> bool {
+        self.mining
+    }
+    pub fn balance(&self, address: &Address) -> u64 {
+        self.tree.ledger().balance(address)
+    }
+    pub fn tip_status(&self) -> TipStatus {
+        TipStatus {
+            hash: self.tree.tip_hash(),
+            height: self.tree.tip_height(),
+            total_work: self.tree.tip_work(),
+        }
+    }
+    /// UI events dropped because the driver let more than [`MAX_QUEUED_EVENTS`] wait.
+    pub fn dropped_events(&self) -> u64 {
+        self.outputs.dropped_events()
+    }
+    /// Peer messages refused because the driver let more than [`MAX_QUEUED_OUTPUTS`] wait.
+    pub fn refused_backlogged(&self) -> u64 {
+        self.refused_backlogged
+    }
+
+    // ---- poll ----
+
+    /// The next thing the caller must do, if any. Drain it after every call into the node.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if std::mem::take(&mut self.tip_moved) {
+            self.status_due = true;
+            if self.mining {
+                self.restart_mining(self.now_ms);
+            }
+        }
+        self.announce_status_if_due(self.now_ms);
+        self.outputs.pop()
+    }
+
+    /// The next instant the node needs [`Node::handle_tick`], if any: a request that times out,
+    /// a paced request or status, a queued hello, a score that decays, our transactions'
+    /// re-announcement. Drivers sleep until it (or until something arrives).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let status = self.status_due.then(|| self.status_deadline()).flatten();
+        let hellos = (!self.hello_queue.is_empty()).then(|| self.hellos.next_token_ms());
+        let decay = self
+            .peers
+            .values()
+            .filter_map(PeerInfo::next_decay_ms)
+            .min();
+        [
+            self.sync.next_deadline(),
+            status,
+            hellos,
+            decay,
+            self.wallet.next_announce_ms,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ---- start-up ----
+
+    /// Replays blocks kept in storage (any order; they are sorted by height). Invalid ones are
+    /// deleted from storage; nothing is broadcast.
+    pub fn handle_stored_blocks(&mut self, mut blocks: Vec<Block>, now_ms: u64) {
+        self.advance_clock(now_ms);
+        blocks.sort_by_key(|block| block.header.height);
+        let old_tip = self.tree.tip_hash();
+        for block in blocks {
+            let hash = block.hash();
+            match self.tree.add_block(block, now_ms) {
+                Ok(_) => {}
+                Err(error) => {
+                    let mut doomed = vec![hash];
+                    if let ChainError::InvalidAncestor { removed, .. } = &error {
+                        doomed.extend(removed.iter().copied());
+                    }
+                    for hash in doomed {
+                        self.push(Output::DeleteBlock(hash));
+                    }
+                    self.event(NodeEvent::BlockRejected {
+                        hash,
+                        from: None,
+                        reason: format!("stored block: {error}"),
+                    });
+                }
+            }
+        }
+        if self.tree.tip_hash() != old_tip {
+            self.event(NodeEvent::TipChanged {
+                hash: self.tree.tip_hash(),
+                height: self.tree.tip_height(),
+                reorg_depth: 0,
+                disconnected: Vec::new(),
+                connected: Vec::new(),
+            });
+        }
+    }
+
+    // ---- peers ----
+
+    pub fn handle_peer_joined(&mut self, peer: PeerId, now_ms: u64) {
+        self.advance_clock(now_ms);
+        if self.peers.contains_key(&peer) || self.peers.len() >= MAX_PEERS {
+            return;
+        }
+        self.peers
+            .insert(peer.clone(), PeerInfo::new(peer.clone(), now_ms));
+        self.event(NodeEvent::PeerJoined { peer: peer.clone() });
+        if self.hellos.take(now_ms) {
+            self.send_hello(&peer);
+        } else {
+            self.hello_queue.push_back(peer);
+        }
+    }
+
+    pub fn handle_peer_left(&mut self, peer: &PeerId, now_ms: u64) {
+        self.advance_clock(now_ms);
+        if self.peers.remove(peer).is_none() {
+            return;
+        }
+        self.sync.remove_peer(peer);
+        self.hello_queue.retain(|queued| queued != peer);
+        self.event(NodeEvent::PeerLeft { peer: peer.clone() });
+        self.maybe_sync(now_ms);
+    }
+
+    /// Our connection to the room dropped: every peer is gone.
+    pub fn handle_disconnected(&mut self, now_ms: u64) {
+        let peers: Vec<PeerId> = self.peers.keys().cloned().collect();
+        for peer in peers {
+            self.handle_peer_left(&peer, now_ms);
+        }
+    }
+
+    /// Mutes or unmutes a peer. Unmuting exchanges state at once: our hello (the peer answers a
+    /// repeated hello with its status), a request for its pool, and our pending transactions.
+    pub fn set_peer_muted(&mut self, peer: &PeerId, muted: bool, now_ms: u64) {
+        self.advance_clock(now_ms);
+        let Some(info) = self.peers.get_mut(peer) else {
+            return;
+        };
+        info.muted = muted;
+        self.sync.pause_peer(peer);
+        if !muted {
+            self.send_hello(peer);
+            if self.peers[peer].handshake == Handshake::Done {
+                self.send(peer, &NodeMessage::GetMempool);
+                self.send_own_pending(peer);
+            }
+        }
+        self.maybe_sync(now_ms);
+    }
+
+    /// A message arrived from `from`. Nothing a peer sends can make this panic or change our
+    /// chain other than by valid blocks.
+    pub fn handle_message(&mut self, from: &PeerId, text: &str, now_ms: u64) {
+        self.advance_clock(now_ms);
+        if self.outputs.backlogged() {
+            // The driver has not drained us; like a lost message, the sender asks again.
+            self.refused_backlogged += 1;
+            return;
+        }
+        if !self.peers.contains_key(from) {
+            // The relay tells us of joins before messages; a stranger is treated as joined.
+            self.handle_peer_joined(from.clone(), now_ms);
+        }
+        match self.peers.get(from) {
+            Some(peer) if !peer.banned && !peer.muted => {}
+            _ => return,
+        }
+        let message = match NodeMessage::decode(text) {
+            Ok(message) => message,
+            Err(error) => {
+                let offense = match &error {
+                    ProtocolError::TooLarge { size, .. } => Offense::OversizedMessage(*size),
+                    other => Offense::MalformedMessage(other.to_string()),
+                };
+                self.reply_error(from, "bad_message", &error.to_string());
+                self.penalize(from, offense);
+                return;
+            }
+        };
+        let handshake_done = self
+            .peers
+            .get(from)
+            .is_some_and(|p| p.handshake == Handshake::Done);
+        match message {
+            NodeMessage::Hello {
+                protocol_version,
+                chain_id,
+                genesis_hash,
+                name,
+                address,
+                tip,
+            } => self.on_hello(
+                from,
+                Hello {
+                    protocol_version,
+                    chain_id,
+                    genesis_hash,
+                    name,
+                    address,
+                    tip,
+                },
+                now_ms,
+            ),
+            NodeMessage::HelloRejected { reason } => {
+                self.refuse(from, format!("it refused us: {reason}"));
+            }
+            NodeMessage::Error { .. } => {
+                // A peer's complaint about one of our messages; never answered, so two nodes
+                // cannot trade errors forever.
+            }
+            _ if !handshake_done => {
+                // Until the hello, we do not know the peer is on our network.
+            }
+            NodeMessage::Status { tip } => self.on_claim(from, tip, now_ms),
+            NodeMessage::GetHeaders { locator } => {
+                if self.reply_allowed(from, now_ms) {
+                    let headers = self.tree.headers_after(&locator, MAX_HEADERS_PER_MESSAGE);
+                    self.send(from, &NodeMessage::Headers { headers });
+                }
+            }
+            NodeMessage::Headers { headers } => self.on_headers(from, headers, now_ms),
+            NodeMessage::GetBlocks { hashes } => {
+                if self.reply_allowed(from, now_ms) {
+                    self.on_get_blocks(from, &hashes);
+                }
+            }
+            NodeMessage::Blocks { blocks } => self.on_blocks(from, blocks, now_ms),
+            NodeMessage::NewBlock { block } => self.on_new_block(from, block, now_ms),
+            NodeMessage::NewTransaction { tx } => self.on_new_transaction(from, tx, now_ms),
+            NodeMessage::GetMempool => {
+                if self.reply_allowed(from, now_ms) {
+                    let txs: Vec<Transaction> = self
+                        .mempool
+                        .transactions()
+                        .into_iter()
+                        .take(MAX_TXS_PER_MESSAGE)
+                        .collect();
+                    self.send(from, &NodeMessage::Mempool { txs });
+                }
+            }
+            NodeMessage::Mempool { txs } => {
+                for tx in txs {
+                    self.on_new_transaction(from, tx, now_ms);
+                    if self.peers.get(from).is_none_or(|peer| peer.banned) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Time passed: deadlines that passed are acted on (stalled requests given up and handed
+    /// to other peers, paced requests and status sent, queued hellos, score decay).
+    pub fn handle_tick(&mut self, now_ms: u64) {
+        self.advance_clock(now_ms);
+        for peer in self.peers.values_mut().filter(|peer| !peer.banned) {
+            peer.decay(now_ms);
+        }
+        while !self.hello_queue.is_empty() && self.hellos.take(now_ms) {
+            if let Some(peer) = self.hello_queue.pop_front() {
+                self.send_hello(&peer);
+            }
+        }
+        self.expire_requests(now_ms);
+        self.retry_paced_requests(now_ms);
+        self.announce_own_if_due(now_ms);
+        self.maybe_sync(now_ms);
+        self.announce_status_if_due(now_ms);
+    }
+
+    // ---- commands from the application ----
+
+    /// Our miner found `block` for job `job_id`. A block for an old job (the tip moved, or mining
+    /// stopped, while the miner searched) is ignored; a block the chain refuses is reported and
+    /// the miner gets a fresh job.
+    pub fn handle_mined_block(&mut self, job_id: u64, block: Block, now_ms: u64) {
+        self.advance_clock(now_ms);
+        if !self.mining || self.current_job != Some(job_id) || !meets_target(&block.header) {
+            return;
+        }
+        let hash = block.hash();
+        match self.tree.add_block(block.clone(), now_ms) {
+            Ok(outcome) => {
+                let became_tip = matches!(outcome, AddOutcome::TipChanged(_));
+                self.after_add(hash, outcome, None, now_ms);
+                if became_tip {
+                    self.broadcast(&NodeMessage::NewBlock { block });
+                } else {
+                    self.restart_mining(now_ms);
+                }
+            }
+            Err(error) => {
+                self.event(NodeEvent::BlockRejected {
+                    hash,
+                    from: None,
+                    reason: format!("our own block: {error}"),
+                });
+                self.restart_mining(now_ms);
+            }
+        }
+    }
+
+    pub fn set_mining(&mut self, on: bool, now_ms: u64) {
+        self.advance_clock(now_ms);
+        self.mining = on;
+        if on {
+            self.restart_mining(now_ms);
+        } else {
+            self.current_job = None;
+            self.push(Output::StopMining);
+        }
+    }
+
+    // ---- message handlers ----
+
+    fn on_hello(&mut self, from: &PeerId, hello: Hello, now_ms: u64) {
+        let refusal = if hello.protocol_version != PROTOCOL_VERSION {
+            Some(format!(
+                "protocol version {}, we speak {PROTOCOL_VERSION}",
+                hello.protocol_version
+            ))
+        } else if hello.genesis_hash != self.tree.genesis_hash()
+            || hello.chain_id != self.tree.chain_id()
+        {
+            Some(format!(
+                "another network (genesis {}, ours {})",
+                hello.genesis_hash.short(),
+                self.tree.genesis_hash().short()
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.send(
+                from,
+                &NodeMessage::HelloRejected {
+                    reason: reason.clone(),
+                },
+            );
+            self.refuse(from, reason);
+            return;
+        }
+        let (first, owe_hello) = {
+            let peer = self.peers.get_mut(from).expect("checked by handle_message");
+            let first = peer.handshake != Handshake::Done;
+            peer.handshake = Handshake::Done;
+            peer.name = Some(hello.name.clone());
+            peer.address = Some(hello.address);
+            (first, !peer.hello_sent)
+        };
+        if owe_hello {
+            // Our hello waited in the queue of a join flood; a peer that speaks gets it now.
+            self.hello_queue.retain(|queued| queued != from);
+            self.send_hello(from);
+        }
+        if first {
+            self.event(NodeEvent::PeerHello {
+                peer: from.clone(),
+                name: hello.name,
+                address: hello.address,
+            });
+            self.send(from, &NodeMessage::GetMempool);
+        } else if !owe_hello && self.reply_allowed(from, now_ms) {
+            // A repeated hello (it unmuted us, or reconnected under the same id): it may have
+            // missed our tip changes, so it gets our status at once.
+            let status = NodeMessage::Status {
+                tip: self.tip_status(),
+            };
+            self.send(from, &status);
+        }
+        self.on_claim(from, hello.tip, now_ms);
+    }
+
+    fn on_get_blocks(&mut self, from: &PeerId, hashes: &[Hash]) {
+        let budget = MAX_FRAME_BYTES - ENVELOPE_ALLOWANCE;
+        let mut blocks = Vec::new();
+        let mut size = 32;
+        for hash in hashes.iter().take(MAX_BLOCKS_PER_REQUEST) {
+            let Some(block) = self.tree.block(hash) else {
+                continue;
+            };
+            let block_size =
+                serde_json::to_string(block.as_ref()).map_or(usize::MAX, |json| json.len() + 1);
+            if size + block_size > budget {
+                break;
+            }
+            size += block_size;
+            blocks.push(block.as_ref().clone());
+        }
+        self.send(from, &NodeMessage::Blocks { blocks });
+    }
+
+    fn on_new_block(&mut self, from: &PeerId, block: Block, now_ms: u64) {
+        if self.beyond_side_branch_window(&block.header) {
+            self.penalize(from, Offense::UselessSideBranch);
+            return;
+        }
+        let hash = block.hash();
+        let height = block.header.height;
+        let orphan = self.accept_block_from(from, block, now_ms);
+        if let Some(total_work) = self.tree.total_work(&hash) {
+            let tip = TipStatus {
+                hash,
+                height,
+                total_work,
+            };
+            self.on_claim(from, tip, now_ms);
+        }
+        if orphan {
+            // Its parent is missing: the headers after our chain show what to fetch (paced).
+            self.request_headers(from, false, now_ms);
+        }
+    }
+
+    /// Adds a block from a peer; returns whether it was an orphan.
+    fn accept_block_from(&mut self, from: &PeerId, block: Block, now_ms: u64) -> bool {
+        let hash = block.hash();
+        match self.tree.add_block(block, now_ms) {
+            Ok(outcome) => {
+                self.remember_source(hash, from);
+                let orphan = matches!(outcome, AddOutcome::Orphan { .. });
+                self.after_add(hash, outcome, Some(from.clone()), now_ms);
+                orphan
+            }
+            Err(error) => {
+                if let ChainError::InvalidAncestor {
+                    ancestor,
+                    error: why,
+                    removed,
+                    ..
+                } = &error
+                {
+                    // The block was fine; an ancestor on its branch broke the ledger.
+                    for hash in removed {
+                        self.push(Output::DeleteBlock(*hash));
+                    }
+                    let (ancestor, why) = (*ancestor, why.as_ref().clone());
+                    self.blame(&ancestor, &why, Some(from));
+                }
+                self.event(NodeEvent::BlockRejected {
+                    hash,
+                    from: Some(from.clone()),
+                    reason: error.to_string(),
+                });
+                let offense = match &error {
+                    ChainError::Invalid { error, .. } if !error.marks_hash_invalid() => {
+                        Offense::QuestionableBlock(error.to_string())
+                    }
+                    ChainError::KnownInvalid(_) => Offense::QuestionableBlock(error.to_string()),
+                    ChainError::InvalidAncestor { .. } => {
+                        Offense::QuestionableBlock(error.to_string())
+                    }
+                    _ => Offense::InvalidBlock(error.to_string()),
+                };
+                self.penalize(from, offense);
+                false
+            }
+        }
+    }
+
+    fn on_new_transaction(&mut self, from: &PeerId, tx: Transaction, now_ms: u64) {
+        let chain_id = self.tree.chain_id();
+        match self.mempool.add(tx, self.tree.ledger(), &chain_id) {
+            Ok(id) => {
+                self.event(NodeEvent::TransactionAccepted {
+                    id,
+                    from_peer: Some(from.clone()),
+                });
+                if self.mining {
+                    // A fee-paying transaction is worth including at once.
+                    self.restart_mining(now_ms);
+                }
+            }
+            Err(MempoolError::AlreadyKnown) => {}
+            Err(MempoolError::Invalid(error)) => {
+                self.penalize(from, Offense::InvalidTransaction(error.to_string()))
+            }
+            Err(error) => self.penalize(from, Offense::StaleTransaction(error.to_string())),
+        }
+    }
+
+    // ---- chain changes ----
+
+    fn after_add(&mut self, hash: Hash, outcome: AddOutcome, from: Option<PeerId>, now_ms: u64) {
+        match outcome {
+            AddOutcome::AlreadyKnown | AddOutcome::Orphan { .. } => {}
+            AddOutcome::SideBranch => {
+                if let Some(block) = self.tree.block(&hash).cloned() {
+                    self.push(Output::StoreBlock(block.clone()));
+                    self.event(NodeEvent::BlockAccepted {
+                        hash,
+                        height: block.header.height,
+                        from,
+                        side_branch: true,
+                    });
+                }
+            }
+            AddOutcome::TipChanged(change) => self.on_tip_changed(change, from, now_ms),
+        }
+    }
+
+    fn on_tip_changed(&mut self, change: TipChange, from: Option<PeerId>, now_ms: u64) {
+        for block in &change.connected {
+            self.push(Output::StoreBlock(Arc::clone(block)));
+            let hash = block.hash();
+            let source = self.sources.get(&hash).cloned().or_else(|| from.clone());
+            self.event(NodeEvent::BlockAccepted {
+                hash,
+                height: block.header.height,
+                from: source,
+                side_branch: false,
+            });
+        }
+        for hash in &change.removed {
+            self.push(Output::DeleteBlock(*hash));
+        }
+        for (hash, error) in &change.rejected {
+            self.blame(hash, error, from.as_ref());
+        }
+        let dropped =
+            self.mempool
+                .on_new_tip(self.tree.ledger(), &change.disconnected, &change.connected);
+        self.update_own_txs(&change, &dropped);
+        self.schedule_announce(now_ms);
+        self.event(NodeEvent::TipChanged {
+            hash: change.new_tip,
+            height: change.new_height,
+            reorg_depth: change.reorg_depth(),
+            disconnected: change
+                .disconnected
+                .iter()
+                .map(|block| block.hash())
+                .collect(),
+            connected: change.connected.iter().map(|block| block.hash()).collect(),
+        });
+        // One status and one new mining job per call into the node, however many blocks the
+        // call connected (a sync batch connects 64): see `poll_output`.
+        self.tip_moved = true;
+        self.maybe_sync(now_ms);
+    }
+
+    /// A block found invalid after it was taken in: reported, and its sender (if we remember
+    /// who sent it, else whoever delivered the block that exposed it) pays for it.
+    fn blame(
+        &mut self,
+        hash: &Hash,
+        error: &crate::validation::ValidationError,
+        fallback: Option<&PeerId>,
+    ) {
+        let sender = self.sources.remove(hash).or_else(|| fallback.cloned());
+        self.event(NodeEvent::BlockRejected {
+            hash: *hash,
+            from: sender.clone(),
+            reason: error.to_string(),
+        });
+        if let Some(sender) = sender {
+            let offense = if error.marks_hash_invalid() {
+                Offense::InvalidBlock(error.to_string())
+            } else {
+                Offense::QuestionableBlock(error.to_string())
+            };
+            self.penalize(&sender, offense);
+        }
+    }
+
+    fn remember_source(&mut self, hash: Hash, from: &PeerId) {
+        if self.sources.insert(hash, from.clone()).is_none() {
+            self.source_order.push_back(hash);
+            if self.source_order.len() > MAX_REMEMBERED_SOURCES {
+                if let Some(oldest) = self.source_order.pop_front() {
+                    self.sources.remove(&oldest);
+                }
+            }
+        }
+    }
+
+    fn restart_mining(&mut self, now_ms: u64) {
+        let limit = self.tree.params().max_block_txs;
+        let txs = self.mempool.select(self.tree.ledger(), limit);
+        let block = self.tree.block_template(self.address(), txs, now_ms);
+        self.next_job_id += 1;
+        self.current_job = Some(self.next_job_id);
+        self.push(Output::Mine(MiningJob {
+            job_id: self.next_job_id,
+            block,
+        }));
+    }
+
+    // ---- helpers ----
+
+    fn advance_clock(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
+    /// When a due status may go out: now in sync, else one interval after the last one.
+    fn status_deadline(&self) -> Option<u64> {
+        let syncing = matches!(self.sync.state(), SyncState::Syncing { .. });
+        match (syncing, self.last_status_ms) {
+            (true, Some(last)) => Some(last + STATUS_INTERVAL_WHILE_SYNCING_MS),
+            _ => Some(self.now_ms),
+        }
+    }
+
+    /// Broadcasts our `status` for a tip change: at once when in sync, at most once per
+    /// [`STATUS_INTERVAL_WHILE_SYNCING_MS`] while syncing, whatever holds the sync up.
+    fn announce_status_if_due(&mut self, now_ms: u64) {
+        if !self.status_due || self.status_deadline().is_some_and(|due| now_ms < due) {
+            return;
+        }
+        self.status_due = false;
+        self.last_status_ms = Some(now_ms);
+        let status = NodeMessage::Status {
+            tip: self.tip_status(),
+        };
+        self.broadcast(&status);
+    }
+
+    fn send_hello(&mut self, to: &PeerId) {
+        if let Some(peer) = self.peers.get_mut(to) {
+            peer.hello_sent = true;
+        } else {
+            return;
+        }
+        let hello = NodeMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            chain_id: self.tree.chain_id(),
+            genesis_hash: self.tree.genesis_hash(),
+            name: self.name.clone(),
+            address: self.address(),
+            tip: self.tip_status(),
+        };
+        self.send(to, &hello);
+    }
+
+    /// Whether `peer` may draw one more reply from us now (see [`REPLIES_PER_SECOND`]).
+    fn reply_allowed(&mut self, peer: &PeerId, now_ms: u64) -> bool {
+        self.peers
+            .get_mut(peer)
+            .is_some_and(|info| info.replies.take(now_ms))
+    }
+
+    fn refuse(&mut self, from: &PeerId, reason: String) {
+        if let Some(peer) = self.peers.get_mut(from) {
+            peer.handshake = Handshake::Refused(reason.clone());
+        }
+        self.sync.pause_peer(from);
+        self.event(NodeEvent::PeerRefused {
+            peer: from.clone(),
+            reason,
+        });
+    }
+
+    fn penalize(&mut self, peer_id: &PeerId, offense: Offense) {
+        let Some(peer) = self.peers.get_mut(peer_id) else {
+            return;
+        };
+        peer.decay(self.now_ms);
+        peer.misbehavior = peer.misbehavior.saturating_add(offense.score());
+        let reason = offense.describe();
+        peer.last_offense = Some(reason.clone());
+        let newly_banned = !peer.banned && peer.misbehavior >= BAN_SCORE;
+        if newly_banned {
+            peer.banned = true;
+        }
+        let (score, banned) = (peer.misbehavior, peer.banned);
+        if newly_banned {
+            self.sync.pause_peer(peer_id);
+        }
+        self.event(NodeEvent::PeerMisbehaved {
+            peer: peer_id.clone(),
+            reason,
+            score,
+            banned,
+        });
+    }
+
+    fn reply_error(&mut self, to: &PeerId, code: &str, message: &str) {
+        let message: String = message.chars().take(200).collect();
+        self.send(
+            to,
+            &NodeMessage::Error {
+                code: code.into(),
+                message,
+            },
+        );
+    }
+
+    fn send(&mut self, to: &PeerId, message: &NodeMessage) {
+        if self
+            .peers
+            .get(to)
+            .is_some_and(|peer| peer.banned || peer.muted)
+        {
+            return;
+        }
+        self.push(Output::Send {
+            to: to.clone(),
+            payload: message.encode(),
+        });
+    }
+
+    fn broadcast(&mut self, message: &NodeMessage) {
+        let payload = message.encode();
+        let excluded = self.peers.values().any(|peer| peer.banned || peer.muted);
+        if !excluded {
+            self.push(Output::Broadcast { payload });
+            return;
+        }
+        let recipients: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|peer| !peer.banned && !peer.muted)
+            .map(|peer| peer.id.clone())
+            .collect();
+        for to in recipients {
+            self.push(Output::Send {
+                to,
+                payload: payload.clone(),
+            });
+        }
+    }
+
+    fn event(&mut self, event: NodeEvent) {
+        self.push(Output::Event(event));
+    }
+
+    fn push(&mut self, output: Output) {
+        self.outputs.push(output);
+    }
+}

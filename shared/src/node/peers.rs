@@ -1,0 +1,217 @@
+//! What we know about each peer: its handshake, name, address and claimed tip, its misbehaviour
+//! score with decay, and the budgets that bound what it can make us send.
+
+use crate::hash::Hash;
+use crate::keys::Address;
+use crate::protocol::message::TipStatus;
+use crate::protocol::PeerId;
+
+/// Misbehaviour score at which a peer is dropped: ignored and never sent to again.
+pub const BAN_SCORE: u32 = 100;
+/// Peers we keep state for; the relay caps rooms lower than this.
+pub const MAX_PEERS: usize = 256;
+/// A peer's misbehaviour score falls by one point per this interval, so rare honest mistakes
+/// (a lost reply, a transaction from another branch) never add up to a ban over a long session.
+pub const MISBEHAVIOR_DECAY_MS: u64 = 10_000;
+/// Replies (`headers`, `blocks`, `mempool`, `status`) one peer can draw from us per second, and
+/// the burst it may draw at once. An honest syncing peer asks one request per reply it gets
+/// (a few per second on a slow link, up to ~40 a second natively, in bursts of 4 requests);
+/// everything above is a flood whose requests we let time out. 10 peers asking at the full
+/// rate stay under the relay's default limit for our own sends (200 frames a second).
+pub const REPLIES_PER_SECOND: u32 = 40;
+pub const REPLY_BURST: u32 = 80;
+/// Our `hello`s to newly joined peers, per second and in a burst. A flood of 2,000 joins would
+/// otherwise make us send 2,000 frames at once and be dropped by the relay's rate limit for
+/// sending too fast; beyond the burst, hellos wait in a queue drained at this pace. A joiner
+/// sends its own hello to everyone, and we answer a hello at once if ours is still queued.
+pub const HELLOS_PER_SECOND: u32 = 20;
+pub const HELLO_BURST: u32 = 40;
+
+/// How a bad peer earned its score. Each variant has a weight; see [`Offense::score`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Offense {
+    /// A message that does not parse, has an unknown type or breaks a count limit.
+    MalformedMessage(String),
+    /// A message over the size limit.
+    OversizedMessage(usize),
+    /// A block that breaks a consensus rule that no honest node would break.
+    InvalidBlock(String),
+    /// A block that is bad only from where we stand (for example too far in the future).
+    QuestionableBlock(String),
+    /// A block on a side branch so far behind our best chain that checking it is not worth it.
+    UselessSideBranch,
+    /// Headers that do not link or lack proof of work.
+    InvalidHeaders(String),
+    /// A transaction with a bad signature or impossible fields.
+    InvalidTransaction(String),
+    /// A transaction that conflicts with our ledger: honest nodes on another branch can send one.
+    StaleTransaction(String),
+    /// Announced more work than it could show. The weight doubles with each claim it failed.
+    FalseWorkClaim { failures: u32 },
+    /// Did not answer a request in time. The weight doubles with each claim it failed.
+    Stalled { failures: u32 },
+    /// Sent headers or blocks we never asked for.
+    Unsolicited(&'static str),
+}
+
+impl Offense {
+    pub fn score(&self) -> u32 {
+        match self {
+            Offense::InvalidBlock(_) | Offense::InvalidHeaders(_) => 100,
+            Offense::OversizedMessage(_) => 50,
+            Offense::FalseWorkClaim { failures } => escalate(25, *failures),
+            Offense::Stalled { failures } => escalate(10, *failures),
+            Offense::MalformedMessage(_) | Offense::InvalidTransaction(_) => 25,
+            Offense::QuestionableBlock(_) | Offense::Unsolicited(_) => 10,
+            Offense::UselessSideBranch => 5,
+            Offense::StaleTransaction(_) => 2,
+        }
+    }
+    pub fn describe(&self) -> String {
+        match self {
+            Offense::MalformedMessage(why) => format!("malformed message: {why}"),
+            Offense::OversizedMessage(size) => format!("oversized message of {size} bytes"),
+            Offense::InvalidBlock(why) => format!("invalid block: {why}"),
+            Offense::QuestionableBlock(why) => format!("block rejected: {why}"),
+            Offense::UselessSideBranch => "sent a block of a branch far behind ours".into(),
+            Offense::InvalidHeaders(why) => format!("invalid headers: {why}"),
+            Offense::InvalidTransaction(why) => format!("invalid transaction: {why}"),
+            Offense::StaleTransaction(why) => format!("transaction rejected: {why}"),
+            Offense::FalseWorkClaim { .. } => "claimed more work than it could show".into(),
+            Offense::Stalled { .. } => "did not deliver what it was asked for in time".into(),
+            Offense::Unsolicited(what) => format!("sent {what} we did not ask for"),
+        }
+    }
+}
+
+/// `base` doubled for each earlier failure, capped at a ban.
+fn escalate(base: u32, failures: u32) -> u32 {
+    base.saturating_mul(1u32 << failures.min(8)).min(BAN_SCORE)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handshake {
+    /// We have not had its hello yet.
+    Pending,
+    Done,
+    /// Another network or protocol version; the reason is shown to people.
+    Refused(String),
+}
+
+/// A peer's `hello`, as the node handles it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hello {
+    pub protocol_version: u32,
+    pub chain_id: Hash,
+    pub genesis_hash: Hash,
+    pub name: String,
+    pub address: Address,
+    pub tip: TipStatus,
+}
+
+/// What we know about one peer.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    pub id: PeerId,
+    pub name: Option<String>,
+    pub address: Option<Address>,
+    pub handshake: Handshake,
+    /// The tip it last announced (a claim: see `sync` for how claims are held to account).
+    pub tip: Option<TipStatus>,
+    pub misbehavior: u32,
+    pub banned: bool,
+    /// Muted by the user: nothing is sent to or accepted from it (to make forks on purpose).
+    pub muted: bool,
+    pub last_offense: Option<String>,
+    pub joined_at_ms: u64,
+    last_decay_ms: u64,
+    /// Whether our hello has gone out (it may wait in the hello queue during a join flood).
+    pub(crate) hello_sent: bool,
+    pub(crate) replies: TokenBucket,
+}
+
+impl PeerInfo {
+    pub(crate) fn new(id: PeerId, now_ms: u64) -> PeerInfo {
+        PeerInfo {
+            id,
+            name: None,
+            address: None,
+            handshake: Handshake::Pending,
+            tip: None,
+            misbehavior: 0,
+            banned: false,
+            muted: false,
+            last_offense: None,
+            joined_at_ms: now_ms,
+            last_decay_ms: now_ms,
+            hello_sent: false,
+            replies: TokenBucket::new(REPLIES_PER_SECOND, REPLY_BURST, now_ms),
+        }
+    }
+    pub(crate) fn usable(&self) -> bool {
+        self.handshake == Handshake::Done && !self.banned && !self.muted
+    }
+    /// Lowers the score by the decay owed up to `now_ms`.
+    pub(crate) fn decay(&mut self, now_ms: u64) {
+        let steps = now_ms.saturating_sub(self.last_decay_ms) / MISBEHAVIOR_DECAY_MS;
+        if steps > 0 {
+            self.misbehavior = self
+                .misbehavior
+                .saturating_sub(steps.min(u32::MAX as u64) as u32);
+            self.last_decay_ms += steps * MISBEHAVIOR_DECAY_MS;
+        }
+        if self.misbehavior == 0 {
+            // Nothing to decay: the clock of the next offense starts now.
+            self.last_decay_ms = self.last_decay_ms.max(now_ms);
+        }
+    }
+    /// When the score next decays, if it has anything to decay.
+    pub(crate) fn next_decay_ms(&self) -> Option<u64> {
+        (self.misbehavior > 0 && !self.banned).then_some(self.last_decay_ms + MISBEHAVIOR_DECAY_MS)
+    }
+}
+
+/// A token bucket: `rate` tokens a second up to `burst`.
+#[derive(Clone, Debug)]
+pub(crate) struct TokenBucket {
+    rate: u32,
+    burst: u32,
+    /// Tokens in thousandths, so refills between calls a few ms apart are not lost.
+    milli_tokens: u64,
+    updated_ms: u64,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(rate: u32, burst: u32, now_ms: u64) -> TokenBucket {
+        TokenBucket {
+            rate,
+            burst,
+            milli_tokens: burst as u64 * 1_000,
+            updated_ms: now_ms,
+        }
+    }
+    fn refill(&mut self, now_ms: u64) {
+        let elapsed = now_ms.saturating_sub(self.updated_ms);
+        self.milli_tokens =
+            (self.milli_tokens + elapsed * self.rate as u64).min(self.burst as u64 * 1_000);
+        self.updated_ms = self.updated_ms.max(now_ms);
+    }
+    pub(crate) fn take(&mut self, now_ms: u64) -> bool {
+        self.refill(now_ms);
+        if self.milli_tokens >= 1_000 {
+            self.milli_tokens -= 1_000;
+            true
+        } else {
+            false
+        }
+    }
+    /// When the next token is there.
+    pub(crate) fn next_token_ms(&self) -> u64 {
+        if self.milli_tokens >= 1_000 {
+            self.updated_ms
+        } else {
+            let missing = 1_000 - self.milli_tokens;
+            self.updated_ms + missing.div_ceil(self.rate.max(1) as u64)
+        }
+    }
+}

@@ -1,0 +1,646 @@
+//! Headers-first sync that no single peer can stall.
+//!
+//! A peer's `status` (or `hello`) is a *claim*: "my best chain ends at this hash with this much
+//! work". Every peer whose claim beats our tip is asked for headers at once, in parallel; no peer
+//! leads alone, so a liar that never answers holds up nothing. Headers from each peer are kept
+//! per peer (linked, with proof of work) until their chain has more work than ours; only then
+//! are its blocks fetched, so a peer that serves a lighter chain costs us headers, never blocks.
+//! Blocks are fetched from every peer that showed them, at most [`MAX_BLOCKS_PER_REQUEST`] a
+//! request, each block in flight from one peer at a time, at most [`MAX_BLOCKS_IN_FLIGHT`] in
+//! all and [`MAX_BLOCKS_IN_FLIGHT_PER_PEER`] from one peer: when one peer stalls, the window
+//! moves on with the others and the stalled blocks go to the next peer that has them.
+//!
+//! A peer that fails to deliver what its claim implies (no headers in time, headers that never
+//! reach the claimed work, no blocks in time, empty `blocks` replies) is *distrusted for that
+//! claim*: ignored until it announces another tip, and its next claim is acted on only after a
+//! back-off that doubles with each failure, while the penalty doubles too. A claimed tip we
+//! already hold is checked against the work we know for it.
+
+use super::peers::Offense;
+use super::{Node, NodeEvent};
+use crate::block::BlockHeader;
+use crate::hash::Hash;
+use crate::mining::meets_target;
+use crate::protocol::message::{
+    NodeMessage, TipStatus, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_MESSAGE, MAX_LOCATOR_HASHES,
+};
+use crate::protocol::PeerId;
+use crate::work::Work;
+use std::collections::{HashMap, VecDeque};
+
+pub use super::output::SyncState;
+
+/// Blocks in flight from all peers together: the download window. Blocks that arrive before
+/// their parent wait in the orphan pool, which holds 256 (`chain::MAX_ORPHANS`).
+pub const MAX_BLOCKS_IN_FLIGHT: usize = 256;
+/// Blocks in flight from one peer: two requests, enough to hide a round trip, and half the
+/// window, so one stalling peer never holds all of it.
+pub const MAX_BLOCKS_IN_FLIGHT_PER_PEER: usize = 2 * MAX_BLOCKS_PER_REQUEST;
+/// A request (headers or blocks) not answered within this time has stalled.
+pub const REQUEST_TIMEOUT_MS: u64 = 15_000;
+/// While syncing, our `status` goes out at most this often (the tip moves with every reply and
+/// nobody needs each step); in sync, every tip change is announced at once. Either way it goes
+/// out: the deadline is part of `poll_timeout`.
+pub const STATUS_INTERVAL_WHILE_SYNCING_MS: u64 = 1_000;
+/// Headers kept per peer while their chain does not yet beat ours (four full replies, about
+/// 200 KB per peer in memory). A peer whose chain needs more than that to beat ours has its
+/// blocks fetched anyway, in order, as far as they go.
+pub const MAX_PENDING_HEADERS: usize = 4 * MAX_HEADERS_PER_MESSAGE;
+/// Fresh `get_headers` to one peer (not the continuation of a full reply) at most this often:
+/// a peer cannot draw a request loop out of us by re-announcing or by sending orphans.
+pub const HEADERS_REQUEST_INTERVAL_MS: u64 = 1_000;
+/// The longest a distrusted peer waits before a new claim of its is acted on.
+pub const MAX_CLAIM_BACKOFF_MS: u64 = 8 * REQUEST_TIMEOUT_MS;
+/// Side-branch blocks whose branch has less work than our tip minus this many blocks' worth
+/// (at our tip's target) are not checked: they cannot become our chain soon, and checking
+/// costs signatures. Deep enough for any partition a class makes on purpose.
+pub const SIDE_BRANCH_WINDOW_BLOCKS: u64 = 100;
+
+/// One block request: the hashes asked for and when.
+#[derive(Clone, Debug)]
+struct BlockRequest {
+    hashes: Vec<Hash>,
+    sent_ms: u64,
+}
+
+/// Sync state of one peer.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PeerSync {
+    headers_asked_ms: Option<u64>,
+    last_headers_ask_ms: Option<u64>,
+    /// A fresh headers request was due but paced; it goes out at this time.
+    headers_retry_ms: Option<u64>,
+    /// Headers it showed us that are not in our tree, linked to our tree, oldest first.
+    headers: VecDeque<(Hash, BlockHeader)>,
+    /// Total work at the end of `headers`.
+    headers_work: Work,
+    /// Its last `headers` reply was full: there may be more after the last header it sent.
+    more_after: Option<Hash>,
+    /// Block requests not yet answered, oldest first (replies come in order).
+    requests: VecDeque<BlockRequest>,
+    /// The claimed tip it failed to back; its claims of this tip are ignored.
+    pub(crate) distrusted: Option<Hash>,
+    /// Claims it failed to back so far: each one doubles the next penalty and back-off.
+    pub(crate) failures: u32,
+    /// A new claim of a peer that failed before is acted on from this time (0: no back-off).
+    trusted_again_ms: u64,
+    last_failure_ms: u64,
+}
+
+impl PeerSync {
+    fn blocks_in_flight(&self) -> usize {
+        self.requests
+            .iter()
+            .map(|request| request.hashes.len())
+            .sum()
+    }
+    fn idle(&self) -> bool {
+        self.headers_asked_ms.is_none() && self.requests.is_empty()
+    }
+    fn deadline(&self) -> Option<u64> {
+        let oldest_request = self.requests.front().map(|request| request.sent_ms);
+        [self.headers_asked_ms, oldest_request]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|sent| sent + REQUEST_TIMEOUT_MS)
+    }
+}
+
+/// How a claim compares with our chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Claim {
+    Better,
+    NotBetter,
+    /// A tip we hold, announced with other work than it has.
+    False,
+}
+
+/// The sync of one node: per-peer download state and the blocks in flight.
+#[derive(Default)]
+pub(crate) struct Sync {
+    pub(crate) peers: HashMap<PeerId, PeerSync>,
+    /// Each requested block and the peer it was asked from.
+    in_flight: HashMap<Hash, PeerId>,
+    pub(crate) state: SyncState,
+}
+
+impl Sync {
+    /// The next instant a sync deadline passes (a request times out or a paced request is due).
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        self.peers
+            .values()
+            .flat_map(|peer| {
+                let backoff = (peer.trusted_again_ms > 0).then_some(peer.trusted_again_ms);
+                [peer.deadline(), peer.headers_retry_ms, backoff]
+            })
+            .flatten()
+            .min()
+    }
+    pub(crate) fn state(&self) -> SyncState {
+        self.state
+    }
+    /// Forgets what `peer` was asked and showed, keeping its failure record.
+    fn reset_peer(&mut self, peer: &PeerId) {
+        let Some(state) = self.peers.get_mut(peer) else {
+            return;
+        };
+        for request in state.requests.drain(..) {
+            for hash in request.hashes {
+                if self.in_flight.get(&hash) == Some(peer) {
+                    self.in_flight.remove(&hash);
+                }
+            }
+        }
+        state.headers_asked_ms = None;
+        state.headers_retry_ms = None;
+        state.headers.clear();
+        state.more_after = None;
+    }
+    pub(crate) fn remove_peer(&mut self, peer: &PeerId) {
+        self.reset_peer(peer);
+        self.peers.remove(peer);
+    }
+    pub(crate) fn pause_peer(&mut self, peer: &PeerId) {
+        self.reset_peer(peer);
+    }
+}
+
+impl Node {
+    pub fn sync_state(&self) -> SyncState {
+        self.sync.state()
+    }
+
+    /// Blocks we have asked for and not yet received.
+    pub fn blocks_in_flight(&self) -> usize {
+        self.sync.in_flight.len()
+    }
+
+    fn judge_claim(&self, tip: &TipStatus) -> Claim {
+        if let Some(known) = self.tree.total_work(&tip.hash) {
+            return if known == tip.total_work {
+                Claim::NotBetter
+            } else {
+                Claim::False
+            };
+        }
+        let (our_work, our_tip) = (self.tree.tip_work(), self.tree.tip_hash());
+        // The order of the fork choice: more work, or equal work and a lower hash.
+        if tip.total_work > our_work || (tip.total_work == our_work && tip.hash < our_tip) {
+            Claim::Better
+        } else {
+            Claim::NotBetter
+        }
+    }
+
+    /// Whether `peer`'s claim is one we act on now.
+    fn claim_to_follow(&self, peer: &PeerId, now_ms: u64) -> Option<TipStatus> {
+        let info = self.peers.get(peer)?;
+        let tip = info.tip?;
+        if !info.usable() {
+            return None;
+        }
+        if let Some(state) = self.sync.peers.get(peer) {
+            if state.distrusted == Some(tip.hash) || now_ms < state.trusted_again_ms {
+                return None;
+            }
+        }
+        (self.judge_claim(&tip) == Claim::Better).then_some(tip)
+    }
+
+    /// A peer announced its tip (in `hello`, `status` or by a block).
+    pub(crate) fn on_claim(&mut self, from: &PeerId, tip: TipStatus, now_ms: u64) {
+        if let Some(peer) = self.peers.get_mut(from) {
+            peer.tip = Some(tip);
+        }
+        let state = self.sync.peers.entry(from.clone()).or_default();
+        if state.distrusted.is_some_and(|hash| hash != tip.hash) {
+            state.distrusted = None;
+        }
+        self.event(NodeEvent::PeerTip {
+            peer: from.clone(),
+            tip,
+        });
+        if self.judge_claim(&tip) == Claim::False {
+            self.fail_claim(from, ClaimFailure::FalseWork, now_ms);
+        }
+        self.maybe_sync(now_ms);
+    }
+
+    /// Asks every peer whose claim beats our tip for headers, and every peer whose headers beat
+    /// our tip for blocks; updates the sync state.
+    pub(crate) fn maybe_sync(&mut self, now_ms: u64) {
+        let peers: Vec<PeerId> = self.peers.keys().cloned().collect();
+        let mut target: Option<TipStatus> = None;
+        for peer in &peers {
+            let backed = self.peers[peer]
+                .tip
+                .is_some_and(|tip| self.tree.total_work(&tip.hash) == Some(tip.total_work));
+            if let Some(state) = self.sync.peers.get_mut(peer) {
+                if state.trusted_again_ms <= now_ms {
+                    state.trusted_again_ms = 0;
+                }
+                if backed && now_ms >= state.last_failure_ms + MAX_CLAIM_BACKOFF_MS {
+                    // Its claims have come true for a while: its record is forgiven one failure
+                    // at a time, so a liar cannot wipe it with one true claim between lies.
+                    state.failures = state.failures.saturating_sub(1);
+                    state.last_failure_ms = now_ms;
+                }
+            }
+            let Some(claim) = self.claim_to_follow(peer, now_ms) else {
+                continue;
+            };
+            if target.is_none_or(|best| claim.total_work > best.total_work) {
+                target = Some(claim);
+            }
+            let state = self.sync.peers.entry(peer.clone()).or_default();
+            if state.idle() && state.headers.is_empty() {
+                self.request_headers(peer, false, now_ms);
+            }
+        }
+        for peer in &peers {
+            self.request_blocks(peer, now_ms);
+        }
+        let state = match target {
+            Some(tip) => SyncState::Syncing {
+                target_height: tip.height,
+            },
+            None => SyncState::Synced,
+        };
+        if self.sync.state != state {
+            self.sync.state = state;
+            self.event(NodeEvent::SyncChanged(state));
+        }
+    }
+
+    /// Sends `get_headers` to `peer`. A continuation follows the last header of its full reply;
+    /// a fresh request starts from our best chain and is paced.
+    pub(crate) fn request_headers(&mut self, peer: &PeerId, continuation: bool, now_ms: u64) {
+        if !self.peers.get(peer).is_some_and(|info| info.usable()) {
+            return;
+        }
+        let locator_head = {
+            let state = self.sync.peers.entry(peer.clone()).or_default();
+            if state.headers_asked_ms.is_some() {
+                return;
+            }
+            if !continuation {
+                if let Some(last) = state.last_headers_ask_ms {
+                    if now_ms < last + HEADERS_REQUEST_INTERVAL_MS {
+                        state.headers_retry_ms = Some(last + HEADERS_REQUEST_INTERVAL_MS);
+                        return;
+                    }
+                }
+            }
+            state.headers_retry_ms = None;
+            state.headers_asked_ms = Some(now_ms);
+            state.last_headers_ask_ms = Some(now_ms);
+            if continuation {
+                state
+                    .headers
+                    .back()
+                    .map(|(hash, _)| *hash)
+                    .or(state.more_after)
+            } else {
+                state.headers.clear();
+                state.more_after = None;
+                None
+            }
+        };
+        let mut locator = self.tree.locator();
+        if let Some(head) = locator_head {
+            if locator.first() != Some(&head) {
+                locator.insert(0, head);
+            }
+        }
+        locator.truncate(MAX_LOCATOR_HASHES);
+        self.send(peer, &NodeMessage::GetHeaders { locator });
+    }
+
+    /// A paced headers request whose time has come.
+    pub(crate) fn retry_paced_requests(&mut self, now_ms: u64) {
+        let due: Vec<PeerId> = self
+            .sync
+            .peers
+            .iter()
+            .filter(|(_, state)| state.headers_retry_ms.is_some_and(|at| at <= now_ms))
+            .map(|(peer, _)| peer.clone())
+            .collect();
+        for peer in due {
+            if let Some(state) = self.sync.peers.get_mut(&peer) {
+                state.headers_retry_ms = None;
+            }
+            self.request_headers(&peer, false, now_ms);
+        }
+    }
+
+    pub(crate) fn on_headers(&mut self, from: &PeerId, headers: Vec<BlockHeader>, now_ms: u64) {
+        let asked = self
+            .sync
+            .peers
+            .get(from)
+            .is_some_and(|state| state.headers_asked_ms.is_some());
+        if !asked {
+            self.penalize(from, Offense::Unsolicited("headers"));
+            return;
+        }
+        let full = headers.len() == MAX_HEADERS_PER_MESSAGE;
+        let last_sent = headers.last().map(BlockHeader::hash);
+        let (base_hash, base_work) = {
+            let state = &self.sync.peers[from];
+            match (headers.first(), state.headers.back()) {
+                (Some(first), Some((last, _))) if first.prev_hash == *last => {
+                    (*last, Some(state.headers_work))
+                }
+                (Some(first), _) => (first.prev_hash, self.tree.total_work(&first.prev_hash)),
+                (None, _) => (Hash::ZERO, None),
+            }
+        };
+        if !headers.is_empty() {
+            let base_header = match self.tree.header(&base_hash) {
+                Some(header) => Some(*header),
+                None => self.sync.peers[from]
+                    .headers
+                    .back()
+                    .filter(|(hash, _)| *hash == base_hash)
+                    .map(|(_, header)| *header),
+            };
+            let checked = match (base_header, base_work) {
+                (Some(base), Some(work)) => self.check_header_chain(&base, work, &headers),
+                _ => Err("the first header does not build on a block we know".into()),
+            };
+            let work = match checked {
+                Ok(work) => work,
+                Err(why) => {
+                    self.sync.reset_peer(from);
+                    self.penalize(from, Offense::InvalidHeaders(why));
+                    self.maybe_sync(now_ms);
+                    return;
+                }
+            };
+            let state = self.sync.peers.get_mut(from).expect("asked above");
+            if state.headers.back().map(|(hash, _)| *hash) != Some(base_hash) {
+                state.headers.clear();
+            }
+            state.headers_work = work;
+            for header in headers {
+                let hash = header.hash();
+                if state.headers.len() < MAX_PENDING_HEADERS && !self.tree.contains(&hash) {
+                    state.headers.push_back((hash, header));
+                }
+            }
+        }
+        let our_work = self.tree.tip_work();
+        let our_tip = self.tree.tip_hash();
+        let state = self.sync.peers.get_mut(from).expect("asked above");
+        state.headers_asked_ms = None;
+        state.more_after = if full { last_sent } else { None };
+        let beats_ours = !state.headers.is_empty()
+            && (state.headers_work > our_work
+                || (state.headers_work == our_work
+                    && state
+                        .headers
+                        .back()
+                        .is_some_and(|(hash, _)| *hash < our_tip)));
+        let window_full = state.headers.len() >= MAX_PENDING_HEADERS;
+        if beats_ours || (window_full && full) {
+            self.request_blocks(from, now_ms);
+            return;
+        }
+        if full {
+            self.request_headers(from, true, now_ms);
+            return;
+        }
+        // Its chain ends here, and it does not beat ours: whatever it claimed beyond that, it
+        // cannot show.
+        state.headers.clear();
+        let claimed_better = self
+            .peers
+            .get(from)
+            .and_then(|peer| peer.tip)
+            .is_some_and(|tip| self.judge_claim(&tip) == Claim::Better);
+        if claimed_better {
+            self.fail_claim(from, ClaimFailure::FalseWork, now_ms);
+        }
+        self.maybe_sync(now_ms);
+    }
+
+    /// Headers must follow `base` (a block we have, or the last header the peer showed us) and
+    /// each other, and meet their own targets; returns the work at the last one.
+    fn check_header_chain(
+        &self,
+        base: &BlockHeader,
+        base_work: Work,
+        headers: &[BlockHeader],
+    ) -> Result<Work, String> {
+        let mut previous_hash = base.hash();
+        let mut previous_height = base.height;
+        let mut work = base_work;
+        for header in headers {
+            if header.prev_hash != previous_hash || header.height != previous_height + 1 {
+                return Err(format!("header at height {} does not link", header.height));
+            }
+            let easy_enough = header
+                .target
+                .expand()
+                .is_some_and(|target| target <= self.tree.params().max_target);
+            if !easy_enough || !meets_target(header) {
+                return Err(format!(
+                    "header at height {} lacks proof of work",
+                    header.height
+                ));
+            }
+            work = work.checked_add(header.target.work()).unwrap_or(work);
+            previous_hash = header.hash();
+            previous_height = header.height;
+        }
+        Ok(work)
+    }
+
+    /// Asks `peer` for the next blocks of the headers it showed us, within the windows.
+    pub(crate) fn request_blocks(&mut self, peer: &PeerId, now_ms: u64) {
+        if !self.peers.get(peer).is_some_and(|info| info.usable()) {
+            return;
+        }
+        let Some(state) = self.sync.peers.get_mut(peer) else {
+            return;
+        };
+        // Headers whose blocks arrived are done.
+        while state
+            .headers
+            .front()
+            .is_some_and(|(hash, _)| self.tree.contains(hash))
+        {
+            state.headers.pop_front();
+        }
+        let mut requests = Vec::new();
+        let mut in_flight = state.blocks_in_flight();
+        let mut candidates = state.headers.iter().map(|(hash, _)| *hash).peekable();
+        while in_flight < MAX_BLOCKS_IN_FLIGHT_PER_PEER
+            && self.sync.in_flight.len() < MAX_BLOCKS_IN_FLIGHT
+            && candidates.peek().is_some()
+        {
+            let mut hashes = Vec::new();
+            for hash in candidates.by_ref() {
+                let wanted = !self.sync.in_flight.contains_key(&hash)
+                    && !self.tree.contains(&hash)
+                    && !self.tree.is_orphan(&hash)
+                    && !self.tree.is_known_invalid(&hash);
+                if wanted {
+                    self.sync.in_flight.insert(hash, peer.clone());
+                    hashes.push(hash);
+                    if hashes.len() == MAX_BLOCKS_PER_REQUEST
+                        || in_flight + hashes.len() >= MAX_BLOCKS_IN_FLIGHT_PER_PEER
+                        || self.sync.in_flight.len() >= MAX_BLOCKS_IN_FLIGHT
+                    {
+                        break;
+                    }
+                }
+            }
+            if hashes.is_empty() {
+                break;
+            }
+            in_flight += hashes.len();
+            requests.push(hashes);
+        }
+        let state = self.sync.peers.get_mut(peer).expect("looked up above");
+        let all_there = state.requests.is_empty() && requests.is_empty() && {
+            state
+                .headers
+                .iter()
+                .all(|(hash, _)| self.tree.contains(hash) || self.tree.is_orphan(hash))
+        };
+        for hashes in &requests {
+            state.requests.push_back(BlockRequest {
+                hashes: hashes.clone(),
+                sent_ms: now_ms,
+            });
+        }
+        for hashes in requests {
+            self.send(peer, &NodeMessage::GetBlocks { hashes });
+        }
+        if all_there && state_continues(&self.sync.peers[peer]) {
+            self.request_headers(peer, true, now_ms);
+        }
+    }
+
+    /// A `blocks` reply from `from`; it answers its oldest outstanding request.
+    pub(crate) fn on_blocks(&mut self, from: &PeerId, blocks: Vec<crate::Block>, now_ms: u64) {
+        let Some(request) = self
+            .sync
+            .peers
+            .get_mut(from)
+            .and_then(|state| state.requests.pop_front())
+        else {
+            self.penalize(from, Offense::Unsolicited("blocks"));
+            return;
+        };
+        for hash in &request.hashes {
+            if self.sync.in_flight.get(hash) == Some(from) {
+                self.sync.in_flight.remove(hash);
+            }
+        }
+        let asked: std::collections::HashSet<Hash> = request.hashes.iter().copied().collect();
+        let mut delivered = 0;
+        let mut unsolicited = false;
+        for block in blocks {
+            if !asked.contains(&block.hash()) {
+                unsolicited = true;
+                continue;
+            }
+            delivered += 1;
+            self.accept_block_from(from, block, now_ms);
+            if self.peers.get(from).is_none_or(|peer| peer.banned) {
+                return;
+            }
+        }
+        if unsolicited {
+            self.penalize(from, Offense::Unsolicited("blocks"));
+        }
+        if delivered == 0 && !request.hashes.is_empty() {
+            // It showed these blocks' headers and now cannot give a single one of them.
+            self.fail_claim(from, ClaimFailure::Stalled, now_ms);
+        } else {
+            // Blocks it left out (a reply is cut at the frame limit) are asked for again.
+            self.request_blocks(from, now_ms);
+        }
+        self.maybe_sync(now_ms);
+    }
+
+    /// Gives up requests that took longer than [`REQUEST_TIMEOUT_MS`].
+    pub(crate) fn expire_requests(&mut self, now_ms: u64) {
+        let stalled: Vec<PeerId> = self
+            .sync
+            .peers
+            .iter()
+            .filter(|(_, state)| state.deadline().is_some_and(|deadline| now_ms >= deadline))
+            .map(|(peer, _)| peer.clone())
+            .collect();
+        for peer in stalled {
+            self.fail_claim(&peer, ClaimFailure::Stalled, now_ms);
+        }
+    }
+
+    /// `peer` did not back its claim: distrust the claim, back off and penalise, and let the
+    /// others carry the sync.
+    fn fail_claim(&mut self, peer: &PeerId, failure: ClaimFailure, now_ms: u64) {
+        let claimed = self.peers.get(peer).and_then(|info| info.tip);
+        self.sync.reset_peer(peer);
+        let state = self.sync.peers.entry(peer.clone()).or_default();
+        let failures = state.failures;
+        state.failures = failures.saturating_add(1);
+        state.last_failure_ms = now_ms;
+        // A reply that contradicts the claim proves it false. A timeout may be one lost message
+        // (a relay enforcing its rate limit drops frames), so the first one is retried at once;
+        // from the second on, the claim is distrusted too.
+        let proven = matches!(failure, ClaimFailure::FalseWork) || failures > 0;
+        if proven {
+            state.distrusted = claimed.map(|tip| tip.hash);
+        }
+        // No back-off for a first stall; then 15 s, 45 s, 105 s, ... up to the cap.
+        let backoff = if proven {
+            REQUEST_TIMEOUT_MS
+                .saturating_mul((1u64 << failures.min(16)).max(1))
+                .min(MAX_CLAIM_BACKOFF_MS)
+        } else {
+            0
+        };
+        state.trusted_again_ms = now_ms + backoff;
+        let offense = match failure {
+            ClaimFailure::FalseWork => Offense::FalseWorkClaim { failures },
+            ClaimFailure::Stalled => Offense::Stalled { failures },
+        };
+        self.penalize(peer, offense);
+        self.maybe_sync(now_ms);
+    }
+
+    /// Whether a block from a peer is on a side branch too far behind our tip to check.
+    pub(crate) fn beyond_side_branch_window(&self, header: &BlockHeader) -> bool {
+        let Some(parent_work) = self.tree.total_work(&header.prev_hash) else {
+            return false;
+        };
+        let block_work = header.target.work();
+        let window = Work(
+            self.tree
+                .tip_header()
+                .target
+                .work()
+                .0
+                .saturating_mul(crate::work::U256::from(SIDE_BRANCH_WINDOW_BLOCKS)),
+        );
+        let branch_work = parent_work.checked_add(block_work).unwrap_or(parent_work);
+        branch_work
+            .checked_add(window)
+            .is_some_and(|reach| reach < self.tree.tip_work())
+    }
+}
+
+fn state_continues(state: &PeerSync) -> bool {
+    state.more_after.is_some() && state.headers_asked_ms.is_none()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ClaimFailure {
+    FalseWork,
+    Stalled,
+}
