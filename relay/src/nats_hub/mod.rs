@@ -222,7 +222,7 @@ impl NatsHub {
         metrics: Arc<Metrics>,
     ) -> Result<NatsHub, BrokerError> {
         let relay_id = RelayId::random();
-        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (events_tx, mut events_rx) = mpsc::channel(EVENT_QUEUE);
         let options = ConnectOptions::new()
             .name(format!("tabchain-relay {relay_id}"))
             .no_echo()
@@ -248,6 +248,16 @@ impl NatsHub {
                 url: url.to_owned(),
                 source,
             })?;
+        // The client connects in the background (so a relay can start before its broker): give
+        // it the usual time to succeed before deciding whether this relay starts degraded.
+        let first_connection = async {
+            while let Some(event) = events_rx.recv().await {
+                if matches!(event, Event::Connected) {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(BROKER_CONNECT_TIMEOUT, first_connection).await;
         let (publishes, publish_rx) = mpsc::channel(PUBLISH_QUEUE_MESSAGES);
         let shared = Arc::new(Shared {
             relay_id,
