@@ -108,7 +108,10 @@ async fn two_nodes_on_different_relays_mine_pay_and_agree() {
 
     let bob_address = bob.snapshot().address;
     alice.send(bob_address, 10, 1).await.unwrap();
-    wait_all(&[&bob], "the payment in bob's mempool", |s| s[0].mempool == 1).await;
+    wait_all(&[&bob], "the payment in bob's mempool", |s| {
+        s[0].mempool == 1
+    })
+    .await;
     alice.mine_blocks(1).await.unwrap();
     wait_all(&[&alice, &bob], "the payment confirmed on both", |s| {
         converged(s) && s[0].height == 4 && s[1].balance == 10
