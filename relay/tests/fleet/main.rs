@@ -248,6 +248,24 @@ async fn a_killed_relay_s_peers_are_announced_as_left_and_a_restart_leaves_no_gh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_stops_cleanly_has_its_peers_leave_at_once() {
+    let (_broker, a, mut b) = fleet(&[]).await;
+    let mut alice = a.join("restart").await;
+    let bob = b.join("restart").await;
+    expect_joined(&mut alice, &bob.id).await;
+    let stopped = Instant::now();
+    b.terminate().await;
+    expect_left(&mut alice, &bob.id).await;
+    // Not the presence expiry: the relay said goodbye.
+    assert!(
+        stopped.elapsed() < PRESENCE_EXPIRY / 2,
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(a.metric("relay_presence_expired_total").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_keeps_rooms_local_and_heals_by_itself() {
     let (mut broker, a, b) = fleet(&[]).await;
     let mut alice = a.join("outage").await;

@@ -219,6 +219,24 @@ impl RelayProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// SIGTERM, as `systemctl stop` does, and waits for the process to exit.
+    pub async fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let pid = self.child.id();
+        let exited = async {
+            while self.child.try_wait().unwrap().is_none() {
+                tokio::time::sleep(POLL).await;
+            }
+        };
+        timeout(WAIT, exited)
+            .await
+            .unwrap_or_else(|_| panic!("relay {pid} did not exit after SIGTERM"));
+    }
+
     /// SIGKILL: no goodbye to anyone, as when a machine dies.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
