@@ -10,7 +10,7 @@ mod common;
 mod support;
 
 use common::{Client, WAIT};
-use relay::nats_hub::{PRESENCE_EXPIRY, SWEEP_INTERVAL};
+use relay::nats_hub::{PRESENCE_EXPIRY, RECONNECT_DELAY_MAX, SWEEP_INTERVAL};
 use shared::protocol::{PeerId, RelayErrorCode, RelayFrame};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -301,6 +301,9 @@ async fn a_broker_outage_keeps_rooms_local_and_heals_by_itself() {
     assert!(dora.peers.contains(&bob.id));
     expect_joined(&mut bob, &dora.id).await;
 
+    // The outage lasts long enough for the client's reconnect delay to reach its maximum, so
+    // the resumption below is measured in the worst case, not right after the first retry.
+    tokio::time::sleep(RECONNECT_DELAY_MAX * 4).await;
     let back = broker.restart().await;
     // Cross-relay delivery resumes by itself: alice probes until bob hears one. Bob's
     // subscription predates the outage, so the client must have re-sent it.
