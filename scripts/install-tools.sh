@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tabchain needs beyond Rust and Node, pinned, and skips whatever is already present.
 # Used by `cargo xtask test`, `cargo xtask run` and `.ci/run`; safe to run again.
-#   scripts/install-tools.sh [wasm] [browser] [trunk]   (no argument = everything)
+#   scripts/install-tools.sh [wasm] [browser] [trunk] [nats]   (no argument = everything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +32,17 @@ if has_part browser; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+fi
+
+if has_part nats; then
+  # The relay's fleet tests (relay/tests/fleet) start a real broker. Pinned by what Debian ships
+  # (2.9.10 on bookworm); the package installs a service unit but the tests start their own.
+  if ! command -v nats-server >/dev/null; then
+    log "installing Debian's nats-server"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq nats-server >/dev/null
   fi
 fi
 

@@ -1,6 +1,7 @@
 //! Load benchmark for the relay, with two baselines in the same run.
 //!
-//! Starts each server as a child process on 127.0.0.1 (the relay; a minimal Node `ws` broadcast
+//! Starts each server as a child process on 127.0.0.1 (the relay; with `--fleet`, two relays
+//! joined by a `nats-server`, each room's peers split between them; a minimal Node `ws` broadcast
 //! server; a minimal tokio-tungstenite forwarder), drives it with WebSocket clients in rooms
 //! sending at a set rate, and prints Markdown tables: deliveries per second, send-to-receive
 //! latency (p50, p99, max), the server's CPU (from /proc/<pid>/stat) and memory (VmRSS from
@@ -64,6 +65,13 @@ struct Args {
     /// The node executable.
     #[arg(long, default_value = "node")]
     node: String,
+    /// Also measure a fleet: two relays joined by a NATS broker, each room's peers alternating
+    /// between them (so every other delivery crosses the broker). Its CPU is all three processes.
+    #[arg(long)]
+    fleet: bool,
+    /// The nats-server executable for `--fleet`.
+    #[arg(long, default_value = "nats-server")]
+    nats_server: String,
     /// Seconds measured per traffic run (after a 1 s warm-up).
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
@@ -99,6 +107,8 @@ enum Kind {
     Node,
     /// tokio-tungstenite baseline: raw text in, the same text out.
     Raw,
+    /// Two relays and a NATS broker.
+    Fleet,
 }
 
 impl Kind {
@@ -107,11 +117,12 @@ impl Kind {
             Kind::Relay => "relay",
             Kind::Node => "node ws",
             Kind::Raw => "raw forwarder",
+            Kind::Fleet => "2 relays + NATS",
         }
     }
     fn path(self, room: &str) -> String {
         match self {
-            Kind::Relay => format!("/ws/{room}"),
+            Kind::Relay | Kind::Fleet => format!("/ws/{room}"),
             Kind::Node | Kind::Raw => format!("/{room}"),
         }
     }
@@ -119,19 +130,65 @@ impl Kind {
 
 struct Server {
     kind: Kind,
-    child: Child,
-    addr: SocketAddr,
+    /// Every process of the server (a fleet has three); the broker, if any, is last.
+    children: Vec<Child>,
+    /// Where clients connect; client `i` takes `addrs[i % addrs.len()]`.
+    addrs: Vec<SocketAddr>,
 }
+
+/// Largest broker message for the fleet: a maximum relay frame plus its envelope.
+const FLEET_BROKER_MAX_PAYLOAD: usize = 2 * 1024 * 1024;
 
 impl Server {
     async fn start(kind: Kind, args: &Args) -> Server {
+        if kind == Kind::Fleet {
+            return Server::start_fleet(args).await;
+        }
+        let (child, addr) = Server::spawn(kind, args, &[]).await;
+        Server {
+            kind,
+            children: vec![child],
+            addrs: vec![addr],
+        }
+    }
+
+    async fn start_fleet(args: &Args) -> Server {
+        let nats_port = free_port();
+        let config = std::env::temp_dir().join(format!("tabchain-load-nats-{nats_port}.conf"));
+        std::fs::write(
+            &config,
+            format!("max_payload: {FLEET_BROKER_MAX_PAYLOAD}\n"),
+        )
+        .expect("write the broker's config");
+        let broker = Command::new(&args.nats_server)
+            .arg("-c")
+            .arg(&config)
+            .args(["-a", "127.0.0.1", "-p", &nats_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", args.nats_server));
+        let broker_addr = SocketAddr::from(([127, 0, 0, 1], nats_port));
+        wait_listening(broker_addr, "nats-server").await;
+        let url = format!("nats://{broker_addr}");
+        let (a, a_addr) = Server::spawn(Kind::Relay, args, &["--nats-url", &url]).await;
+        let (b, b_addr) = Server::spawn(Kind::Relay, args, &["--nats-url", &url]).await;
+        Server {
+            kind: Kind::Fleet,
+            children: vec![a, b, broker],
+            addrs: vec![a_addr, b_addr],
+        }
+    }
+
+    async fn spawn(kind: Kind, args: &Args, extra: &[&str]) -> (Child, SocketAddr) {
         let port = free_port();
         let mut command = match kind {
-            Kind::Relay => {
+            Kind::Relay | Kind::Fleet => {
                 let mut command = Command::new(&args.relay_bin);
                 command
                     .args(["--port", &port.to_string()])
                     .args(["--static-dir", "/nonexistent"])
+                    .args(extra)
                     .env("RUST_LOG", "warn");
                 command
             }
@@ -154,31 +211,41 @@ impl Server {
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {}: {error}", kind.name()));
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + START_DEADLINE;
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(Instant::now() < deadline, "{} did not start", kind.name());
-            sleep(Duration::from_millis(50)).await;
-        }
-        Server { kind, child, addr }
+        wait_listening(addr, kind.name()).await;
+        (child, addr)
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
+    fn pids(&self) -> Vec<String> {
+        self.children
+            .iter()
+            .map(|child| child.id().to_string())
+            .collect()
     }
 
     fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+        // Relays first, so they leave the broker before it goes.
+        for child in &mut self.children {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    }
+}
+
+async fn wait_listening(addr: SocketAddr, name: &str) {
+    let deadline = Instant::now() + START_DEADLINE;
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < deadline, "{name} did not start");
+        sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -317,7 +384,7 @@ async fn run_traffic(kind: Kind, args: &Args, scenario: &Scenario) -> TrafficRes
             let permit = semaphore.clone().acquire_owned().await.unwrap();
             let target = ServerRef {
                 kind: server.kind,
-                addr: server.addr,
+                addr: server.addrs[index % server.addrs.len()],
             };
             pending.push(tokio::spawn(async move {
                 let ws = target.connect(&room).await;
@@ -394,7 +461,9 @@ async fn run_traffic(kind: Kind, args: &Args, scenario: &Scenario) -> TrafficRes
                 let sent = now_ns(origin);
                 let payload = format!(r#"{{"t":{sent},"c":{index},"pad":"{pad}"}}"#);
                 let text = match kind {
-                    Kind::Relay => format!(r#"{{"type":"broadcast","payload":{payload}}}"#),
+                    Kind::Relay | Kind::Fleet => {
+                        format!(r#"{{"type":"broadcast","payload":{payload}}}"#)
+                    }
                     Kind::Node | Kind::Raw => payload,
                 };
                 if sink.send(Message::text(text)).await.is_err() {
@@ -410,14 +479,15 @@ async fn run_traffic(kind: Kind, args: &Args, scenario: &Scenario) -> TrafficRes
         }));
     }
 
-    let pid = server.pid().to_string();
+    let pids = server.pids();
+    let server_cpu = || pids.iter().map(|pid| cpu_seconds(pid)).sum::<f64>();
     sleep_until(tokio::time::Instant::from_std(window_start)).await;
-    let (server_cpu_start, tool_cpu_start) = (cpu_seconds(&pid), cpu_seconds("self"));
+    let (server_cpu_start, tool_cpu_start) = (server_cpu(), cpu_seconds("self"));
     let machine_start = machine_cpu_ticks();
     sleep_until(tokio::time::Instant::from_std(window_end)).await;
-    let (server_cpu_end, tool_cpu_end) = (cpu_seconds(&pid), cpu_seconds("self"));
+    let (server_cpu_end, tool_cpu_end) = (server_cpu(), cpu_seconds("self"));
     let machine_end = machine_cpu_ticks();
-    let rss_kib = status_kib(&pid, "VmRSS:");
+    let rss_kib: u64 = pids.iter().map(|pid| status_kib(pid, "VmRSS:")).sum();
     for task in tasks {
         let _ = timeout(DRAIN + Duration::from_secs(10), task).await;
     }
@@ -478,7 +548,7 @@ impl ServerRef {
         .await
         .expect("connect timed out")
         .expect("connect failed");
-        if self.kind == Kind::Relay {
+        if matches!(self.kind, Kind::Relay | Kind::Fleet) {
             let welcome = timeout(CONNECT_DEADLINE, ws.next())
                 .await
                 .expect("no welcome in time");
@@ -502,7 +572,7 @@ struct IdleResult {
 
 async fn run_idle(kind: Kind, args: &Args) -> IdleResult {
     let server = Server::start(kind, args).await;
-    let pid = server.pid().to_string();
+    let pid = server.pids().swap_remove(0);
     sleep(SETTLE).await;
     let rss_before = status_kib(&pid, "VmRSS:");
     let count = args.idle_connections;
@@ -512,7 +582,7 @@ async fn run_idle(kind: Kind, args: &Args) -> IdleResult {
     let mut tasks = Vec::with_capacity(count);
     let target = ServerRef {
         kind: server.kind,
-        addr: server.addr,
+        addr: server.addrs[0],
     };
     let hold_until = Instant::now()
         + CONNECT_DEADLINE
@@ -558,7 +628,7 @@ async fn run_idle(kind: Kind, args: &Args) -> IdleResult {
     let held = open.load(Ordering::Relaxed);
     let rss_after = status_kib(&pid, "VmRSS:");
     let server_reported = if kind == Kind::Relay {
-        metric(server.addr, "relay_connections").await
+        metric(server.addrs[0], "relay_connections").await
     } else {
         None
     };
@@ -641,6 +711,9 @@ fn ratio(ours: f64, theirs: f64) -> String {
 async fn main() {
     let args = Args::parse();
     let mut kinds = vec![Kind::Relay];
+    if args.fleet {
+        kinds.push(Kind::Fleet);
+    }
     if args.node_script.is_some() {
         kinds.push(Kind::Node);
     }
@@ -757,7 +830,8 @@ async fn main() {
         println!("| server | connected | still open after hold | server says | RSS before MiB | RSS after MiB | KiB per connection |");
         println!("|---|---|---|---|---|---|---|");
         let mut results = Vec::new();
-        for kind in &kinds {
+        // The fleet is measured for traffic only: an idle connection costs what it does on one relay.
+        for kind in kinds.iter().filter(|kind| **kind != Kind::Fleet) {
             wait_for_quiet().await;
             let result = run_idle(*kind, &args).await;
             println!(

@@ -119,6 +119,11 @@ pub struct Config {
     /// Seconds between the relay's pings to each peer. Fractions are allowed.
     #[arg(long = "ping-interval-secs", env = "PING_INTERVAL_SECS", default_value = "25", value_parser = parse_seconds)]
     pub ping_interval: Duration,
+
+    /// NATS broker (e.g. nats://127.0.0.1:4222) through which rooms span every relay connected
+    /// to it. Unset (the default): rooms live in this process only. See docs/deploy.md.
+    #[arg(long = "nats-url", env = "NATS_URL", value_name = "URL")]
+    pub nats_url: Option<String>,
 }
 
 impl Default for Config {
@@ -137,6 +142,7 @@ impl Default for Config {
             max_malformed_frames: DEFAULT_MAX_MALFORMED_FRAMES,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             ping_interval: DEFAULT_PING_INTERVAL,
+            nats_url: None,
         }
     }
 }

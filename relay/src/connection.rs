@@ -85,7 +85,7 @@ pub(crate) async fn serve(
             close(socket, DisconnectReason::Shutdown, &outbox).await;
             return;
         }
-        if let Err(JoinError::RoomFull) = relay.hub.join(&room, &peer, outbox.clone()) {
+        if let Err(JoinError::RoomFull) = relay.hub.join(&room, &peer, outbox.clone()).await {
             info!("room full; turned away");
             relay.metrics.reject(crate::metrics::Rejection::RoomFull);
             refuse(socket, RelayErrorCode::RoomFull).await;

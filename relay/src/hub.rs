@@ -1,15 +1,16 @@
 //! Room fan-out, behind one seam.
 //!
 //! [`RoomHub`] is everything a connection may do to a room: join, leave, broadcast, send to one.
-//! [`LocalHub`] implements it inside this process. Rooms that span several relay processes will
-//! plug in here as another implementation (publishing to a message broker and delivering what the
-//! broker hands back into the same [`Outbox`]es); nothing outside this module knows how delivery
-//! happens.
+//! [`LocalHub`] implements it inside this process. [`crate::nats_hub::NatsHub`] implements it
+//! across relay processes through a NATS broker, delivering what the broker hands back into the
+//! same [`Outbox`]es; nothing outside these modules knows how delivery happens.
 //!
-//! Every method is synchronous and must not wait on a peer: delivery is a non-blocking push into
-//! the receiver's bounded [`Outbox`]. A broker-backed hub keeps that contract by handing its
+//! Only `join` may wait (a broker-backed hub confirms a join once the room's broker subscription
+//! is active, so nothing sent to the joiner right after its `welcome` is lost). Every other
+//! method is synchronous and must not wait on a peer: delivery is a non-blocking push into the
+//! receiver's bounded [`Outbox`]. A broker-backed hub keeps that contract by handing its
 //! publishes to a background task through a bounded queue and by keeping a local view of the
-//! room's membership from the broker's presence events.
+//! room's membership from the broker's presence messages.
 //!
 //! Ordering: a hub delivers the frames of one sender to each receiver in the order they were
 //! given. A joiner's `welcome` is queued before anything else reaches it, and the `peer_joined`
@@ -20,7 +21,9 @@ use crate::outbox::{Outbox, Push};
 use shared::protocol::{PeerId, RelayFrame};
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use thiserror::Error;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -54,11 +57,28 @@ pub enum JoinError {
 #[error("no such peer in the room")]
 pub struct UnknownPeer;
 
+/// What [`RoomHub::join`] and [`RoomHub::shutdown`] return: a boxed future, so the trait stays
+/// usable as `dyn RoomHub`.
+pub type HubFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Whether a hub delivers everything it should, for `/healthz`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HubHealth {
+    Ok,
+    /// The relay serves, but some delivery is not happening (the reason is for operators).
+    Degraded(&'static str),
+}
+
 /// Where a room's frames go. See the module documentation for the contract.
 pub trait RoomHub: Send + Sync + 'static {
     /// Adds `peer` to `room`. On success the peer's `welcome` (with the peers already present) is
     /// queued in `outbox`, and every other member has been sent `peer_joined`.
-    fn join(&self, room: &RoomName, peer: &PeerId, outbox: Outbox) -> Result<(), JoinError>;
+    fn join<'a>(
+        &'a self,
+        room: &'a RoomName,
+        peer: &'a PeerId,
+        outbox: Outbox,
+    ) -> HubFuture<'a, Result<(), JoinError>>;
 
     /// Removes `peer` from `room` and tells the others with `peer_left`. Idempotent.
     fn leave(&self, room: &RoomName, peer: &PeerId);
@@ -77,6 +97,19 @@ pub trait RoomHub: Send + Sync + 'static {
 
     /// Rooms with at least one member, for metrics.
     fn room_count(&self) -> usize;
+
+    /// For `/healthz`.
+    fn health(&self) -> HubHealth {
+        HubHealth::Ok
+    }
+
+    /// Appends the hub's own metric families (Prometheus text) to `out`.
+    fn render_metrics(&self, _out: &mut String) {}
+
+    /// Called once every connection has left, before the relay returns from `run`.
+    fn shutdown(&self) -> HubFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Room map shards. Rooms in different shards never contend for a lock; 16 is plenty for the
@@ -120,8 +153,8 @@ impl LocalHub {
     }
 }
 
-impl RoomHub for LocalHub {
-    fn join(&self, room: &RoomName, peer: &PeerId, outbox: Outbox) -> Result<(), JoinError> {
+impl LocalHub {
+    fn join_now(&self, room: &RoomName, peer: &PeerId, outbox: Outbox) -> Result<(), JoinError> {
         let mut shard = self.shard(room);
         let members = shard.entry(room.clone()).or_default();
         if members.len() >= self.max_peers_per_room {
@@ -149,6 +182,17 @@ impl RoomHub for LocalHub {
         }
         members.insert(peer.clone(), outbox);
         Ok(())
+    }
+}
+
+impl RoomHub for LocalHub {
+    fn join<'a>(
+        &'a self,
+        room: &'a RoomName,
+        peer: &'a PeerId,
+        outbox: Outbox,
+    ) -> HubFuture<'a, Result<(), JoinError>> {
+        Box::pin(std::future::ready(self.join_now(room, peer, outbox)))
     }
 
     fn leave(&self, room: &RoomName, peer: &PeerId) {
@@ -239,10 +283,10 @@ mod tests {
         let hub = LocalHub::new(2, Arc::new(Metrics::default()));
         let room = RoomName::parse("r").unwrap();
         let (a, b) = (outbox(), outbox());
-        hub.join(&room, &peer(1), a.clone()).unwrap();
-        hub.join(&room, &peer(2), b.clone()).unwrap();
+        hub.join_now(&room, &peer(1), a.clone()).unwrap();
+        hub.join_now(&room, &peer(2), b.clone()).unwrap();
         assert_eq!(
-            hub.join(&room, &peer(3), outbox()),
+            hub.join_now(&room, &peer(3), outbox()),
             Err(JoinError::RoomFull)
         );
         let a_frames = frames(&a);

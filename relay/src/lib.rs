@@ -10,7 +10,9 @@
 //! - `server`: the accept loop (TCP to HTTP/1.1).
 //! - `routes`: HTTP paths; answers the WebSocket handshake.
 //! - `connection`: one peer from upgrade to close: reading, rules, writing, goodbye.
-//! - [`hub`]: room fan-out behind the [`hub::RoomHub`] trait (in-process today).
+//! - [`hub`]: room fan-out behind the [`hub::RoomHub`] trait; [`hub::LocalHub`] keeps rooms in
+//!   this process.
+//! - [`nats_hub`]: the hub whose rooms span relay processes through NATS (`--nats-url`).
 //! - [`outbox`]: a peer's bounded outgoing queue.
 //! - `rate`: the per-peer token bucket.
 //! - [`metrics`]: counters and their Prometheus rendering.
@@ -22,6 +24,7 @@ pub mod config;
 mod connection;
 pub mod hub;
 pub mod metrics;
+pub mod nats_hub;
 pub mod outbox;
 mod rate;
 mod routes;
@@ -44,6 +47,8 @@ use tokio_util::task::TaskTracker;
 pub enum RelayError {
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Broker(#[from] nats_hub::BrokerError),
 }
 
 /// What every connection shares.
@@ -68,7 +73,12 @@ pub async fn run(
 ) -> Result<(), RelayError> {
     config.validate()?;
     let metrics = Arc::new(Metrics::default());
-    let hub = Arc::new(LocalHub::new(config.max_peers_per_room, metrics.clone()));
+    let hub: Arc<dyn RoomHub> = match &config.nats_url {
+        None => Arc::new(LocalHub::new(config.max_peers_per_room, metrics.clone())),
+        Some(url) => Arc::new(
+            nats_hub::NatsHub::connect(url, config.max_peers_per_room, metrics.clone()).await?,
+        ),
+    };
     let relay = Arc::new(Relay {
         connection_slots: Arc::new(Semaphore::new(config.max_connections)),
         config,
@@ -93,6 +103,7 @@ pub async fn run(
     tokio::join!(server::serve(listener, relay.clone()), signal);
     relay.tasks.close();
     relay.tasks.wait().await;
+    relay.hub.shutdown().await;
     tracing::info!("relay stopped");
     Ok(())
 }

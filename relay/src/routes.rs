@@ -1,7 +1,8 @@
 //! The HTTP side: which path does what.
 //!
 //! - `/ws` and `/ws/{room}`: the WebSocket upgrade (room `lobby` when none is named).
-//! - `/healthz`: `ok` while the relay serves.
+//! - `/healthz`: `ok` while the relay serves; `degraded: ...` while its hub cannot deliver
+//!   everything (the broker is away).
 //! - `/metrics`: the counters in Prometheus text format.
 //! - everything else: the web app from the static directory, with `index.html` for unknown paths
 //!   so client-side routes survive a reload, or a page explaining how to build the app.
@@ -10,7 +11,7 @@
 //! configured (warp gives every connection a 128 KiB read buffer).
 
 use crate::connection;
-use crate::hub::RoomName;
+use crate::hub::{HubHealth, RoomName};
 use crate::metrics::Rejection;
 use crate::server::RemoteAddr;
 use crate::Relay;
@@ -34,17 +35,24 @@ use warp::Filter;
 pub(crate) fn routes(
     relay: Arc<Relay>,
 ) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
+    let health_relay = relay.clone();
     let healthz = warp::path("healthz")
         .and(warp::path::end())
         .and(warp::get())
-        .map(|| "ok\n".into_response());
+        .map(move || match health_relay.hub.health() {
+            HubHealth::Ok => "ok\n".into_response(),
+            // Still 200: the relay serves its own peers, and a proxy that took every degraded
+            // relay out during a broker outage would leave users with nothing.
+            HubHealth::Degraded(why) => format!("degraded: {why}\n").into_response(),
+        });
 
     let metrics_relay = relay.clone();
     let metrics = warp::path("metrics")
         .and(warp::path::end())
         .and(warp::get())
         .map(move || {
-            let body = metrics_relay.metrics.render(metrics_relay.hub.room_count());
+            let mut body = metrics_relay.metrics.render(metrics_relay.hub.room_count());
+            metrics_relay.hub.render_metrics(&mut body);
             warp::reply::with_header(
                 body,
                 header::CONTENT_TYPE,
