@@ -307,6 +307,51 @@ fn an_invalid_block_on_a_heavier_branch_leaves_the_node_on_its_tip() {
 }
 
 #[test]
+fn a_side_block_whose_ancestor_fails_the_ledger_is_reported_with_every_removed_block() {
+    // The parent-first order: B3 (overspending) arrives while branch B is lighter, so it is
+    // stored as a side branch without a ledger check; B4 then makes B heavier, the switch finds
+    // B3 invalid, and both leave the tree. The caller must hear of it to delete B3 (stored) and
+    // to blame its sender; this used to come back as `Ok(SideBranch)` with B4 gone.
+    let p = params();
+    let mut tree = BlockTree::new(p.clone());
+    let prefix = extend(&mut tree, alice().address(), 2);
+    extend(&mut tree, alice().address(), 1);
+    let (tip, ledger) = (tree.tip_hash(), tree.ledger().clone());
+
+    let b_tree = tree_with(&p, &prefix);
+    let overspend = pay(&bob(), &tree.chain_id(), &carol(), 5, 0, 0);
+    let b3 = next_block(&b_tree, carol().address(), vec![overspend]);
+    let b4 = child_of(&b3, carol().address(), &p);
+
+    assert_eq!(add(&mut tree, b3.clone()), Ok(AddOutcome::SideBranch));
+    let result = add(&mut tree, b4.clone());
+    let Err(ChainError::InvalidAncestor {
+        hash,
+        ancestor,
+        error,
+        removed,
+    }) = result
+    else {
+        panic!("B4's branch holds an invalid ancestor, got {result:?}");
+    };
+    assert_eq!(hash, b4.hash());
+    assert_eq!(ancestor, b3.hash());
+    assert!(matches!(
+        *error,
+        ValidationError::InsufficientBalance { .. }
+    ));
+    let mut removed = removed;
+    removed.sort();
+    let mut expected = vec![b3.hash(), b4.hash()];
+    expected.sort();
+    assert_eq!(removed, expected);
+    assert_eq!(tree.tip_hash(), tip);
+    assert_eq!(tree.ledger(), &ledger);
+    assert!(!tree.contains(&b3.hash()) && !tree.contains(&b4.hash()));
+    assert!(tree.is_known_invalid(&b3.hash()) && tree.is_known_invalid(&b4.hash()));
+}
+
+#[test]
 fn the_valid_part_of_a_heavier_branch_is_kept_when_it_alone_has_more_work() {
     let p = params();
     let mut tree = BlockTree::new(p.clone());

@@ -24,7 +24,7 @@ pub use peers::{
 pub use sync::{
     HEADERS_REQUEST_INTERVAL_MS, MAX_BLOCKS_IN_FLIGHT, MAX_BLOCKS_IN_FLIGHT_PER_PEER,
     MAX_CLAIM_BACKOFF_MS, MAX_PENDING_HEADERS, REQUEST_TIMEOUT_MS, SIDE_BRANCH_WINDOW_BLOCKS,
-    STATUS_INTERVAL_WHILE_SYNCING_MS,
+    STATUS_INTERVAL_WHILE_SYNCING_MS, WINDOW_STALL_MS,
 };
 pub use wallet::{
     OwnTx, OwnTxState, SendError, CONFIRMATIONS_TO_FORGET, MAX_TRACKED_OWN_TXS,
@@ -192,6 +192,7 @@ impl Node {
             .min();
         [
             self.sync.next_deadline(),
+            self.next_window_check(),
             status,
             hellos,
             decay,

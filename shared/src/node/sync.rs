@@ -16,7 +16,7 @@
 //! back-off that doubles with each failure, while the penalty doubles too. A claimed tip we
 //! already hold is checked against the work we know for it.
 
-use super::peers::Offense;
+use super::peers::{Offense, PeerInfo};
 use super::{Node, NodeEvent};
 use crate::block::BlockHeader;
 use crate::hash::Hash;
@@ -38,6 +38,11 @@ pub const MAX_BLOCKS_IN_FLIGHT: usize = 256;
 pub const MAX_BLOCKS_IN_FLIGHT_PER_PEER: usize = 2 * MAX_BLOCKS_PER_REQUEST;
 /// A request (headers or blocks) not answered within this time has stalled.
 pub const REQUEST_TIMEOUT_MS: u64 = 15_000;
+/// A block request older than this stalls the download window when other peers are meanwhile
+/// delivering, or wait for room in the window: its peer is distrusted at once and its blocks
+/// go to the others (Bitcoin Core's stall detection does the same at 2 s). 5 s leaves a slow
+/// honest link (a tab on a phone, 64 blocks through a relay) time to answer.
+pub const WINDOW_STALL_MS: u64 = 5_000;
 /// While syncing, our `status` goes out at most this often (the tip moves with every reply and
 /// nobody needs each step); in sync, every tip change is announced at once. Either way it goes
 /// out: the deadline is part of `poll_timeout`.
@@ -85,6 +90,9 @@ pub(crate) struct PeerSync {
     /// A new claim of a peer that failed before is acted on from this time (0: no back-off).
     trusted_again_ms: u64,
     last_failure_ms: u64,
+    /// Blocks it delivered that we had asked for, and when it last did.
+    delivered: u64,
+    last_delivery_ms: u64,
 }
 
 impl PeerSync {
@@ -258,7 +266,21 @@ impl Node {
                 self.request_headers(peer, false, now_ms);
             }
         }
-        for peer in &peers {
+        // Peers with the best record take the free part of the window first, so blocks freed by
+        // a staller go to those that deliver.
+        let mut by_record: Vec<(u32, std::cmp::Reverse<u64>, PeerId)> = peers
+            .iter()
+            .map(|peer| {
+                let state = self.sync.peers.get(peer);
+                (
+                    state.map_or(0, |state| state.failures),
+                    std::cmp::Reverse(state.map_or(0, |state| state.delivered)),
+                    peer.clone(),
+                )
+            })
+            .collect();
+        by_record.sort();
+        for (_, _, peer) in &by_record {
             self.request_blocks(peer, now_ms);
         }
         let state = match target {
@@ -549,6 +571,10 @@ impl Node {
                 continue;
             }
             delivered += 1;
+            if let Some(state) = self.sync.peers.get_mut(from) {
+                state.delivered += 1;
+                state.last_delivery_ms = now_ms;
+            }
             self.accept_block_from(from, block, now_ms);
             if self.peers.get(from).is_none_or(|peer| peer.banned) {
                 return;
@@ -564,7 +590,54 @@ impl Node {
             // Blocks it left out (a reply is cut at the frame limit) are asked for again.
             self.request_blocks(from, now_ms);
         }
+        self.expire_window_stallers(now_ms);
         self.maybe_sync(now_ms);
+    }
+
+    /// Whether, while `peer`'s oldest block request (sent at `since`) is outstanding, another
+    /// peer delivered blocks or waits with blocks to fetch: then `peer` holds the window up.
+    fn others_progressing(&self, peer: &PeerId, since: u64) -> bool {
+        self.sync.peers.iter().any(|(other, state)| {
+            other != peer
+                && self.peers.get(other).is_some_and(PeerInfo::usable)
+                && (state.last_delivery_ms > since
+                    || (state.requests.is_empty()
+                        && state.headers.iter().any(|(hash, _)| {
+                            !self.tree.contains(hash)
+                                && !self.tree.is_orphan(hash)
+                                && self.sync.in_flight.get(hash) != Some(other)
+                        })))
+        })
+    }
+
+    /// The next instant a peer would be found stalling the window, if one is on course to.
+    pub(crate) fn next_window_check(&self) -> Option<u64> {
+        self.sync
+            .peers
+            .iter()
+            .filter_map(|(peer, state)| {
+                let since = state.requests.front()?.sent_ms;
+                self.others_progressing(peer, since)
+                    .then_some(since + WINDOW_STALL_MS)
+            })
+            .min()
+    }
+
+    /// Distrusts the peers that hold the download window up (see [`WINDOW_STALL_MS`]).
+    pub(crate) fn expire_window_stallers(&mut self, now_ms: u64) {
+        let stallers: Vec<PeerId> = self
+            .sync
+            .peers
+            .iter()
+            .filter_map(|(peer, state)| {
+                let since = state.requests.front()?.sent_ms;
+                (now_ms >= since + WINDOW_STALL_MS && self.others_progressing(peer, since))
+                    .then(|| peer.clone())
+            })
+            .collect();
+        for peer in stallers {
+            self.fail_claim(&peer, ClaimFailure::StalledWindow, now_ms);
+        }
     }
 
     /// Gives up requests that took longer than [`REQUEST_TIMEOUT_MS`].
@@ -579,6 +652,7 @@ impl Node {
         for peer in stalled {
             self.fail_claim(&peer, ClaimFailure::Stalled, now_ms);
         }
+        self.expire_window_stallers(now_ms);
     }
 
     /// `peer` did not back its claim: distrust the claim, back off and penalise, and let the
@@ -593,7 +667,7 @@ impl Node {
         // A reply that contradicts the claim proves it false. A timeout may be one lost message
         // (a relay enforcing its rate limit drops frames), so the first one is retried at once;
         // from the second on, the claim is distrusted too.
-        let proven = matches!(failure, ClaimFailure::FalseWork) || failures > 0;
+        let proven = !matches!(failure, ClaimFailure::Stalled) || failures > 0;
         if proven {
             state.distrusted = claimed.map(|tip| tip.hash);
         }
@@ -608,7 +682,7 @@ impl Node {
         state.trusted_again_ms = now_ms + backoff;
         let offense = match failure {
             ClaimFailure::FalseWork => Offense::FalseWorkClaim { failures },
-            ClaimFailure::Stalled => Offense::Stalled { failures },
+            ClaimFailure::Stalled | ClaimFailure::StalledWindow => Offense::Stalled { failures },
         };
         self.penalize(peer, offense);
         self.maybe_sync(now_ms);
@@ -643,4 +717,6 @@ fn state_continues(state: &PeerSync) -> bool {
 enum ClaimFailure {
     FalseWork,
     Stalled,
+    /// Held the download window while others delivered or waited.
+    StalledWindow,
 }

@@ -76,6 +76,9 @@ pub struct SimPeer {
     pub bytes_out: u64,
     pub largest_message: usize,
     pub events: Vec<NodeEvent>,
+    /// The instant of the tick scheduled from the node's `poll_timeout`.
+    wake_at: Option<u64>,
+    pub ticks: u64,
 }
 
 impl SimPeer {
@@ -103,8 +106,10 @@ enum Action {
     Leave {
         peer: usize,
     },
+    /// The wake-up a node asked for through `poll_timeout`.
     Tick {
         peer: usize,
+        at: u64,
     },
     BlockFound,
     AdversaryTimer {
@@ -122,7 +127,6 @@ pub struct SimConfig {
     pub mean_block_ms: u64,
     /// Mean time between transactions, `None` for none.
     pub mean_tx_ms: Option<u64>,
-    pub tick_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -134,7 +138,6 @@ impl Default for SimConfig {
             loss: 0.0,
             mean_block_ms: 10_000,
             mean_tx_ms: None,
-            tick_ms: 1_000,
         }
     }
 }
@@ -214,6 +217,8 @@ impl Sim {
             bytes_out: 0,
             largest_message: 0,
             events: Vec::new(),
+            wake_at: None,
+            ticks: 0,
         });
         let index = self.peers.len() - 1;
         let now = self.now_ms;
@@ -337,8 +342,26 @@ impl Sim {
         self.schedule(delay, Action::Deliver { from, to, text });
     }
 
-    /// Carries out everything `index` asked for.
+    /// Carries out everything `index` asked for, then sleeps it until its `poll_timeout`: the
+    /// simulator ticks a node only when the node asks, as the drivers do, so a deadline missing
+    /// from `poll_timeout` shows up here as a stall.
     fn drain(&mut self, index: usize) {
+        self.drain_outputs(index);
+        let Member::Honest(node) = &self.peers[index].member else {
+            return;
+        };
+        let Some(deadline) = node.poll_timeout() else {
+            return;
+        };
+        let at = deadline.max(self.now_ms + 1);
+        let wake = self.peers[index].wake_at;
+        if wake.is_none_or(|wake| at < wake) {
+            self.peers[index].wake_at = Some(at);
+            self.schedule(at - self.now_ms, Action::Tick { peer: index, at });
+        }
+    }
+
+    fn drain_outputs(&mut self, index: usize) {
         loop {
             let output = match &mut self.peers[index].member {
                 Member::Honest(node) => node.poll_output(),
@@ -408,8 +431,6 @@ impl Sim {
                         self.notify_joined(other, peer);
                     }
                 }
-                let tick = self.config.tick_ms;
-                self.schedule(tick, Action::Tick { peer });
                 if !self.peers[peer].is_honest() {
                     self.schedule(1_000, Action::AdversaryTimer { peer });
                 }
@@ -450,15 +471,16 @@ impl Sim {
                     }
                 }
             }
-            Action::Tick { peer } => {
+            Action::Tick { peer, at } => {
+                if self.peers[peer].wake_at != Some(at) {
+                    return; // superseded by an earlier deadline
+                }
+                self.peers[peer].wake_at = None;
+                self.peers[peer].ticks += 1;
                 if let Member::Honest(node) = &mut self.peers[peer].member {
                     node.handle_tick(now);
                 }
                 self.drain(peer);
-                if self.peers[peer].online {
-                    let tick = self.config.tick_ms;
-                    self.schedule(tick, Action::Tick { peer });
-                }
             }
             Action::AdversaryTimer { peer } => {
                 if !self.peers[peer].online {
