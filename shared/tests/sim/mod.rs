@@ -589,6 +589,16 @@ impl Sim {
         self.drain(index);
     }
 
+    /// `index` mutes (or unmutes) the peer at `other`, as the partition controls of a tab do.
+    pub fn set_muted(&mut self, index: usize, other: usize, muted: bool) {
+        let other_id = self.peers[other].id.clone();
+        let now = self.now_ms;
+        if let Member::Honest(node) = &mut self.peers[index].member {
+            node.set_peer_muted(&other_id, muted, now);
+        }
+        self.drain(index);
+    }
+
     pub fn stop_all_mining(&mut self) {
         for index in 0..self.peers.len() {
             if self.peers[index].is_honest() {
