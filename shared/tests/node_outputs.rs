@@ -164,3 +164,109 @@ fn a_block_of_a_side_branch_far_behind_is_refused_unchecked() {
     deliver(&mut setup, &near);
     assert!(setup.node.tree().contains(&near.hash()));
 }
+
+#[test]
+fn a_join_flood_cannot_make_us_send_faster_than_our_hello_budget() {
+    use shared::node::{HELLOS_PER_SECOND, HELLO_BURST, MAX_PEERS};
+    let mut setup = node_with(&[]);
+    let mut sent = 0;
+    // 2,000 joins within one second, as a flood through the relay arrives.
+    for i in 0..2_000u32 {
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        id[15] = 1;
+        setup
+            .node
+            .handle_peer_joined(PeerId::from_bytes(id), setup.now + (i / 2) as u64);
+        sent += std::iter::from_fn(|| setup.node.poll_output())
+            .filter(|output| matches!(output, Output::Send { .. } | Output::Broadcast { .. }))
+            .count();
+    }
+    let allowed = (HELLO_BURST + HELLOS_PER_SECOND) as usize;
+    assert!(
+        sent <= allowed,
+        "{sent} frames went out in the first second of a join flood (budget {allowed})"
+    );
+    // The rest wait and go out at the hello pace, when the driver ticks at poll_timeout.
+    let mut now = setup.now + 1_000;
+    let mut later = 0;
+    for _ in 0..30 {
+        let Some(wake) = setup.node.poll_timeout() else {
+            break;
+        };
+        now = now.max(wake);
+        setup.node.handle_tick(now);
+        later += std::iter::from_fn(|| setup.node.poll_output())
+            .filter(|output| matches!(output, Output::Send { .. }))
+            .count();
+    }
+    assert!(later > 0, "queued hellos go out later");
+    assert!(
+        sent + later <= MAX_PEERS,
+        "no more hellos than peers we keep"
+    );
+}
+
+#[test]
+fn a_joiner_that_says_hello_gets_ours_at_once_even_when_the_budget_is_spent() {
+    use shared::node::HELLO_BURST;
+    let mut setup = node_with(&[]);
+    for i in 0..(HELLO_BURST as u8 + 10) {
+        setup.node.handle_peer_joined(
+            PeerId::from_bytes([i, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]),
+            setup.now,
+        );
+    }
+    while setup.node.poll_output().is_some() {}
+    let late = PeerId::from_bytes([0xee; 16]);
+    setup.node.handle_peer_joined(late.clone(), setup.now);
+    let queued: Vec<Output> = std::iter::from_fn(|| setup.node.poll_output()).collect();
+    assert!(
+        !queued
+            .iter()
+            .any(|output| matches!(output, Output::Send { to, .. } if *to == late)),
+        "the budget is spent: its hello waits"
+    );
+    let hello = NodeMessage::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        chain_id: setup.node.tree().chain_id(),
+        genesis_hash: setup.node.tree().genesis_hash(),
+        name: "late".into(),
+        address: carol().address(),
+        tip: setup.node.tip_status(),
+    }
+    .encode();
+    setup.node.handle_message(&late, &hello, setup.now);
+    let replies: Vec<Output> = std::iter::from_fn(|| setup.node.poll_output()).collect();
+    assert!(
+        replies.iter().any(|output| matches!(output, Output::Send { to, payload } if *to == late && payload.contains("\"hello\""))),
+        "a peer that speaks gets our hello at once"
+    );
+}
+
+#[test]
+fn a_peer_flooding_requests_draws_replies_only_at_its_budget() {
+    use shared::node::{REPLIES_PER_SECOND, REPLY_BURST};
+    let mut tree = BlockTree::new(NetworkParams::test());
+    let chain = extend(&mut tree, alice().address(), 5);
+    let mut setup = node_with(&chain);
+    let request = NodeMessage::GetHeaders {
+        locator: vec![setup.node.tree().genesis_hash()],
+    }
+    .encode();
+    let mut replies = 0;
+    // 1,000 requests in one second (five times the relay's default rate).
+    for i in 0..1_000u64 {
+        setup
+            .node
+            .handle_message(&setup.peer, &request, setup.now + i);
+        replies += std::iter::from_fn(|| setup.node.poll_output())
+            .filter(|output| matches!(output, Output::Send { .. }))
+            .count();
+    }
+    let allowed = (REPLY_BURST + REPLIES_PER_SECOND) as usize;
+    assert!(
+        replies <= allowed && replies >= REPLY_BURST as usize,
+        "{replies} replies to 1,000 requests in a second (budget {allowed})"
+    );
+}
