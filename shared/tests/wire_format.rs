@@ -161,3 +161,92 @@ fn get_mempool_takes_no_fields() {
         );
     }
 }
+
+/// Replaces the string at `pointer` of `value` with `change` applied to it.
+fn with_string(value: &Value, pointer: &str, change: impl Fn(&str) -> String) -> Value {
+    let mut altered = value.clone();
+    let slot = altered.pointer_mut(pointer).unwrap();
+    let text = slot.as_str().unwrap().to_string();
+    *slot = Value::String(change(&text));
+    altered
+}
+
+/// Hashes, addresses, keys and signatures are exactly their length in lowercase hex: an uppercase
+/// digit is malformed, not another spelling of the same bytes.
+#[test]
+fn fixed_length_hex_is_lowercase_only() {
+    let by_type = |kind: &str| {
+        valid_messages()
+            .into_iter()
+            .find(|value| value["type"] == kind)
+            .unwrap()
+    };
+    let places = [
+        ("status", "/tip/hash"),
+        ("hello", "/chain_id"),
+        ("hello", "/address"),
+        ("get_headers", "/locator/0"),
+        ("headers", "/headers/0/prev_hash"),
+        ("new_block", "/block/coinbase/to"),
+        ("new_transaction", "/tx/from"),
+        ("new_transaction", "/tx/to"),
+        ("new_transaction", "/tx/signature"),
+    ];
+    for (kind, pointer) in places {
+        let value = by_type(kind);
+        let upper = with_string(&value, pointer, |text| {
+            // Some digit becomes a letter, so upper-casing changes the text.
+            format!("A{}", &text[1..]).to_uppercase()
+        });
+        let lower = with_string(&value, pointer, |text| format!("a{}", &text[1..]));
+        assert!(decode(&lower).is_ok(), "{kind} {pointer}: lowercase");
+        assert!(
+            matches!(decode(&upper), Err(ProtocolError::Malformed(_))),
+            "{kind} {pointer}: uppercase hex was accepted"
+        );
+        for wrong_length in [
+            with_string(&value, pointer, |text| text[2..].to_string()),
+            with_string(&value, pointer, |text| format!("00{text}")),
+            with_string(&value, pointer, |text| format!("{text}0")),
+        ] {
+            assert!(
+                matches!(decode(&wrong_length), Err(ProtocolError::Malformed(_))),
+                "{kind} {pointer}: wrong length accepted"
+            );
+        }
+    }
+}
+
+/// Total work is lowercase hex without leading zeros, 1 to 64 digits: one spelling per number.
+#[test]
+fn work_is_lowercase_hex_without_leading_zeros() {
+    let status = |work: &str| json!({"type": "status", "tip": {"hash": Hash([1; 32]), "height": 3, "total_work": work}});
+    let accepted = |work: &str| decode(&status(work)).is_ok();
+    for good in [
+        "0",
+        "1",
+        "1234abcdef",
+        &"f".repeat(64),
+        &format!("1{}", "0".repeat(63)),
+    ] {
+        assert!(accepted(good), "{good:?} is refused");
+    }
+    for bad in [
+        "",
+        "00",
+        "01",
+        "0abc",
+        "ABC",
+        "1234ABCDEF",
+        "0x12",
+        "+12",
+        " 12",
+        "g",
+        &"f".repeat(65),
+        &format!("0{}", "f".repeat(63)),
+    ] {
+        assert!(!accepted(bad), "{bad:?} is accepted");
+    }
+    let work: Work = serde_json::from_value(json!("1234abcdef")).unwrap();
+    assert_eq!(work.0, U256::from(0x1234_abcd_efu64));
+}
