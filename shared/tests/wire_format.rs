@@ -248,5 +248,5 @@ fn work_is_lowercase_hex_without_leading_zeros() {
         assert!(!accepted(bad), "{bad:?} is accepted");
     }
     let work: Work = serde_json::from_value(json!("1234abcdef")).unwrap();
-    assert_eq!(work.0, U256::from(0x1234_abcd_efu64));
+    assert_eq!(work.0, U256::from(0x0012_34ab_cdef_u64));
 }
