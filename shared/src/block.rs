@@ -20,6 +20,7 @@ pub const COINBASE_LEN: usize = 36;
 pub const NONCE_OFFSET: usize = 88;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BlockHeader {
     pub version: u32,
     pub height: u64,
@@ -65,6 +66,7 @@ impl BlockHeader {
 
 /// The one payment of new coins (subsidy plus fees) to the miner of a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Coinbase {
     /// Repeats the block height, so no two coinbases have the same id.
     pub height: u64,
@@ -94,6 +96,7 @@ impl Coinbase {
 
 /// A block. The coinbase is its own field, so "exactly one coinbase" holds by construction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Block {
     pub header: BlockHeader,
     pub coinbase: Coinbase,

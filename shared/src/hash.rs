@@ -29,6 +29,7 @@ impl Hash {
         hex::encode(&self.0[..4])
     }
 
+    /// Parses 64 hex digits of either case (for people and tests; the wire takes lowercase only).
     pub fn from_hex(text: &str) -> Result<Hash, hex::FromHexError> {
         let mut out = [0u8; 32];
         hex::decode_to_slice(text, &mut out)?;
@@ -56,12 +57,19 @@ impl Serialize for Hash {
 
 impl<'de> Deserialize<'de> for Hash {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Hash::from_hex(&text).map_err(serde::de::Error::custom)
+        hex_bytes::deserialize(deserializer).map(Hash)
     }
 }
 
-/// Serde helper for fixed-size byte arrays written as hex strings.
+/// Whether `text` is only lowercase hex digits: the one spelling the wire allows, so a message
+/// has one JSON form and an independent implementation knows exactly what to accept.
+pub(crate) fn is_lowercase_hex(text: &str) -> bool {
+    text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Serde helper for fixed-size byte arrays written as hex strings: exactly `2 * N` lowercase
+/// hex digits on the wire (uppercase is malformed; [`Hash::from_hex`] and
+/// `Address::from_hex` accept either case for what people type).
 pub(crate) mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -76,6 +84,9 @@ pub(crate) mod hex_bytes {
         deserializer: D,
     ) -> Result<[u8; N], D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        if !super::is_lowercase_hex(&text) {
+            return Err(serde::de::Error::custom("hex must be lowercase"));
+        }
         let mut out = [0u8; N];
         hex::decode_to_slice(text.as_ref(), &mut out).map_err(serde::de::Error::custom)?;
         Ok(out)

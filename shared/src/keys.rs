@@ -15,6 +15,8 @@ impl Address {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+    /// Parses what a person typed: 40 hex digits of either case, surrounding spaces ignored.
+    /// The wire is stricter (exactly 40 lowercase digits, see `hash::hex_bytes`).
     pub fn from_hex(text: &str) -> Result<Address, hex::FromHexError> {
         let mut out = [0u8; 20];
         hex::decode_to_slice(text.trim(), &mut out)?;

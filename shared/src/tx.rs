@@ -14,6 +14,7 @@ pub const TX_ENCODED_LEN: usize = 140;
 /// A transfer of `amount` coins from the account of `from` to `to`, paying `fee` to the miner.
 /// `nonce` is the sender's count of earlier transactions: it orders them and stops replays.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Transaction {
     pub from: PublicKey,
     pub to: Address,

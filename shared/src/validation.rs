@@ -255,11 +255,18 @@ fn check_body(
             found: block.coinbase.height,
         });
     }
+    // Rule 12 over the whole block, then rule 13 over the whole block, as `docs/protocol.md`
+    // numbers them: every rule is one pass in block order, so `[zero, x, x]` is a duplicate
+    // (at index 2), not a zero amount, whatever an implementation's loop structure.
     let mut seen = HashSet::with_capacity(count);
+    if let Some(index) = block
+        .transactions
+        .iter()
+        .position(|tx| !seen.insert(tx.id()))
+    {
+        return Err(ValidationError::DuplicateTransaction { index });
+    }
     for (index, tx) in block.transactions.iter().enumerate() {
-        if !seen.insert(tx.id()) {
-            return Err(ValidationError::DuplicateTransaction { index });
-        }
         check_transaction_fields(tx, index)?;
     }
     let fees = block.total_fees().ok_or(ValidationError::FeeOverflow)?;
@@ -276,7 +283,8 @@ fn check_body(
     verify_signatures(&block.transactions, chain_id)
 }
 
-/// The rules of one transaction that need no state: a non-zero amount and no overflow.
+/// Rule 13 for one transaction, which needs no state: a non-zero amount (`ZeroAmount`), then
+/// an amount plus fee that fits in a u64 (`AmountOverflow`).
 pub fn check_transaction_fields(tx: &Transaction, index: usize) -> Result<(), ValidationError> {
     if tx.amount == 0 {
         return Err(ValidationError::ZeroAmount { index });

@@ -27,8 +27,14 @@ impl Serialize for Work {
 impl<'de> Deserialize<'de> for Work {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        if text.is_empty() || text.len() > 64 {
-            return Err(serde::de::Error::custom("work must be 1 to 64 hex digits"));
+        // The one spelling `to_hex` writes: 1 to 64 lowercase digits, no leading zero but "0".
+        let canonical = (1..=64).contains(&text.len())
+            && crate::hash::is_lowercase_hex(&text)
+            && (text == "0" || !text.starts_with('0'));
+        if !canonical {
+            return Err(serde::de::Error::custom(
+                "work must be 1 to 64 lowercase hex digits without leading zeros",
+            ));
         }
         U256::from_str_radix(&text, 16)
             .map(Work)

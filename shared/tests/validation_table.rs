@@ -389,6 +389,14 @@ fn invalid_cases() -> Vec<Case> {
             |_, _| E::DuplicateTransaction { index: 1 },
         ),
         case(
+            "a duplicated pair after a transfer of zero coins (rule 12 before rule 13)",
+            |fx| {
+                let tx = fx.pay(&alice(), &bob(), 5, 1, 1);
+                fx.valid(vec![fx.pay(&alice(), &bob(), 0, 1, 0), tx.clone(), tx])
+            },
+            |_, _| E::DuplicateTransaction { index: 2 },
+        ),
+        case(
             "a transfer of zero coins",
             |fx| {
                 fx.valid(vec![

@@ -25,6 +25,7 @@ pub const MAX_NAME_CHARS: usize = 32;
 
 /// A peer's best chain as it announces it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TipStatus {
     pub hash: Hash,
     pub height: u64,
@@ -82,6 +83,14 @@ pub enum NodeMessage {
     },
 }
 
+/// A message with no field but its `type` (`get_mempool`), read strictly.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnlyType {
+    #[serde(rename = "type")]
+    _kind: serde::de::IgnoredAny,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ProtocolError {
     #[error("message of {size} bytes exceeds the limit of {limit}")]
@@ -130,6 +139,12 @@ impl NodeMessage {
         }
         let message: NodeMessage = serde_json::from_str(text)
             .map_err(|error| ProtocolError::Malformed(error.to_string()))?;
+        if message == NodeMessage::GetMempool {
+            // serde's internally tagged enums ignore every other field of a unit variant, even
+            // with `deny_unknown_fields`: read the message again as an object holding only `type`.
+            serde_json::from_str::<OnlyType>(text)
+                .map_err(|error| ProtocolError::Malformed(error.to_string()))?;
+        }
         message.check_bounds()?;
         Ok(message)
     }

@@ -6,11 +6,14 @@
 //! the vector and the field. The native test and the browser test both call [`check`]: the same
 //! file must hold on x86-64 and in wasm32.
 
+use curve25519_dalek::constants::{ED25519_BASEPOINT_TABLE, EIGHT_TORSION};
+use curve25519_dalek::scalar::Scalar;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha512};
 use shared::block::{chain_id, genesis_block, merkle_root, Block, BlockHeader, Coinbase};
 use shared::encode::Reader;
 use shared::hash::Hash;
-use shared::keys::{Address, Keypair};
+use shared::keys::{Address, Keypair, PublicKey, Signature};
 use shared::mining::{mine, MiningOutcome};
 use shared::params::NetworkParams;
 use shared::tx::Transaction;
@@ -103,6 +106,145 @@ fn sample_block() -> Block {
     };
     block.header.tx_root = block.compute_tx_root();
     block
+}
+
+/// The group order L = 2^252 + 27742317777372353535851937790883648493, little-endian.
+const GROUP_ORDER_LE: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+/// The seed of the signer of the signature vectors.
+const SIGNATURE_SEED: [u8; 32] = [0x3c; 32];
+
+/// `a + b` of two little-endian 256-bit numbers (no overflow for the values used here).
+fn add_le(a: [u8; 32], b: [u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = u16::from(a[i]) + u16::from(b[i]) + carry;
+        out[i] = sum as u8;
+        carry = sum >> 8;
+    }
+    out
+}
+
+/// The clamped secret scalar of an RFC 8032 seed.
+fn secret_scalar(seed: [u8; 32]) -> Scalar {
+    let expanded = Sha512::digest(seed);
+    let mut secret = [0u8; 32];
+    secret.copy_from_slice(&expanded[..32]);
+    secret[0] &= 248;
+    secret[31] &= 127;
+    secret[31] |= 64;
+    Scalar::from_bytes_mod_order(secret)
+}
+
+/// A transfer of the signature vectors, unsigned: the nonce varies the signed message.
+fn unsigned(from: PublicKey, nonce: u64) -> Transaction {
+    Transaction {
+        from,
+        to: Address(TX_TO),
+        amount: 1,
+        fee: 0,
+        nonce,
+        signature: Signature([0; 64]),
+    }
+}
+
+/// Signs `tx` with secret scalar `a` and the nonce point `r·B + torsion`, where the public key
+/// in `tx.from` may itself carry a torsion component. Returns `k mod 8` of the challenge.
+fn sign_raw(tx: &mut Transaction, a: Scalar, salt: u64, torsion_in_r: bool) -> u8 {
+    let r = Scalar::from_bytes_mod_order_wide(&Sha512::digest(salt.to_be_bytes()).into());
+    let mut big_r = &r * ED25519_BASEPOINT_TABLE;
+    if torsion_in_r {
+        big_r += EIGHT_TORSION[1];
+    }
+    let big_r = big_r.compress();
+    let mut hasher = Sha512::new();
+    hasher.update(big_r.as_bytes());
+    hasher.update(tx.from.0);
+    hasher.update(tx.signing_bytes(&test_chain_id()));
+    let k = Scalar::from_bytes_mod_order_wide(&hasher.finalize().into());
+    let s = r + k * a;
+    tx.signature.0[..32].copy_from_slice(big_r.as_bytes());
+    tx.signature.0[32..].copy_from_slice(s.as_bytes());
+    k.as_bytes()[0] % 8
+}
+
+/// Signatures at each edge of the verification rule (cofactorless, canonical S, small-order keys
+/// and R refused), as transactions of the test network: whether each verifies is pinned here.
+fn signature_cases() -> Vec<Value> {
+    let keypair = Keypair::from_seed(SIGNATURE_SEED);
+    let chain = test_chain_id();
+    let a = secret_scalar(SIGNATURE_SEED);
+    let mut cases = Vec::new();
+    let mut push = |name: &str, tx: &Transaction, valid: bool| {
+        cases.push(json!({ "name": name, "tx": tx, "valid": valid }));
+    };
+
+    let honest = Transaction::new_signed(&keypair, &chain, Address(TX_TO), 1, 0, 0);
+    push("RFC 8032 signature", &honest, true);
+
+    let mut high_s = honest.clone();
+    let mut s = [0u8; 32];
+    s.copy_from_slice(&honest.signature.0[32..]);
+    high_s.signature.0[32..].copy_from_slice(&add_le(s, GROUP_ORDER_LE));
+    push("S + L: not canonical (S must be below L)", &high_s, false);
+
+    let identity = {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 1;
+        bytes
+    };
+    let mut small_key = unsigned(PublicKey(identity), 1);
+    small_key.signature.0[..32].copy_from_slice(&identity);
+    push(
+        "identity key, identity R, S = 0: holds for every message, refused as small order",
+        &small_key,
+        false,
+    );
+
+    let not_a_point = (0..=255u8)
+        .map(|byte| PublicKey([byte; 32]))
+        .find(|key| key.verifying_key().is_none())
+        .expect("about half of all 32-byte strings are not points");
+    let mut bad_key = honest.clone();
+    bad_key.from = not_a_point;
+    push("a key that is not a curve point", &bad_key, false);
+
+    let mut torsion_r = unsigned(keypair.public(), 2);
+    sign_raw(&mut torsion_r, a, 2, true);
+    push(
+        "R = r·B + T (T of order 8): cofactored verification accepts it, cofactorless refuses",
+        &torsion_r,
+        false,
+    );
+
+    // A key A = a·B + T with a torsion component is not of small order, so it is allowed; a
+    // signature s = r + k·a then verifies cofactorless exactly when k·T = 0, i.e. k ≡ 0 mod 8.
+    let mixed_key = PublicKey(
+        (&a * ED25519_BASEPOINT_TABLE + EIGHT_TORSION[1])
+            .compress()
+            .0,
+    );
+    let mut found = [None, None];
+    for nonce in 3.. {
+        let mut tx = unsigned(mixed_key, nonce);
+        let k_mod_8 = sign_raw(&mut tx, a, nonce, false);
+        let slot = usize::from(k_mod_8 != 0);
+        found[slot].get_or_insert(tx);
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let [zero, nonzero] = found.map(|tx| tx.expect("found"));
+    push("key a·B + T, challenge k ≡ 0 mod 8: verifies", &zero, true);
+    push(
+        "key a·B + T, challenge k ≢ 0 mod 8: cofactored verification accepts it, cofactorless refuses",
+        &nonzero,
+        false,
+    );
+    cases
 }
 
 /// The header of the mining vector: the test network's target, so a nonce is found in a few tries.
@@ -211,6 +353,7 @@ pub fn generate() -> Value {
         "merkle": merkle,
         "targets": COMPACT_TARGETS.iter().map(|&c| target_vector(c)).collect::<Vec<_>>(),
         "compact_of": compact_of,
+        "signatures": signature_cases(),
     })
 }
 
@@ -392,6 +535,19 @@ pub fn check(file: &Value) -> usize {
             format!("{:08x}", Target::from_u256(value).0),
             text(case, "/compact"),
             "compact form of {value:x}"
+        );
+        checked += 1;
+    }
+
+    let chain = test_chain_id();
+    for case in file["signatures"].as_array().expect("signatures is a list") {
+        let tx: Transaction = typed(case, "/tx");
+        let valid = case["valid"].as_bool().expect("valid is a boolean");
+        assert_eq!(
+            tx.verify_signature(&chain),
+            valid,
+            "signature case {}",
+            case["name"]
         );
         checked += 1;
     }
