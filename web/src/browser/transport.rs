@@ -70,19 +70,27 @@ struct Inner {
     on_event: Box<dyn Fn(TransportEvent)>,
     outbox: RefCell<Option<mpsc::Sender<String>>>,
     online: Cell<bool>,
-    wake: mpsc::UnboundedSender<()>,
+    /// Tells the loop that `online` changed. One pending wake is enough (the loop reads the
+    /// flag), so the channel holds one and further wakes are dropped while it is full.
+    wake: RefCell<mpsc::Sender<()>>,
+}
+
+impl Inner {
+    fn wake(&self) {
+        let _ = self.wake.borrow_mut().try_send(());
+    }
 }
 
 impl RelayTransport {
     /// Starts connecting to `url` at once; `on_event` hears everything that happens.
     pub fn connect(url: String, on_event: impl Fn(TransportEvent) + 'static) -> RelayTransport {
-        let (wake, wake_rx) = mpsc::unbounded();
+        let (wake, wake_rx) = mpsc::channel(1);
         let inner = Rc::new(Inner {
             url,
             on_event: Box::new(on_event),
             outbox: RefCell::new(None),
             online: Cell::new(true),
-            wake,
+            wake: RefCell::new(wake),
         });
         wasm_bindgen_futures::spawn_local(run(Rc::downgrade(&inner), wake_rx));
         RelayTransport { inner }
@@ -102,14 +110,14 @@ impl Transport for RelayTransport {
 
     fn set_online(&self, online: bool) {
         self.inner.online.set(online);
-        let _ = self.inner.wake.unbounded_send(());
+        self.inner.wake();
     }
 }
 
 impl Drop for RelayTransport {
     fn drop(&mut self) {
         self.inner.online.set(false);
-        let _ = self.inner.wake.unbounded_send(());
+        self.inner.wake();
     }
 }
 
@@ -120,7 +128,7 @@ fn now_ms() -> u64 {
 /// The connection loop: connect, serve, wait (see [`super::reconnect`]), repeat; it ends when
 /// the transport is dropped. A connection the relay welcomed resets the count of failures, so
 /// the first try after a relay restart comes about a second later.
-async fn run(inner: Weak<Inner>, mut wake: mpsc::UnboundedReceiver<()>) {
+async fn run(inner: Weak<Inner>, mut wake: mpsc::Receiver<()>) {
     let mut failures = 0u32;
     loop {
         let Some(this) = inner.upgrade() else { return };
@@ -168,7 +176,7 @@ async fn run(inner: Weak<Inner>, mut wake: mpsc::UnboundedReceiver<()>) {
 async fn serve(
     this: &Rc<Inner>,
     socket: WebSocket,
-    wake: &mut mpsc::UnboundedReceiver<()>,
+    wake: &mut mpsc::Receiver<()>,
 ) -> (bool, CloseReason) {
     let (mut write, mut read) = socket.split();
     let (outbox, mut queued) = mpsc::channel::<String>(OUTBOX_LIMIT);
