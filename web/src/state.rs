@@ -38,6 +38,25 @@ pub struct NodeState {
     pub identities: Rc<Vec<StoredIdentity>>,
     /// Blocks and transactions accepted but not yet written to IndexedDB (writes are batched).
     pub unsaved: usize,
+    pub storage: StorageHealth,
+}
+
+/// What the person must know about this tab's storage beyond `Session::persistent`.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct StorageHealth {
+    /// Whether the browser granted persistent storage (`navigator.storage.persist()`): when it
+    /// did not, it may evict the chain under storage pressure. `None` until it answers, or when
+    /// it could not be asked (no IndexedDB).
+    pub persisted: Option<bool>,
+    /// A read at boot that failed (storage did not open, the chain or the identities could not
+    /// be read, entries were unreadable). It stays until the page reloads.
+    pub boot_problem: Option<String>,
+    /// The last write that failed; cleared once a later batch is saved (the failed one is
+    /// retried first).
+    pub write_problem: Option<String>,
+    /// Writes refused because storage was too far behind: these blocks or transactions are
+    /// not saved and are gone after a reload (peers have the blocks).
+    pub lost_writes: u64,
 }
 
 impl Default for NodeState {
@@ -51,6 +70,7 @@ impl Default for NodeState {
             workers: 1,
             max_workers: 1,
             unsaved: 0,
+            storage: StorageHealth::default(),
             identities: Rc::new(Vec::new()),
         }
     }
@@ -59,13 +79,21 @@ impl Default for NodeState {
 pub enum NodeAction {
     Booting(String),
     Ready(Rc<Session>),
-    Failed(String),
+    Failed(crate::browser::driver::BootError),
     Snapshot(Rc<NodeSnapshot>),
     Connection(ConnectionState),
     HashRate(f64),
-    Workers { count: u32, max: u32 },
+    Workers {
+        count: u32,
+        max: u32,
+    },
     Identities(Vec<StoredIdentity>),
     Unsaved(usize),
+    Persisted(bool),
+    StorageBootProblem(String),
+    /// `None`: a batch was saved, any earlier write problem is over.
+    StorageWriteProblem(Option<String>),
+    WriteLost,
 }
 
 impl Reducible for NodeState {
@@ -79,7 +107,7 @@ impl Reducible for NodeState {
                 next.boot = Boot::Ready;
                 next.session = Some(session);
             }
-            NodeAction::Failed(why) => next.boot = Boot::Failed(why),
+            NodeAction::Failed(why) => next.boot = Boot::Failed(why.to_string()),
             NodeAction::Snapshot(snapshot) => next.snapshot = Some(snapshot),
             NodeAction::Connection(state) => next.connection = state,
             NodeAction::HashRate(rate) => {
@@ -99,6 +127,21 @@ impl Reducible for NodeState {
                 }
                 next.unsaved = count;
             }
+            NodeAction::Persisted(granted) => next.storage.persisted = Some(granted),
+            NodeAction::StorageBootProblem(problem) => {
+                // Several problems at boot are joined: each is something the person should know.
+                next.storage.boot_problem = Some(match next.storage.boot_problem.take() {
+                    Some(earlier) => format!("{earlier}; {problem}"),
+                    None => problem,
+                })
+            }
+            NodeAction::StorageWriteProblem(problem) => {
+                if problem == self.storage.write_problem {
+                    return self;
+                }
+                next.storage.write_problem = problem;
+            }
+            NodeAction::WriteLost => next.storage.lost_writes += 1,
         }
         Rc::new(next)
     }

@@ -1,12 +1,19 @@
 //! The driver: owns the [`Node`] outside yew's state and moves things between it and the
 //! world. Frames from the transport, ticks, found blocks and the person's commands go in
 //! through `handle_*` calls; after every call the driver drains `poll_output` and sends,
-//! stores, mines and logs what came out, then pushes a fresh [`NodeSnapshot`] to the reducer
-//! (at most every [`SNAPSHOT_INTERVAL_MS`], so a sync of thousands of blocks stays smooth).
+//! stores, mines and logs what came out, re-arms its one timer for the node's `poll_timeout`
+//! ([`TickScheduler`]), then pushes a fresh [`NodeSnapshot`] to the reducer (at most every
+//! [`SNAPSHOT_INTERVAL_MS`], so a sync of thousands of blocks stays smooth).
+//!
+//! It decides nothing about the chain. What it does decide is mechanical: when to tick, when to
+//! write (a bounded [`WriteQueue`], flushed early when it grows and when the page is hidden),
+//! and to stop taking peer messages while storage is far behind.
 
 use super::miner::MinerPool;
-use super::storage::{Storage, Write};
+use super::schedule::{Arm, TickScheduler};
+use super::storage::{request_persistence, Storage, StorageError, Write};
 use super::transport::{RelayTransport, Transport, TransportEvent};
+use super::write_queue::{Pushed, WriteQueue};
 use crate::config::Config;
 use crate::connection::ConnectionState;
 use crate::identity::{clean_name, StoredIdentity};
@@ -15,6 +22,7 @@ use crate::snapshot::{block_detail, chain_rows, BlockDetail, ChainRow, NodeSnaps
 use crate::state::{LogAction, LogState, NodeAction, NodeState, Session};
 use crate::tamper::Sandbox;
 use crate::tree_view::{ReorgRecord, MAX_REORG_RECORDS};
+use futures::future::{AbortHandle, Abortable};
 use gloo_timers::future::TimeoutFuture;
 use serde_json::value::RawValue;
 use shared::node::{Node, NodeConfig, NodeEvent, Output, SyncState};
@@ -23,16 +31,21 @@ use shared::{Address, Hash};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use yew::UseReducerDispatcher;
 
 /// The UI gets a new picture of the node at most this often.
 pub const SNAPSHOT_INTERVAL_MS: u32 = 120;
-/// Storage writes are gathered this long into one IndexedDB transaction.
+/// Storage writes are gathered this long into one IndexedDB transaction (a found block, and a
+/// page being hidden, are written at once).
 pub const FLUSH_INTERVAL_MS: u32 = 250;
-/// The node's timer runs this often (request timeouts, misbehaviour decay).
-pub const TICK_MS: u32 = 1_000;
-/// The hash rate on screen is refreshed this often.
+/// After a failed write, the next try waits this long: a full disk or a quota does not clear
+/// in milliseconds, and retrying every flush would spin on a failing transaction.
+pub const WRITE_RETRY_MS: u64 = 2_000;
+/// The hash rate on screen is refreshed this often (its own timer: the node's ticks follow
+/// the node's deadlines, see [`TickScheduler`]).
 pub const RATE_REFRESH_MS: u32 = 500;
 /// Stored blocks are replayed in batches this big, yielding to the page between batches so
 /// the tab stays responsive while it loads a long chain.
@@ -41,6 +54,17 @@ pub const REPLAY_BATCH: usize = 250;
 const SESSION_IDENTITY_KEY: &str = "tabchain.identity";
 const SESSION_MINING_KEY: &str = "tabchain.mining";
 const SESSION_WORKERS_KEY: &str = "tabchain.workers";
+
+/// Why this tab's node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("this page has no window")]
+    NoWindow,
+    #[error("no randomness for a new key: {0}")]
+    Randomness(getrandom::Error),
+    #[error("the stored key seed is damaged")]
+    DamagedKey,
+}
 
 pub fn now_ms() -> u64 {
     js_sys::Date::now() as u64
@@ -84,12 +108,23 @@ pub struct Driver {
     node_dispatch: UseReducerDispatcher<NodeState>,
     log_dispatch: UseReducerDispatcher<LogState>,
     log_seq: Cell<u64>,
-    pending_writes: RefCell<Vec<Write>>,
-    /// Writes queued or being written. The page hears of it once per batch (when the batch
-    /// starts, when it is written and when it is saved), not per block: an import stores
-    /// thousands of blocks a second.
-    unsaved: Cell<usize>,
+    /// Writes queued or being written. The page hears of their number once per batch (when
+    /// the batch starts, when it is written and when it is saved), not per block: an import
+    /// stores thousands of blocks a second.
+    writes: RefCell<WriteQueue>,
     flush_scheduled: Cell<bool>,
+    /// A flush loop is running; it takes whatever is queued until the queue is empty.
+    flushing: Cell<bool>,
+    /// No write before this instant: the last one failed (see [`WRITE_RETRY_MS`]).
+    write_retry_at: Cell<u64>,
+    write_failing: Cell<bool>,
+    /// Peer messages ignored since storage fell behind; `None` while it keeps up.
+    ignored_while_behind: Cell<Option<u64>>,
+    /// Frames the transport refused since the last one it took (offline, or its outbox full).
+    unsent_frames: Cell<u64>,
+    scheduler: RefCell<TickScheduler>,
+    /// Cancels the armed tick timer (aborting drops the `setTimeout`).
+    tick_timer: RefCell<Option<AbortHandle>>,
     snapshot_scheduled: Cell<bool>,
     reorgs: RefCell<VecDeque<ReorgRecord>>,
     online: Cell<bool>,
@@ -102,8 +137,8 @@ impl Driver {
     pub async fn boot(
         node_dispatch: UseReducerDispatcher<NodeState>,
         log_dispatch: UseReducerDispatcher<LogState>,
-    ) -> Result<Rc<Driver>, String> {
-        let window = web_sys::window().ok_or("no window")?;
+    ) -> Result<Rc<Driver>, BootError> {
+        let window = web_sys::window().ok_or(BootError::NoWindow)?;
         let location = window.location();
         let config = Config::from_location(
             &location.protocol().unwrap_or_default(),
@@ -111,9 +146,34 @@ impl Driver {
             &location.search().unwrap_or_default(),
         );
         node_dispatch.dispatch(NodeAction::Booting("opening storage…".into()));
-        let storage = Storage::open().await.ok();
+        // Storage problems do not stop the node (it can run and sync without them), but each
+        // is shown: a tab that silently forgets its chain looks like a bug in the chain.
+        let mut problems = Vec::new();
+        let storage = match Storage::open().await {
+            Ok(storage) => Some(storage),
+            Err(error) => {
+                problems.push(format!(
+                    "IndexedDB could not be opened ({error}): this node forgets its chain on reload"
+                ));
+                None
+            }
+        };
         let mut identities = match &storage {
-            Some(storage) => storage.identities().await.unwrap_or_default(),
+            Some(storage) => match storage.identities().await {
+                Ok(loaded) => {
+                    if loaded.unreadable > 0 {
+                        problems.push(format!(
+                            "{} saved identities could not be read",
+                            loaded.unreadable
+                        ));
+                    }
+                    loaded.items
+                }
+                Err(error) => {
+                    problems.push(describe_read_error("the saved identities", &error));
+                    Vec::new()
+                }
+            },
             None => Vec::new(),
         };
         let wanted = session_get(SESSION_IDENTITY_KEY);
@@ -124,17 +184,21 @@ impl Driver {
             Some(identity) => identity.clone(),
             None => {
                 let mut random = [0u8; 40];
-                getrandom::fill(&mut random).map_err(|error| error.to_string())?;
+                getrandom::fill(&mut random).map_err(BootError::Randomness)?;
                 let identity = StoredIdentity::from_random(random, now_ms());
                 if let Some(storage) = &storage {
-                    let _ = storage.put_identity(&identity).await;
+                    if let Err(error) = storage.put_identity(&identity).await {
+                        problems.push(format!(
+                            "the new identity could not be saved ({error}): its key is gone after a reload"
+                        ));
+                    }
                 }
                 identities.push(identity.clone());
                 identity
             }
         };
         session_set(SESSION_IDENTITY_KEY, &identity.id);
-        let keypair = identity.keypair().ok_or("the stored key seed is damaged")?;
+        let keypair = identity.keypair().ok_or(BootError::DamagedKey)?;
         let prefix = format!("{}/{}/", identity.id, config.network.name);
         let session = Rc::new(Session {
             config: config.clone(),
@@ -157,9 +221,15 @@ impl Driver {
             node_dispatch,
             log_dispatch,
             log_seq: Cell::new(0),
-            pending_writes: RefCell::new(Vec::new()),
-            unsaved: Cell::new(0),
+            writes: RefCell::new(WriteQueue::default()),
             flush_scheduled: Cell::new(false),
+            flushing: Cell::new(false),
+            write_retry_at: Cell::new(0),
+            write_failing: Cell::new(false),
+            ignored_while_behind: Cell::new(None),
+            unsent_frames: Cell::new(0),
+            scheduler: RefCell::new(TickScheduler::default()),
+            tick_timer: RefCell::new(None),
             snapshot_scheduled: Cell::new(false),
             reorgs: RefCell::new(VecDeque::new()),
             online: Cell::new(true),
@@ -168,11 +238,8 @@ impl Driver {
         for warning in &config.warnings {
             driver.log(LogKind::Info, warning.clone());
         }
-        if !session.persistent {
-            driver.log(
-                LogKind::Info,
-                "IndexedDB is not available: this node forgets its chain on reload".into(),
-            );
+        for problem in problems {
+            driver.boot_problem(problem);
         }
         driver
             .node_dispatch
@@ -190,7 +257,21 @@ impl Driver {
         let Some(storage) = self.storage.clone() else {
             return;
         };
-        let mut blocks = storage.blocks(&self.prefix).await.unwrap_or_default();
+        let mut blocks = match storage.blocks(&self.prefix).await {
+            Ok(loaded) => {
+                if loaded.unreadable > 0 {
+                    self.boot_problem(format!(
+                        "{} stored blocks could not be read and were skipped (peers send them again)",
+                        loaded.unreadable
+                    ));
+                }
+                loaded.items
+            }
+            Err(error) => {
+                self.boot_problem(describe_read_error("the stored chain", &error));
+                Vec::new()
+            }
+        };
         blocks.sort_by_key(|block| block.header.height);
         let total = blocks.len();
         let mut done = 0;
@@ -204,7 +285,21 @@ impl Driver {
             )));
             TimeoutFuture::new(0).await;
         }
-        let txs = storage.transactions(&self.prefix).await.unwrap_or_default();
+        let txs = match storage.transactions(&self.prefix).await {
+            Ok(loaded) => {
+                if loaded.unreadable > 0 {
+                    self.boot_problem(format!(
+                        "{} of our stored pending transactions could not be read",
+                        loaded.unreadable
+                    ));
+                }
+                loaded.items
+            }
+            Err(error) => {
+                self.boot_problem(describe_read_error("our pending transactions", &error));
+                Vec::new()
+            }
+        };
         if total > 0 || !txs.is_empty() {
             self.log(
                 LogKind::Info,
@@ -217,7 +312,39 @@ impl Driver {
         self.drive(|node, now| node.handle_stored_transactions(txs, now));
     }
 
+    /// A storage problem found while booting: logged and kept on screen.
+    fn boot_problem(&self, problem: String) {
+        self.log(LogKind::Info, problem.clone());
+        self.node_dispatch
+            .dispatch(NodeAction::StorageBootProblem(problem));
+    }
+
     fn start_services(&self) {
+        self.listen_for_page_hide();
+        if self.storage.is_some() {
+            let weak = self.this.clone();
+            spawn_local(async move {
+                let answer = request_persistence().await;
+                let Some(driver) = weak.upgrade() else { return };
+                match answer {
+                    Ok(granted) => {
+                        if !granted {
+                            driver.log(
+                                LogKind::Info,
+                                "the browser did not grant persistent storage: it may evict this chain when space runs low".into(),
+                            );
+                        }
+                        driver
+                            .node_dispatch
+                            .dispatch(NodeAction::Persisted(granted));
+                    }
+                    Err(error) => driver.log(
+                        LogKind::Info,
+                        format!("could not ask for persistent storage: {error}"),
+                    ),
+                }
+            });
+        }
         let weak = self.this.clone();
         let workers = session_get(SESSION_WORKERS_KEY)
             .and_then(|text| text.parse().ok())
@@ -226,6 +353,9 @@ impl Driver {
         let miner = MinerPool::new(workers, move |job_id, block| {
             if let Some(driver) = weak.upgrade() {
                 driver.drive(|node, now| node.handle_mined_block(job_id, block, now));
+                // Our own block exists nowhere else yet: save it now rather than at the end of
+                // the flush interval, so a reload right after a find keeps it.
+                driver.flush_now();
             }
         });
         *self.miner.borrow_mut() = Some(miner);
@@ -245,15 +375,9 @@ impl Driver {
 
         let weak = self.this.clone();
         spawn_local(async move {
-            let mut elapsed = 0;
             loop {
                 TimeoutFuture::new(RATE_REFRESH_MS).await;
                 let Some(driver) = weak.upgrade() else { return };
-                elapsed += RATE_REFRESH_MS;
-                if elapsed >= TICK_MS {
-                    elapsed = 0;
-                    driver.on_tick();
-                }
                 let rate = driver
                     .miner
                     .borrow()
@@ -283,8 +407,45 @@ impl Driver {
             (result, outputs)
         };
         self.process(outputs, now);
+        self.rearm_tick(now);
         self.schedule_snapshot();
         result
+    }
+
+    /// Points the one tick timer at the node's next deadline (see [`TickScheduler`]).
+    fn rearm_tick(&self, now: u64) {
+        let Ok(node) = self.node.try_borrow() else {
+            return;
+        };
+        let deadline = node.poll_timeout();
+        drop(node);
+        let arm = self.scheduler.borrow_mut().rearm(deadline, now);
+        match arm {
+            Arm::Keep => {}
+            Arm::Disarm => {
+                if let Some(timer) = self.tick_timer.take() {
+                    timer.abort();
+                }
+            }
+            Arm::Sleep { delay_ms } => {
+                if let Some(timer) = self.tick_timer.take() {
+                    timer.abort();
+                }
+                let (handle, registration) = AbortHandle::new_pair();
+                let weak = self.this.clone();
+                spawn_local(async move {
+                    let sleep = Abortable::new(TimeoutFuture::new(delay_ms), registration);
+                    if sleep.await.is_err() {
+                        return; // re-armed for another deadline meanwhile
+                    }
+                    let Some(driver) = weak.upgrade() else { return };
+                    driver.tick_timer.take();
+                    driver.scheduler.borrow_mut().fired();
+                    driver.drive(|node, now| node.handle_tick(now));
+                });
+                *self.tick_timer.borrow_mut() = Some(handle);
+            }
+        }
     }
 
     fn process(&self, outputs: Vec<Output>, now: u64) {
@@ -369,8 +530,28 @@ impl Driver {
             Some(to) => ClientFrame::send(to, raw),
             None => ClientFrame::broadcast(raw),
         };
-        if let Some(transport) = self.transport.borrow().as_ref() {
-            transport.send(&frame);
+        let Some(sent) = self
+            .transport
+            .borrow()
+            .as_ref()
+            .map(|transport| transport.send(&frame))
+        else {
+            return;
+        };
+        if sent {
+            self.unsent_frames.set(0);
+            return;
+        }
+        // Offline, reconnecting or an outbox full: the frame is gone. The node repeats its
+        // status and asks again for what it misses, so this costs time; it is logged once per
+        // run of refusals, not per frame.
+        let unsent = self.unsent_frames.get();
+        self.unsent_frames.set(unsent + 1);
+        if unsent == 0 && self.online.get() {
+            self.log(
+                LogKind::Relay,
+                "messages to peers are not being sent (no connection, or it is behind)".into(),
+            );
         }
     }
 
@@ -402,7 +583,11 @@ impl Driver {
                     self.drive(|node, now| node.handle_peer_left(&peer_id, now))
                 }
                 RelayFrame::Message { from, payload } => {
-                    self.drive(|node, now| node.handle_message(&from, payload.get(), now))
+                    if self.writes.borrow().is_behind() {
+                        self.ignore_peer_message();
+                    } else {
+                        self.drive(|node, now| node.handle_message(&from, payload.get(), now))
+                    }
                 }
                 RelayFrame::Error { code, message } => self.log(
                     LogKind::Relay,
@@ -419,8 +604,35 @@ impl Driver {
         }
     }
 
-    fn on_tick(&self) {
-        self.drive(|node, now| node.handle_tick(now));
+    /// Storage is far behind: a peer message is not handed to the node (it could bring more
+    /// blocks to store). See [`super::write_queue::PAUSE_PEERS_AT_WRITES`] for why this loses
+    /// time, not data.
+    fn ignore_peer_message(&self) {
+        let ignored = self.ignored_while_behind.get();
+        self.ignored_while_behind
+            .set(Some(ignored.unwrap_or(0) + 1));
+        if ignored.is_none() {
+            self.log(
+                LogKind::Info,
+                format!(
+                    "storage is behind ({} writes waiting): peer messages wait until it catches up",
+                    self.writes.borrow().unsaved()
+                ),
+            );
+            self.flush_now();
+        }
+    }
+
+    fn resume_peers_if_caught_up(&self) {
+        if self.writes.borrow().is_behind() {
+            return;
+        }
+        if let Some(ignored) = self.ignored_while_behind.take() {
+            self.log(
+                LogKind::Info,
+                format!("storage caught up; {ignored} peer messages were ignored meanwhile (the node asks again)"),
+            );
+        }
     }
 
     // ---- the log, the snapshot and storage ----
@@ -471,8 +683,35 @@ impl Driver {
         if self.storage.is_none() {
             return;
         }
-        self.pending_writes.borrow_mut().push(write);
-        self.unsaved.set(self.unsaved.get() + 1);
+        let pushed = self.writes.borrow_mut().push(write);
+        match pushed {
+            Pushed::Queued => self.schedule_flush(),
+            Pushed::FlushNow => self.flush_now(),
+            Pushed::Refused(write) => self.write_refused(&write),
+        }
+    }
+
+    /// The queue is full even though peer messages wait: the write is not kept, and the person
+    /// is told what will be missing after a reload.
+    fn write_refused(&self, write: &Write) {
+        let what = match write {
+            Write::PutBlock(hash, _) => format!("block {}", hash.short()),
+            Write::DeleteBlock(hash) => format!("the removal of block {}", hash.short()),
+            Write::PutTransaction(id, _) => format!("transaction {}", id.short()),
+            Write::DeleteTransaction(id) => format!("the removal of transaction {}", id.short()),
+        };
+        let text = format!(
+            "storage is too far behind ({} writes waiting): {what} is not saved and is gone after a reload",
+            self.writes.borrow().unsaved()
+        );
+        self.log(LogKind::Info, text.clone());
+        self.node_dispatch.dispatch(NodeAction::WriteLost);
+        self.node_dispatch
+            .dispatch(NodeAction::StorageWriteProblem(Some(text)));
+        self.flush_now();
+    }
+
+    fn schedule_flush(&self) {
         if self.flush_scheduled.replace(true) {
             return;
         }
@@ -482,24 +721,106 @@ impl Driver {
             TimeoutFuture::new(FLUSH_INTERVAL_MS).await;
             let Some(driver) = weak.upgrade() else { return };
             driver.flush_scheduled.set(false);
-            let writes = std::mem::take(&mut *driver.pending_writes.borrow_mut());
-            let count = writes.len();
-            driver.show_unsaved();
-            if let Some(storage) = driver.storage.clone() {
-                if let Err(error) = storage.write(&driver.prefix, writes).await {
-                    driver.log(LogKind::Info, format!("could not save: {error}"));
-                }
-            }
-            driver
-                .unsaved
-                .set(driver.unsaved.get().saturating_sub(count));
-            driver.show_unsaved();
+            driver.flush_now();
         });
+    }
+
+    /// Writes everything queued now, one transaction per batch, until the queue is empty.
+    /// A flush already running takes what was queued meanwhile.
+    fn flush_now(&self) {
+        let Some(storage) = self.storage.clone() else {
+            return;
+        };
+        if self.writes.borrow().is_empty() || self.flushing.get() {
+            return;
+        }
+        if now_ms() < self.write_retry_at.get() {
+            self.schedule_flush();
+            return;
+        }
+        self.flushing.set(true);
+        let weak = self.this.clone();
+        spawn_local(async move {
+            loop {
+                let Some(driver) = weak.upgrade() else { return };
+                let batch = driver.writes.borrow_mut().take_batch();
+                if batch.is_empty() {
+                    driver.flushing.set(false);
+                    return;
+                }
+                driver.show_unsaved();
+                let result = storage.write(&driver.prefix, &batch).await;
+                match result {
+                    Ok(()) => {
+                        driver.writes.borrow_mut().finished();
+                        if driver.write_failing.replace(false) {
+                            driver.log(LogKind::Info, "storage works again: all saved".into());
+                            driver
+                                .node_dispatch
+                                .dispatch(NodeAction::StorageWriteProblem(None));
+                        }
+                    }
+                    Err(error) => {
+                        driver.writes.borrow_mut().failed(batch);
+                        driver.write_failed(&error);
+                        driver.flushing.set(false);
+                        driver.show_unsaved();
+                        driver.schedule_flush();
+                        return;
+                    }
+                }
+                driver.show_unsaved();
+                driver.resume_peers_if_caught_up();
+            }
+        });
+    }
+
+    fn write_failed(&self, error: &StorageError) {
+        self.write_retry_at.set(now_ms() + WRITE_RETRY_MS);
+        if self.write_failing.replace(true) {
+            return; // said once; the retries say nothing until one works
+        }
+        let text = format!(
+            "could not save {} writes ({error}); retrying every {} s",
+            self.writes.borrow().unsaved(),
+            WRITE_RETRY_MS / 1_000
+        );
+        self.log(LogKind::Info, text.clone());
+        self.node_dispatch
+            .dispatch(NodeAction::StorageWriteProblem(Some(text)));
     }
 
     fn show_unsaved(&self) {
         self.node_dispatch
-            .dispatch(NodeAction::Unsaved(self.unsaved.get()));
+            .dispatch(NodeAction::Unsaved(self.writes.borrow().unsaved()));
+    }
+
+    /// Flushes when the page is hidden or goes away (`visibilitychange` to hidden, `pagehide`):
+    /// a reload or a closed tab otherwise loses what the flush interval still holds. The
+    /// browser lets a transaction started then finish in most cases; the earlier the better.
+    fn listen_for_page_hide(&self) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let weak = self.this.clone();
+        let on_hide = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+            let hidden = event.type_() == "pagehide"
+                || web_sys::window()
+                    .and_then(|window| window.document())
+                    .is_some_and(|document| {
+                        document.visibility_state() == web_sys::VisibilityState::Hidden
+                    });
+            if let Some(driver) = weak.upgrade().filter(|_| hidden) {
+                driver.flush_now();
+            }
+        });
+        let callback = on_hide.as_ref().unchecked_ref();
+        let _ = window.add_event_listener_with_callback("pagehide", callback);
+        if let Some(document) = window.document() {
+            let _ = document.add_event_listener_with_callback("visibilitychange", callback);
+        }
+        // The listeners live as long as the page (the driver does too).
+        on_hide.forget();
     }
 
     // ---- commands from the page ----
@@ -602,7 +923,7 @@ impl Driver {
         self.set_mining(false);
         let storage = self.storage.clone();
         let prefix = self.prefix.clone();
-        self.pending_writes.borrow_mut().clear();
+        self.writes.borrow_mut().clear();
         spawn_local(async move {
             if let Some(storage) = storage {
                 let _ = storage.clear_node(&prefix).await;
@@ -614,6 +935,10 @@ impl Driver {
     pub fn identity(&self) -> StoredIdentity {
         self.identity.borrow().clone()
     }
+}
+
+fn describe_read_error(what: &str, error: &StorageError) -> String {
+    format!("{what} could not be read ({error}); the node starts without them")
 }
 
 /// A cheap handle components get through a context; equal when it is the same driver.

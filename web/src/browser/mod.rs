@@ -4,5 +4,8 @@
 pub mod driver;
 pub mod miner;
 pub mod page;
+pub mod reconnect;
+pub mod schedule;
 pub mod storage;
 pub mod transport;
+pub mod write_queue;

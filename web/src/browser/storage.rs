@@ -19,8 +19,50 @@ const TRANSACTIONS: &str = "transactions";
 pub enum StorageError {
     #[error("IndexedDB: {0}")]
     Idb(#[from] idb::Error),
-    #[error("stored data does not parse: {0}")]
-    Corrupt(#[from] serde_json::Error),
+    #[error("data to store does not encode: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// A browser call outside IndexedDB failed (the storage manager); the browser's words.
+    #[error("the browser refused: {0}")]
+    Browser(String),
+}
+
+/// Asks the browser to keep this site's storage under pressure instead of evicting it (the
+/// chain of a tab that mined for an hour is worth keeping). Chromium decides without asking
+/// the person, from how the site is used; the answer is whether it is granted.
+pub async fn request_persistence() -> Result<bool, StorageError> {
+    let window = web_sys::window().ok_or_else(|| StorageError::Browser("no window".into()))?;
+    let promise = window
+        .navigator()
+        .storage()
+        .persist()
+        .map_err(|error| StorageError::Browser(format!("{error:?}")))?;
+    let granted = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .map_err(|error| StorageError::Browser(format!("{error:?}")))?;
+    Ok(granted.as_bool().unwrap_or(false))
+}
+
+/// What a read found: the entries that parse, and how many did not (a damaged or foreign
+/// entry must not stop a node from loading the rest, but the person is told).
+#[derive(Debug)]
+pub struct Loaded<T> {
+    pub items: Vec<T>,
+    pub unreadable: usize,
+}
+
+impl<T: serde::de::DeserializeOwned> Loaded<T> {
+    fn parse(values: Vec<JsValue>) -> Loaded<T> {
+        let total = values.len();
+        let items: Vec<T> = values
+            .into_iter()
+            .filter_map(|value| value.as_string())
+            .filter_map(|json| serde_json::from_str(&json).ok())
+            .collect();
+        Loaded {
+            unreadable: total - items.len(),
+            items,
+        }
+    }
 }
 
 /// One change to write; the driver batches them into one transaction.
@@ -30,6 +72,17 @@ pub enum Write {
     DeleteBlock(Hash),
     PutTransaction(Hash, String),
     DeleteTransaction(Hash),
+}
+
+impl Write {
+    /// About what the write holds in memory until it is saved: its JSON and its key.
+    pub fn size_bytes(&self) -> usize {
+        const KEY_BYTES: usize = 128;
+        match self {
+            Write::PutBlock(_, json) | Write::PutTransaction(_, json) => json.len() + KEY_BYTES,
+            Write::DeleteBlock(_) | Write::DeleteTransaction(_) => KEY_BYTES,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -52,10 +105,6 @@ fn prefix_range(prefix: &str) -> Result<KeyRange, idb::Error> {
     )
 }
 
-fn strings(values: Vec<JsValue>) -> impl Iterator<Item = String> {
-    values.into_iter().filter_map(|value| value.as_string())
-}
-
 impl Storage {
     pub async fn open() -> Result<Storage, StorageError> {
         let factory = Factory::new()?;
@@ -72,16 +121,14 @@ impl Storage {
         Ok(Storage { db: Rc::new(db) })
     }
 
-    pub async fn identities(&self) -> Result<Vec<StoredIdentity>, StorageError> {
+    pub async fn identities(&self) -> Result<Loaded<StoredIdentity>, StorageError> {
         let tx = self
             .db
             .transaction(&[IDENTITIES], TransactionMode::ReadOnly)?;
         let values = tx.object_store(IDENTITIES)?.get_all(None, None)?.await?;
-        let mut list: Vec<StoredIdentity> = strings(values)
-            .filter_map(|json| serde_json::from_str(&json).ok())
-            .collect();
-        list.sort_by_key(|identity| identity.created_ms);
-        Ok(list)
+        let mut loaded = Loaded::<StoredIdentity>::parse(values);
+        loaded.items.sort_by_key(|identity| identity.created_ms);
+        Ok(loaded)
     }
 
     pub async fn put_identity(&self, identity: &StoredIdentity) -> Result<(), StorageError> {
@@ -97,18 +144,16 @@ impl Storage {
     }
 
     /// Every stored block of one node, in no particular order.
-    pub async fn blocks(&self, prefix: &str) -> Result<Vec<Block>, StorageError> {
+    pub async fn blocks(&self, prefix: &str) -> Result<Loaded<Block>, StorageError> {
         let tx = self.db.transaction(&[BLOCKS], TransactionMode::ReadOnly)?;
         let values = tx
             .object_store(BLOCKS)?
             .get_all(Some(prefix_range(prefix)?.into()), None)?
             .await?;
-        Ok(strings(values)
-            .filter_map(|json| serde_json::from_str(&json).ok())
-            .collect())
+        Ok(Loaded::parse(values))
     }
 
-    pub async fn transactions(&self, prefix: &str) -> Result<Vec<Transaction>, StorageError> {
+    pub async fn transactions(&self, prefix: &str) -> Result<Loaded<Transaction>, StorageError> {
         let tx = self
             .db
             .transaction(&[TRANSACTIONS], TransactionMode::ReadOnly)?;
@@ -116,13 +161,11 @@ impl Storage {
             .object_store(TRANSACTIONS)?
             .get_all(Some(prefix_range(prefix)?.into()), None)?
             .await?;
-        Ok(strings(values)
-            .filter_map(|json| serde_json::from_str(&json).ok())
-            .collect())
+        Ok(Loaded::parse(values))
     }
 
     /// Writes a batch in one IndexedDB transaction.
-    pub async fn write(&self, prefix: &str, writes: Vec<Write>) -> Result<(), StorageError> {
+    pub async fn write(&self, prefix: &str, writes: &[Write]) -> Result<(), StorageError> {
         if writes.is_empty() {
             return Ok(());
         }
@@ -136,13 +179,13 @@ impl Storage {
         for write in writes {
             match write {
                 Write::PutBlock(hash, json) => {
-                    blocks.put(&key(&json), Some(&key(&format!("{prefix}{hash}"))))?;
+                    blocks.put(&key(json), Some(&key(&format!("{prefix}{hash}"))))?;
                 }
                 Write::DeleteBlock(hash) => {
                     blocks.delete(key(&format!("{prefix}{hash}")))?;
                 }
                 Write::PutTransaction(id, json) => {
-                    transactions.put(&key(&json), Some(&key(&format!("{prefix}{id}"))))?;
+                    transactions.put(&key(json), Some(&key(&format!("{prefix}{id}"))))?;
                 }
                 Write::DeleteTransaction(id) => {
                     transactions.delete(key(&format!("{prefix}{id}")))?;

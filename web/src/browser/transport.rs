@@ -3,7 +3,8 @@
 //! with reconnects). A later WebRTC transport, with the relay only introducing tabs, would be
 //! a second implementation of the same trait.
 
-use crate::connection::{backoff_ms, ConnectionState};
+use super::reconnect::retry_delay_ms;
+use crate::connection::ConnectionState;
 use futures::channel::mpsc;
 use futures::future::{select, Either};
 use futures::{SinkExt, StreamExt};
@@ -17,6 +18,31 @@ use std::rc::{Rc, Weak};
 /// asks again for anything it misses).
 pub const OUTBOX_LIMIT: usize = 1024;
 
+/// Why a connection ended (or never opened): shown in the status bar while waiting to retry.
+#[derive(Debug, thiserror::Error)]
+pub enum CloseReason {
+    /// The browser would not open the socket (a bad URL, a blocked port); its words.
+    #[error("could not open a connection: {0}")]
+    Open(String),
+    #[error("the connection failed: {0}")]
+    Socket(#[from] gloo_net::websocket::WebSocketError),
+    #[error("the relay closed the connection")]
+    ClosedByRelay,
+    #[error("went offline")]
+    WentOffline,
+    #[error("the outbox closed")]
+    OutboxClosed,
+}
+
+/// A frame from the relay that is not a relay frame.
+#[derive(Debug, thiserror::Error)]
+pub enum MalformedFrame {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("a binary frame")]
+    Binary,
+}
+
 /// What a transport tells the driver.
 #[derive(Debug)]
 pub enum TransportEvent {
@@ -25,7 +51,7 @@ pub enum TransportEvent {
     /// The room is gone: every peer with it.
     Disconnected,
     /// The relay sent something that is not a relay frame.
-    Malformed(String),
+    Malformed(MalformedFrame),
 }
 
 pub trait Transport {
@@ -44,19 +70,27 @@ struct Inner {
     on_event: Box<dyn Fn(TransportEvent)>,
     outbox: RefCell<Option<mpsc::Sender<String>>>,
     online: Cell<bool>,
-    wake: mpsc::UnboundedSender<()>,
+    /// Tells the loop that `online` changed. One pending wake is enough (the loop reads the
+    /// flag), so the channel holds one and further wakes are dropped while it is full.
+    wake: RefCell<mpsc::Sender<()>>,
+}
+
+impl Inner {
+    fn wake(&self) {
+        let _ = self.wake.borrow_mut().try_send(());
+    }
 }
 
 impl RelayTransport {
     /// Starts connecting to `url` at once; `on_event` hears everything that happens.
     pub fn connect(url: String, on_event: impl Fn(TransportEvent) + 'static) -> RelayTransport {
-        let (wake, wake_rx) = mpsc::unbounded();
+        let (wake, wake_rx) = mpsc::channel(1);
         let inner = Rc::new(Inner {
             url,
             on_event: Box::new(on_event),
             outbox: RefCell::new(None),
             online: Cell::new(true),
-            wake,
+            wake: RefCell::new(wake),
         });
         wasm_bindgen_futures::spawn_local(run(Rc::downgrade(&inner), wake_rx));
         RelayTransport { inner }
@@ -76,14 +110,14 @@ impl Transport for RelayTransport {
 
     fn set_online(&self, online: bool) {
         self.inner.online.set(online);
-        let _ = self.inner.wake.unbounded_send(());
+        self.inner.wake();
     }
 }
 
 impl Drop for RelayTransport {
     fn drop(&mut self) {
         self.inner.online.set(false);
-        let _ = self.inner.wake.unbounded_send(());
+        self.inner.wake();
     }
 }
 
@@ -91,9 +125,10 @@ fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
-/// The connection loop: connect, serve, wait with backoff, repeat; it ends when the
-/// transport is dropped.
-async fn run(inner: Weak<Inner>, mut wake: mpsc::UnboundedReceiver<()>) {
+/// The connection loop: connect, serve, wait (see [`super::reconnect`]), repeat; it ends when
+/// the transport is dropped. A connection the relay welcomed resets the count of failures, so
+/// the first try after a relay restart comes about a second later.
+async fn run(inner: Weak<Inner>, mut wake: mpsc::Receiver<()>) {
     let mut failures = 0u32;
     loop {
         let Some(this) = inner.upgrade() else { return };
@@ -110,7 +145,7 @@ async fn run(inner: Weak<Inner>, mut wake: mpsc::UnboundedReceiver<()>) {
         }));
         let (welcomed, reason) = match WebSocket::open(&this.url) {
             Ok(socket) => serve(&this, socket, &mut wake).await,
-            Err(error) => (false, error.to_string()),
+            Err(error) => (false, CloseReason::Open(error.to_string())),
         };
         *this.outbox.borrow_mut() = None;
         if welcomed {
@@ -122,10 +157,10 @@ async fn run(inner: Weak<Inner>, mut wake: mpsc::UnboundedReceiver<()>) {
         if !this.online.get() {
             continue;
         }
-        let wait = backoff_ms(failures, js_sys::Math::random());
+        let wait = retry_delay_ms(failures, js_sys::Math::random());
         (this.on_event)(TransportEvent::State(ConnectionState::Waiting {
             retry_at_ms: now_ms() + wait,
-            reason,
+            reason: reason.to_string(),
         }));
         drop(this);
         let sleep = gloo_timers::future::TimeoutFuture::new(wait.min(u32::MAX as u64) as u32);
@@ -141,8 +176,8 @@ async fn run(inner: Weak<Inner>, mut wake: mpsc::UnboundedReceiver<()>) {
 async fn serve(
     this: &Rc<Inner>,
     socket: WebSocket,
-    wake: &mut mpsc::UnboundedReceiver<()>,
-) -> (bool, String) {
+    wake: &mut mpsc::Receiver<()>,
+) -> (bool, CloseReason) {
     let (mut write, mut read) = socket.split();
     let (outbox, mut queued) = mpsc::channel::<String>(OUTBOX_LIMIT);
     *this.outbox.borrow_mut() = Some(outbox);
@@ -160,28 +195,28 @@ async fn serve(
                         }
                         (this.on_event)(TransportEvent::Frame(frame));
                     }
-                    Err(error) => (this.on_event)(TransportEvent::Malformed(error.to_string())),
+                    Err(error) => (this.on_event)(TransportEvent::Malformed(error.into())),
                 },
                 Ok(Message::Bytes(_)) => {
-                    (this.on_event)(TransportEvent::Malformed("a binary frame".into()))
+                    (this.on_event)(TransportEvent::Malformed(MalformedFrame::Binary))
                 }
-                Err(error) => return error.to_string(),
+                Err(error) => return CloseReason::Socket(error),
             }
         }
-        "the relay closed the connection".to_string()
+        CloseReason::ClosedByRelay
     };
     let writer = async {
         while let Some(text) = queued.next().await {
             if let Err(error) = write.send(Message::Text(text)).await {
-                return error.to_string();
+                return CloseReason::Socket(error);
             }
         }
-        "the outbox closed".to_string()
+        CloseReason::OutboxClosed
     };
     let offline = async {
         loop {
             if wake.next().await.is_none() || !this.online.get() {
-                return "went offline".to_string();
+                return CloseReason::WentOffline;
             }
         }
     };
