@@ -50,7 +50,7 @@ async fn the_menu_answers_bad_input_and_exits_cleanly() {
     for expected in [
         "`x` is not a choice",
         "`99` is not a choice",
-        "`not a number` is neither a peer's name nor an address",
+        "`not a number` is neither a pinned name, a peer's name nor a 40-digit address",
         "`lots` is not a number",
         "`cheap` is not a number",
         // Sending with an empty account is refused by the mempool, with its reason.
