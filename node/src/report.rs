@@ -72,9 +72,19 @@ pub fn chain_view(node: &Node, names: &Names, limit: Option<usize>) -> ChainView
     }
 }
 
-/// Every account with coins or history, richest first.
+/// Every account with coins or history, richest first, and ours (last, when it has neither).
 pub fn balances_view(node: &Node, names: &Names) -> Vec<AccountView> {
-    view::accounts(node, names)
+    let mut rows = view::accounts(node, names);
+    let ours = node.address();
+    if !rows.iter().any(|row| row.address == ours) {
+        rows.push(AccountView {
+            address: ours,
+            name: names.name(&ours),
+            balance: 0,
+            nonce: 0,
+        });
+    }
+    rows
 }
 
 /// The names we know: ours, the pinned ones, the peers'.

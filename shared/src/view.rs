@@ -491,15 +491,14 @@ pub struct AccountView {
     pub nonce: u64,
 }
 
-/// Every account with coins or history on our best chain, and ours; richest first, ties by
-/// address.
+/// Every account with coins or history on our best chain, richest first, ties by address: the
+/// same rows on every node of that chain.
 pub fn accounts(node: &Node, names: &Names) -> Vec<AccountView> {
-    let ours = node.address();
     let mut rows: Vec<AccountView> = node
         .tree()
         .ledger()
         .accounts()
-        .filter(|(address, account)| account.balance > 0 || account.nonce > 0 || **address == ours)
+        .filter(|(_, account)| account.balance > 0 || account.nonce > 0)
         .map(|(address, account)| AccountView {
             address: *address,
             name: names.name(address),
@@ -507,14 +506,6 @@ pub fn accounts(node: &Node, names: &Names) -> Vec<AccountView> {
             nonce: account.nonce,
         })
         .collect();
-    if !rows.iter().any(|row| row.address == ours) {
-        rows.push(AccountView {
-            address: ours,
-            name: names.name(&ours),
-            balance: 0,
-            nonce: 0,
-        });
-    }
     rows.sort_by(|a, b| b.balance.cmp(&a.balance).then(a.address.cmp(&b.address)));
     rows
 }
