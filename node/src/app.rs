@@ -2,6 +2,7 @@
 //! runs one subcommand (connect, sync, act, exit). Every failure is an [`AppError`] with its own
 //! exit code, so scripts can tell "the relay is down" from "the peer never said hello".
 
+use crate::address_book::{self, BookError};
 use crate::cli::{Command, Settings, SettingsError};
 use crate::menu;
 use crate::report;
@@ -11,6 +12,7 @@ use crate::runtime::{
 use crate::transport::ConnectError;
 use serde::Serialize;
 use shared::node::SendError;
+use shared::view::{self, AddressBook, PeerState, Recipient, RecipientError};
 use shared::Address;
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -43,6 +45,10 @@ pub enum AppError {
         timeout: Duration,
         known: String,
     },
+    #[error(transparent)]
+    Recipient(RecipientError),
+    #[error(transparent)]
+    AddressBook(#[from] BookError),
     #[error("no peer to send to within {0:?}: the transaction would go nowhere")]
     NoPeers(Duration),
     #[error("every peer in the room is on another network or refused us: {0}")]
@@ -61,13 +67,13 @@ impl AppError {
     /// The process exit code; the `--help` text lists them.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AppError::Settings(_) | AppError::Usage(_) => 2,
+            AppError::Settings(_) | AppError::Usage(_) | AppError::Recipient(_) => 2,
             AppError::Connect(_) | AppError::ConnectionLost(_) => 3,
             AppError::SyncTimeout { .. } | AppError::PeerNotFound { .. } | AppError::NoPeers(_) => {
                 4
             }
             AppError::Refused(_) => 5,
-            AppError::Storage(_) => 6,
+            AppError::Storage(_) | AppError::AddressBook(_) => 6,
             AppError::Start(StartError::Store(_)) => 6,
             AppError::Rejected(_) => 7,
             AppError::Start(StartError::Key(_)) | AppError::Stopped(_) | AppError::Output(_) => 1,
@@ -98,7 +104,7 @@ fn wait_error(error: WaitError, snapshot: &Snapshot, timeout: Duration) -> AppEr
                 pending: snapshot
                     .peers
                     .iter()
-                    .filter(|p| p.state == "pending")
+                    .filter(|p| p.state == PeerState::Pending)
                     .count(),
             },
         },
@@ -122,6 +128,11 @@ pub async fn run(
     out: &mut dyn Write,
     input: mpsc::Receiver<String>,
 ) -> Result<(), AppError> {
+    if let Some(command) = &command {
+        if let Some(result) = address_book_command(&settings, command, out) {
+            return result;
+        }
+    }
     let handle = NodeHandle::start(node_options(&settings)).await?;
     let result = match command {
         None => menu::run(&handle, &settings, out, input).await,
@@ -160,8 +171,12 @@ async fn run_command(
         }
         Command::Chain { limit, all, json } => {
             let limit = (!all).then_some(limit);
+            let book = address_book::load(&settings.data_dir)?;
             let (view, names) = handle
-                .inspect(move |node| (report::chain_view(node, limit), report::known_names(node)))
+                .inspect(move |node| {
+                    let names = report::names(node, &book);
+                    (report::chain_view(node, &names, limit), names)
+                })
                 .await?;
             if json {
                 print_json(out, &view)?;
@@ -170,7 +185,10 @@ async fn run_command(
             }
         }
         Command::Balances(flag) => {
-            let rows = handle.inspect(report::balances_view).await?;
+            let book = address_book::load(&settings.data_dir)?;
+            let rows = handle
+                .inspect(move |node| report::balances_view(node, &report::names(node, &book)))
+                .await?;
             if flag.json {
                 print_json(out, &rows)?;
             } else {
@@ -183,7 +201,9 @@ async fn run_command(
             fee,
             json,
         } => {
-            let address = resolve_recipient(handle, &to, settings.timeout).await?;
+            let book = address_book::load(&settings.data_dir)?;
+            let recipient = resolve_recipient(handle, &book, &to, settings.timeout).await?;
+            let address = recipient.address;
             handle
                 .wait_for(settings.timeout, |s| s.ready_peers().next().is_some())
                 .await
@@ -195,7 +215,7 @@ async fn run_command(
             struct Sent<'a> {
                 id: shared::Hash,
                 to: Address,
-                to_name: &'a str,
+                to_name: Option<&'a str>,
                 amount: u64,
                 fee: u64,
             }
@@ -205,12 +225,16 @@ async fn run_command(
                     &Sent {
                         id,
                         to: address,
-                        to_name: &to,
+                        to_name: recipient.name.as_deref(),
                         amount,
                         fee,
                     },
                 )?;
             } else {
+                let to = match &recipient.name {
+                    Some(name) => format!("{name} ({address})"),
+                    None => address.to_hex(),
+                };
                 writeln!(out, "sent {amount} to {to} (fee {fee}): transaction {id}")?;
             }
         }
@@ -219,6 +243,8 @@ async fn run_command(
             forever: _,
             json,
         } => mine(handle, blocks, json, out).await?,
+        // Answered from the address book before the node starts (`address_book_command`).
+        Command::Pin { .. } | Command::Unpin { .. } | Command::Pins(_) => {}
     }
     Ok(())
 }
@@ -257,60 +283,90 @@ pub async fn connect_and_sync(
     Ok(snapshot)
 }
 
-/// A 40-hex-digit address as it is, or the address of the peer that said hello with this name
-/// (waiting for it up to `timeout`).
+/// The `pin`, `unpin` and `pins` commands, which need no node; `None` for every other command.
+fn address_book_command(
+    settings: &Settings,
+    command: &Command,
+    out: &mut dyn Write,
+) -> Option<Result<(), AppError>> {
+    let run = || -> Result<(), AppError> {
+        let mut book = address_book::load(&settings.data_dir)?;
+        match command {
+            Command::Pin { name, address } => {
+                let address = view::parse_address(address).ok_or_else(|| {
+                    AppError::Usage(format!("`{address}` is not a 40-digit hex address"))
+                })?;
+                let name = book
+                    .pin(name, address)
+                    .map_err(|error| AppError::Usage(error.to_string()))?;
+                address_book::save(&settings.data_dir, &book)?;
+                writeln!(out, "pinned {name} to {address}")?;
+            }
+            Command::Unpin { name } => {
+                if !book.unpin(name) {
+                    return Err(AppError::Usage(format!("`{name}` is not pinned")));
+                }
+                address_book::save(&settings.data_dir, &book)?;
+                writeln!(out, "unpinned {}", view::sanitize_name(name))?;
+            }
+            Command::Pins(flag) if flag.json => print_json(out, &book.pins())?,
+            Command::Pins(_) => report::write_pins(out, &book)?,
+            _ => unreachable!("only address book commands get here"),
+        }
+        Ok(())
+    };
+    matches!(
+        command,
+        Command::Pin { .. } | Command::Unpin { .. } | Command::Pins(_)
+    )
+    .then(run)
+}
+
+/// Who `to` means, by [`view::resolve_recipient`] on the peers we have now.
+pub fn resolve_now(
+    snapshot: &Snapshot,
+    book: &AddressBook,
+    to: &str,
+) -> Result<Recipient, RecipientError> {
+    view::resolve_recipient(to, &snapshot.peers, book, &snapshot.address)
+}
+
+/// An address, a pinned name, or a peer's name (waiting up to `timeout` for a peer of that name
+/// to say hello). A name two peers say is refused at once with both addresses.
 pub async fn resolve_recipient(
     handle: &NodeHandle,
+    book: &AddressBook,
     to: &str,
     timeout: Duration,
-) -> Result<Address, AppError> {
-    let to = to.trim();
-    if let Some(address) = parse_address(to) {
-        return Ok(address);
-    }
+) -> Result<Recipient, AppError> {
+    let settled = |result: &Result<Recipient, RecipientError>| {
+        !matches!(result, Err(RecipientError::Unknown { .. }))
+    };
     let found = handle
-        .wait_for(timeout, |s| peer_address(s, to).is_some())
+        .wait_for(timeout, |s| settled(&resolve_now(s, book, to)))
         .await;
     match found {
-        Ok(snapshot) => Ok(peer_address(&snapshot, to).expect("checked by the wait")),
+        Ok(snapshot) => resolve_now(&snapshot, book, to).map_err(AppError::Recipient),
         Err(WaitError::Stopped(reason)) => Err(AppError::Stopped(reason)),
         Err(WaitError::Timeout(_)) => {
             let snapshot = handle.snapshot();
             if let Connection::Lost { reason, .. } = &snapshot.connection {
                 return Err(AppError::ConnectionLost(reason.clone()));
             }
+            let known = match resolve_now(&snapshot, book, to) {
+                Err(RecipientError::Unknown { known, .. }) if !known.is_empty() => known
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => "none".into(),
+            };
             Err(AppError::PeerNotFound {
-                name: to.to_owned(),
+                name: view::sanitize_name(to),
                 timeout,
-                known: peer_names(&snapshot),
+                known,
             })
         }
-    }
-}
-
-pub fn parse_address(text: &str) -> Option<Address> {
-    (text.len() == 40)
-        .then(|| Address::from_hex(text).ok())
-        .flatten()
-}
-
-/// The address of a ready peer called `name`.
-pub fn peer_address(snapshot: &Snapshot, name: &str) -> Option<Address> {
-    snapshot
-        .ready_peers()
-        .find(|peer| peer.name.as_deref() == Some(name))
-        .and_then(|peer| peer.address)
-}
-
-pub fn peer_names(snapshot: &Snapshot) -> String {
-    let names: Vec<&str> = snapshot
-        .ready_peers()
-        .filter_map(|peer| peer.name.as_deref())
-        .collect();
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
     }
 }
 

@@ -84,8 +84,10 @@ pub enum Command {
     Balances(JsonFlag),
     /// Show the peers in the room.
     Peers(JsonFlag),
-    /// Send coins to a peer (by the name it said hello with) or to an address (40 hex digits).
+    /// Send coins to an address (40 hex digits), a pinned name, or a peer's hello name (refused
+    /// when two peers say the same name).
     Send {
+        /// An address, a name pinned with `pin`, or a peer's name.
         #[arg(long)]
         to: String,
         #[arg(long)]
@@ -95,6 +97,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Pin a name to an address in the address book (no network needed); `send --to NAME` then
+    /// pays that address, whoever else says hello with the name.
+    Pin {
+        name: String,
+        /// 40 hex digits.
+        address: String,
+    },
+    /// Remove a pinned name.
+    Unpin { name: String },
+    /// List the pinned names.
+    Pins(JsonFlag),
     /// Mine blocks: a number of them, or until interrupted.
     Mine {
         /// Stop after mining this many blocks that became our tip.

@@ -17,6 +17,7 @@
 //! and draws); every block the node reports as ours or as imported is on disk first; every queue
 //! has a named bound.
 
+pub mod address_book;
 pub mod app;
 pub mod cli;
 pub mod keystore;

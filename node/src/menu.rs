@@ -3,7 +3,8 @@
 //! choice, a bad number, an unknown peer, an unreachable relay or a dropped connection each get
 //! a message and the menu again.
 
-use crate::app::{parse_address, peer_address, peer_names, AppError};
+use crate::address_book;
+use crate::app::{resolve_now, AppError};
 use crate::cli::{relay_url, Settings};
 use crate::report;
 use crate::runtime::{Connection, NodeHandle};
@@ -81,23 +82,26 @@ pub async fn run(
                 }
             }
             "2" => {
-                if !add_transaction(handle, out, &mut input).await? {
+                if !add_transaction(handle, settings, out, &mut input).await? {
                     break;
                 }
             }
             "3" => {
+                let book = address_book::load(&settings.data_dir).unwrap_or_default();
                 let (view, names) = handle
-                    .inspect(|node| {
-                        (
-                            report::chain_view(node, Some(crate::cli::DEFAULT_CHAIN_LIMIT)),
-                            report::known_names(node),
-                        )
+                    .inspect(move |node| {
+                        let names = report::names(node, &book);
+                        let limit = Some(crate::cli::DEFAULT_CHAIN_LIMIT);
+                        (report::chain_view(node, &names, limit), names)
                     })
                     .await?;
                 report::write_chain(out, &view, &names)?;
             }
             "4" => {
-                let rows = handle.inspect(report::balances_view).await?;
+                let book = address_book::load(&settings.data_dir).unwrap_or_default();
+                let rows = handle
+                    .inspect(move |node| report::balances_view(node, &report::names(node, &book)))
+                    .await?;
                 report::write_balances(out, &rows)?;
             }
             "5" => {
@@ -195,21 +199,35 @@ fn show_connection(handle: &NodeHandle, out: &mut dyn Write) -> Result<(), AppEr
 /// Asks for a recipient, an amount and a fee, and sends. Returns false at the end of input.
 async fn add_transaction(
     handle: &NodeHandle,
+    settings: &Settings,
     out: &mut dyn Write,
     input: &mut mpsc::Receiver<String>,
 ) -> Result<bool, AppError> {
-    let Some(to) = ask(out, input, "to (a peer's name or a 40-digit address): ").await? else {
+    let Some(to) = ask(
+        out,
+        input,
+        "to (a 40-digit address, a pinned name or a peer's name): ",
+    )
+    .await?
+    else {
         return Ok(false);
     };
-    let snapshot = handle.snapshot();
-    let address = match parse_address(&to).or_else(|| peer_address(&snapshot, &to)) {
-        Some(address) => address,
-        None => {
-            writeln!(
-                out,
-                "`{to}` is neither a peer's name nor an address (peers: {})",
-                peer_names(&snapshot)
-            )?;
+    let book = match address_book::load(&settings.data_dir) {
+        Ok(book) => book,
+        Err(error) => {
+            writeln!(out, "{error}; only addresses and peers' names work")?;
+            Default::default()
+        }
+    };
+    let address = match resolve_now(&handle.snapshot(), &book, &to) {
+        Ok(recipient) => {
+            if let Some(name) = &recipient.name {
+                writeln!(out, "paying {name} at {}", recipient.address)?;
+            }
+            recipient.address
+        }
+        Err(error) => {
+            writeln!(out, "{error}")?;
             return Ok(true);
         }
     };

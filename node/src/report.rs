@@ -5,33 +5,31 @@
 
 use crate::runtime::{Connection, Snapshot};
 use serde::Serialize;
+use shared::block::Block;
 use shared::node::Node;
+use shared::view::{self, AccountView, AddressBook, BlockRow, Names};
 use shared::{Address, Hash};
-use std::collections::HashMap;
 use std::io::{self, Write};
 
+/// What the chain export derives from each transaction: its id and its sender's address.
 #[derive(Clone, Debug, Serialize)]
-pub struct TxView {
+pub struct DerivedTx {
     pub id: Hash,
-    pub from: Address,
-    pub to: Address,
-    pub amount: u64,
-    pub fee: u64,
-    pub nonce: u64,
+    pub from_address: Address,
 }
 
+/// One block of `chain --json`: the block exactly in the spec's JSON (`docs/protocol.md`, the
+/// serde form it has on the wire) under `block`, so another implementation can decode and
+/// re-verify it, and beside it what is derived from it.
 #[derive(Clone, Debug, Serialize)]
-pub struct BlockView {
-    pub height: u64,
+pub struct ExportedBlock {
     pub hash: Hash,
-    pub prev_hash: Hash,
-    pub timestamp_ms: u64,
-    pub target: u32,
-    pub nonce: u64,
-    pub miner: Address,
-    /// Subsidy plus fees paid to the miner.
-    pub reward: u64,
-    pub transactions: Vec<TxView>,
+    pub height: u64,
+    pub miner_name: Option<String>,
+    /// The fees of its transactions (the coinbase pays subsidy plus fees).
+    pub fees: Option<u64>,
+    pub transactions: Vec<DerivedTx>,
+    pub block: Block,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -40,42 +38,32 @@ pub struct ChainView {
     pub height: u64,
     pub tip: Hash,
     /// Newest first.
-    pub blocks: Vec<BlockView>,
+    pub blocks: Vec<ExportedBlock>,
 }
 
 /// The best chain's last `limit` blocks (all of them with `None`), newest first.
-pub fn chain_view(node: &Node, limit: Option<usize>) -> ChainView {
+pub fn chain_view(node: &Node, names: &Names, limit: Option<usize>) -> ChainView {
     let tree = node.tree();
     let height = tree.tip_height();
     let count = limit.map_or(height + 1, |limit| (limit as u64).min(height + 1));
-    let from = height + 1 - count;
-    let mut blocks: Vec<BlockView> = tree
-        .active_blocks(from, count as usize)
+    let blocks = view::active_blocks_newest_first(tree, 0, count as usize)
         .iter()
-        .map(|block| BlockView {
-            height: block.header.height,
+        .map(|block| ExportedBlock {
             hash: block.hash(),
-            prev_hash: block.header.prev_hash,
-            timestamp_ms: block.header.timestamp_ms,
-            target: block.header.target.0,
-            nonce: block.header.nonce,
-            miner: block.coinbase.to,
-            reward: block.coinbase.amount,
+            height: block.header.height,
+            miner_name: names.name(&block.coinbase.to),
+            fees: block.total_fees(),
             transactions: block
                 .transactions
                 .iter()
-                .map(|tx| TxView {
+                .map(|tx| DerivedTx {
                     id: tx.id(),
-                    from: tx.sender(),
-                    to: tx.to,
-                    amount: tx.amount,
-                    fee: tx.fee,
-                    nonce: tx.nonce,
+                    from_address: tx.sender(),
                 })
                 .collect(),
+            block: Block::clone(block),
         })
         .collect();
-    blocks.reverse();
     ChainView {
         network: tree.params().name,
         height,
@@ -84,90 +72,54 @@ pub fn chain_view(node: &Node, limit: Option<usize>) -> ChainView {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct BalanceView {
-    pub address: Address,
-    /// Our name for it: "you", or the name a peer said hello with.
-    pub name: Option<String>,
-    pub balance: u64,
-    pub nonce: u64,
-}
-
-/// Every account with coins or history, richest first.
-pub fn balances_view(node: &Node) -> Vec<BalanceView> {
-    let names = known_names(node);
-    let mut rows: Vec<BalanceView> = node
-        .tree()
-        .ledger()
-        .accounts()
-        .filter(|(address, account)| {
-            account.balance > 0 || account.nonce > 0 || **address == node.address()
-        })
-        .map(|(address, account)| BalanceView {
-            address: *address,
-            name: names.get(address).cloned(),
-            balance: account.balance,
-            nonce: account.nonce,
-        })
-        .collect();
-    if !rows.iter().any(|row| row.address == node.address()) {
-        rows.push(BalanceView {
-            address: node.address(),
-            name: Some("you".into()),
+/// Every account with coins or history, richest first, and ours (last, when it has neither).
+pub fn balances_view(node: &Node, names: &Names) -> Vec<AccountView> {
+    let mut rows = view::accounts(node, names);
+    let ours = node.address();
+    if !rows.iter().any(|row| row.address == ours) {
+        rows.push(AccountView {
+            address: ours,
+            name: names.name(&ours),
             balance: 0,
             nonce: 0,
         });
     }
-    rows.sort_by(|a, b| b.balance.cmp(&a.balance).then(a.address.cmp(&b.address)));
     rows
 }
 
-/// Names we know addresses by: ourselves and every peer that said hello.
-pub fn known_names(node: &Node) -> HashMap<Address, String> {
-    let mut names: HashMap<Address, String> = node
-        .peers()
-        .filter_map(|peer| Some((peer.address?, peer.name.clone()?)))
-        .collect();
-    names.insert(node.address(), "you".into());
-    names
+/// The names we know: ours, the pinned ones, the peers'.
+pub fn names(node: &Node, book: &AddressBook) -> Names {
+    Names::new(node, book)
 }
 
-pub fn write_chain(
-    out: &mut dyn Write,
-    view: &ChainView,
-    names: &HashMap<Address, String>,
-) -> io::Result<()> {
+pub fn write_chain(out: &mut dyn Write, view: &ChainView, names: &Names) -> io::Result<()> {
     writeln!(
         out,
         "chain {}: height {}, tip {}",
         view.network, view.height, view.tip
     )?;
-    for block in &view.blocks {
-        let miner = names
-            .get(&block.miner)
-            .cloned()
-            .unwrap_or_else(|| block.miner.short());
+    for exported in &view.blocks {
+        let row: BlockRow = view::block_row(&exported.block, names);
         writeln!(
             out,
-            "  #{:<6} {}  miner {:<12} reward {:<4} txs {}",
-            block.height,
-            block.hash.short(),
-            miner,
-            block.reward,
-            block.transactions.len()
+            "  #{:<6} {}  miner {:<24} reward {:<4} txs {}",
+            row.height,
+            row.hash.short(),
+            names.label(&row.miner),
+            row.reward,
+            row.tx_count
         )?;
-        for tx in &block.transactions {
-            let name = |address: &Address| {
-                names
-                    .get(address)
-                    .cloned()
-                    .unwrap_or_else(|| address.short())
-            };
+        for (tx, derived) in exported
+            .block
+            .transactions
+            .iter()
+            .zip(&exported.transactions)
+        {
             writeln!(
                 out,
                 "           {} -> {}: {} (fee {})",
-                name(&tx.from),
-                name(&tx.to),
+                names.label(&derived.from_address),
+                names.label(&tx.to),
                 tx.amount,
                 tx.fee
             )?;
@@ -184,16 +136,30 @@ pub fn write_chain(
     Ok(())
 }
 
-pub fn write_balances(out: &mut dyn Write, rows: &[BalanceView]) -> io::Result<()> {
-    writeln!(out, "{:<42} {:<14} {:>12}", "address", "name", "balance")?;
+pub fn write_balances(out: &mut dyn Write, rows: &[AccountView]) -> io::Result<()> {
+    writeln!(out, "{:<42} {:<20} {:>12}", "address", "name", "balance")?;
     for row in rows {
         writeln!(
             out,
-            "{:<42} {:<14} {:>12}",
+            "{:<42} {:<20} {:>12}",
             row.address.to_hex(),
             row.name.as_deref().unwrap_or("-"),
             row.balance
         )?;
+    }
+    Ok(())
+}
+
+/// The address book, one pin a line.
+pub fn write_pins(out: &mut dyn Write, book: &AddressBook) -> io::Result<()> {
+    if book.pins().is_empty() {
+        return writeln!(
+            out,
+            "no pinned names (pin one with `node pin NAME ADDRESS`)"
+        );
+    }
+    for pin in book.pins() {
+        writeln!(out, "{:<20} {}", pin.name, pin.address.to_hex())?;
     }
     Ok(())
 }
@@ -204,7 +170,7 @@ pub fn write_peers(out: &mut dyn Write, snapshot: &Snapshot) -> io::Result<()> {
     }
     writeln!(out, "{} peer(s):", snapshot.peers.len())?;
     for peer in &snapshot.peers {
-        let height = peer.height.map_or("-".into(), |height| height.to_string());
+        let height = peer.tip.map_or("-".into(), |tip| tip.height.to_string());
         let address = peer.address.map_or("-".into(), |address| address.to_hex());
         write!(
             out,
@@ -278,8 +244,8 @@ mod tests {
     use shared::node::NodeConfig;
     use shared::{Keypair, NetworkParams};
 
-    #[test]
-    fn the_chain_view_lists_newest_first_within_the_limit() {
+    /// Alice's node after mining `blocks` blocks, with a payment to bob in the third.
+    fn mined_node(blocks: usize) -> (Node, u64) {
         let params = NetworkParams::test();
         let mut node = Node::new(NodeConfig {
             params: params.clone(),
@@ -287,14 +253,21 @@ mod tests {
             keypair: Keypair::from_seed([3; 32]),
         });
         let mut now = params.genesis_timestamp_ms;
-        for _ in 0..5 {
+        for height in 1..=blocks {
             now += params.target_block_ms;
+            if height == 3 {
+                let bob = Keypair::from_seed([4; 32]).address();
+                node.send_transaction(bob, 7, 2, now)
+                    .expect("alice has coins");
+            }
             node.set_mining(true, now);
+            // The newest job: a payment made while mining replaces the job before it.
             let job = std::iter::from_fn(|| node.poll_output())
-                .find_map(|output| match output {
+                .filter_map(|output| match output {
                     shared::node::Output::Mine(job) => Some(job),
                     _ => None,
                 })
+                .last()
                 .expect("mining gives a job");
             let mut block = job.block;
             let shared::mining::MiningOutcome::Found { nonce, .. } =
@@ -306,20 +279,81 @@ mod tests {
             node.handle_mined_block(job.job_id, block, now);
             while node.poll_output().is_some() {}
         }
-        let view = chain_view(&node, Some(3));
+        (node, now)
+    }
+
+    #[test]
+    fn the_chain_view_lists_newest_first_within_the_limit() {
+        let (node, _) = mined_node(5);
+        let names = names(&node, &AddressBook::default());
+        let view = chain_view(&node, &names, Some(3));
         assert_eq!(view.height, 5);
         let heights: Vec<u64> = view.blocks.iter().map(|block| block.height).collect();
         assert_eq!(heights, [5, 4, 3]);
-        assert_eq!(chain_view(&node, None).blocks.len(), 6, "genesis included");
-        assert_eq!(chain_view(&node, Some(100)).blocks.len(), 6);
-        let balances = balances_view(&node);
-        assert_eq!(balances[0].name.as_deref(), Some("you"));
-        assert_eq!(balances[0].balance, 5 * params.initial_subsidy);
+        assert_eq!(
+            chain_view(&node, &names, None).blocks.len(),
+            6,
+            "genesis included"
+        );
+        assert_eq!(chain_view(&node, &names, Some(100)).blocks.len(), 6);
+        let balances = balances_view(&node, &names);
+        assert_eq!(balances[0].name.as_deref(), Some("alice (you)"));
+        assert_eq!(
+            balances[0].balance,
+            5 * node.tree().params().initial_subsidy - 7
+        );
         let mut text = Vec::new();
-        write_chain(&mut text, &view, &known_names(&node)).unwrap();
+        write_chain(&mut text, &view, &names).unwrap();
         let text = String::from_utf8(text).unwrap();
-        assert!(text.contains("miner you"), "{text}");
+        let ours = node.address().short();
+        assert!(
+            text.contains(&format!("miner alice (you) ({ours})")),
+            "{text}"
+        );
         assert!(text.contains("3 earlier blocks not shown"), "{text}");
+    }
+
+    /// `chain --json` is the spec's block JSON: an independent tool can decode every block and
+    /// check it again. Here a fresh block tree plays that tool.
+    #[test]
+    fn the_chain_export_decodes_and_validates_again() {
+        let (node, now) = mined_node(5);
+        let names = names(&node, &AddressBook::default());
+        let json = serde_json::to_string(&chain_view(&node, &names, None)).unwrap();
+        let export: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let mut entries = export["blocks"].as_array().unwrap().clone();
+        entries.reverse();
+        assert_eq!(entries.len(), 6);
+        let params = node.tree().params().clone();
+        let mut tree = shared::BlockTree::new(params);
+        assert_eq!(entries[0]["hash"], tree.genesis_hash().to_hex());
+        let mut paid = 0;
+        for entry in &entries[1..] {
+            let header = &entry["block"]["header"];
+            for field in [
+                "version",
+                "height",
+                "prev_hash",
+                "tx_root",
+                "timestamp_ms",
+                "target",
+                "nonce",
+            ] {
+                assert!(!header[field].is_null(), "header.{field} in {entry}");
+            }
+            for tx in entry["block"]["transactions"].as_array().unwrap() {
+                assert_eq!(tx["from"].as_str().unwrap().len(), 64, "a public key");
+                assert_eq!(tx["signature"].as_str().unwrap().len(), 128);
+                paid += 1;
+            }
+            let block: Block = serde_json::from_value(entry["block"].clone()).unwrap();
+            assert_eq!(block.hash().to_hex(), entry["hash"]);
+            tree.add_block(block, now)
+                .expect("each exported block validates");
+        }
+        assert_eq!(paid, 1);
+        assert_eq!(tree.tip_hash(), node.tree().tip_hash());
+        assert_eq!(tree.ledger(), node.tree().ledger());
     }
 
     #[test]

@@ -15,8 +15,9 @@ use crate::miner::{FoundBlock, Miner};
 use crate::store::{BlockLog, StoreError};
 use crate::transport::{self, ConnectError, Link, LinkEvent, LinkInfo, Outgoing};
 use serde::Serialize;
-use shared::node::{Handshake, Node, NodeConfig, NodeEvent, Output, SendError, SyncState};
+use shared::node::{Node, NodeConfig, NodeEvent, Output, SendError, SyncState};
 use shared::protocol::{PeerId, RelayErrorCode};
+use shared::view::PeerState;
 use shared::work::Work;
 use shared::{Address, Block, Hash, NetworkParams};
 use std::path::{Path, PathBuf};
@@ -128,20 +129,8 @@ pub enum Connection {
     },
 }
 
-/// One peer as the user sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PeerSummary {
-    pub id: PeerId,
-    pub name: Option<String>,
-    pub address: Option<Address>,
-    /// `pending` (no hello yet), `silent` (no hello within [`HELLO_GRACE`]), `ready`,
-    /// `refused`, `banned` or `muted`.
-    pub state: &'static str,
-    pub refusal: Option<String>,
-    pub height: Option<u64>,
-    pub total_work: Option<Work>,
-    pub misbehavior: u32,
-}
+/// One peer as the user sees it: the view both UIs share (its `state` is a [`PeerState`]).
+pub type PeerSummary = shared::view::PeerView;
 
 /// The node's state after the last step, for waiting and for display.
 #[derive(Clone, Debug, Serialize)]
@@ -184,10 +173,15 @@ impl Snapshot {
         matches!(self.connection, Connection::Connected { .. })
             && !self.syncing
             && !self.requests_in_flight
-            && self.peers.iter().all(|peer| peer.state != "pending")
+            && self
+                .peers
+                .iter()
+                .all(|peer| peer.state != PeerState::Pending)
     }
     pub fn ready_peers(&self) -> impl Iterator<Item = &PeerSummary> {
-        self.peers.iter().filter(|peer| peer.state == "ready")
+        self.peers
+            .iter()
+            .filter(|peer| peer.state == PeerState::Ready)
     }
 }
 
@@ -739,25 +733,7 @@ impl Runtime {
 }
 
 fn peer_summary(peer: &shared::node::PeerInfo, now_ms: u64) -> PeerSummary {
-    let silent = now_ms.saturating_sub(peer.joined_at_ms) > HELLO_GRACE.as_millis() as u64;
-    let (state, refusal) = match &peer.handshake {
-        _ if peer.banned => ("banned", None),
-        _ if peer.muted => ("muted", None),
-        Handshake::Pending if silent => ("silent", None),
-        Handshake::Pending => ("pending", None),
-        Handshake::Done => ("ready", None),
-        Handshake::Refused(reason) => ("refused", Some(reason.clone())),
-    };
-    PeerSummary {
-        id: peer.id.clone(),
-        name: peer.name.clone(),
-        address: peer.address,
-        state,
-        refusal,
-        height: peer.tip.map(|tip| tip.height),
-        total_work: peer.tip.map(|tip| tip.total_work),
-        misbehavior: peer.misbehavior,
-    }
+    shared::view::peer_view(peer, now_ms, HELLO_GRACE.as_millis() as u64)
 }
 
 async fn next_link_event(link: &mut Option<Link>) -> LinkEvent {

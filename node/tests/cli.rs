@@ -50,7 +50,7 @@ async fn the_menu_answers_bad_input_and_exits_cleanly() {
     for expected in [
         "`x` is not a choice",
         "`99` is not a choice",
-        "`not a number` is neither a peer's name nor an address",
+        "`not a number` is neither a pinned name, a peer's name nor a 40-digit address",
         "`lots` is not a number",
         "`cheap` is not a number",
         // Sending with an empty account is refused by the mempool, with its reason.
@@ -325,5 +325,61 @@ async fn send_by_peer_name_waits_for_the_hello() {
         unknown.stderr
     );
     bob.shutdown().await;
+    relay.stop().await;
+}
+
+/// Issue 12: a rogue that said hello as `bob` got the coins when the user paid `bob`. A name two
+/// peers claim is refused with both addresses; a pinned name pays the pinned address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_two_peers_claim_is_refused_until_it_is_pinned() {
+    let relay = TestRelay::start().await;
+    let room = relay.url("impostor");
+    let dir = tempfile::tempdir().unwrap();
+    let rogue_dir = tempfile::tempdir().unwrap();
+    let bank = start_node("bank", dir.path()).await;
+    let bob = start_node("bob", dir.path()).await;
+    let rogue = start_node("bob", rogue_dir.path()).await;
+    for node in [&bank, &bob, &rogue] {
+        node.connect(&room).await.unwrap();
+    }
+    bank.mine_blocks(2).await.unwrap();
+    common::wait_all(
+        &[&bank, &bob, &rogue],
+        "everyone has the coins' blocks",
+        |s| common::converged(s) && s.iter().all(|s| s.height == 2),
+    )
+    .await;
+    bank.shutdown().await;
+    let bank_dir = dir.path().join("bank");
+    let (real, fake) = (bob.snapshot().address, rogue.snapshot().address);
+    let send = |to: &'static str| {
+        let room = room.clone();
+        let bank_dir = bank_dir.clone();
+        async move {
+            let args = [
+                "--name", "bank", "--relay", &room, "send", "--to", to, "--amount", "5", "--json",
+            ];
+            run_node(&bank_dir, &args, "").await
+        }
+    };
+    let refused = send("bob").await;
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    for address in [real, fake] {
+        assert!(
+            refused.stderr.contains(&address.to_hex()),
+            "both candidates listed: {}",
+            refused.stderr
+        );
+    }
+
+    let pin = run_node(&bank_dir, &["pin", "Bob", &real.to_hex()], "").await;
+    assert_eq!(pin.code, Some(0), "{}", pin.stderr);
+    let sent = send("bob").await;
+    assert_eq!(sent.code, Some(0), "{}", sent.stderr);
+    assert_eq!(sent.json()["to"], serde_json::json!(real));
+    let pins = run_node(&bank_dir, &["pins", "--json"], "").await;
+    assert_eq!(pins.json()[0]["address"], serde_json::json!(real));
+    bob.shutdown().await;
+    rogue.shutdown().await;
     relay.stop().await;
 }

@@ -25,7 +25,10 @@ async fn stored_chain(data_dir: &Path) -> serde_json::Value {
     let blocks = chain["blocks"].as_array().unwrap();
     assert_eq!(blocks.len() as u64, status["height"].as_u64().unwrap() + 1);
     for pair in blocks.windows(2) {
-        assert_eq!(pair[0]["prev_hash"], pair[1]["hash"], "the chain links");
+        assert_eq!(
+            pair[0]["block"]["header"]["prev_hash"], pair[1]["hash"],
+            "the chain links"
+        );
         assert_eq!(
             pair[0]["height"].as_u64().unwrap(),
             pair[1]["height"].as_u64().unwrap() + 1

@@ -138,7 +138,7 @@ async fn a_node_of_another_network_is_refused_by_name() {
     stranger.connect(&relay.url("mixed")).await.unwrap();
     let snapshots = wait_all(&[&alice, &stranger], "both refuse", |s| {
         s.iter()
-            .all(|s| s.peers.len() == 1 && s.peers[0].state == "refused")
+            .all(|s| s.peers.len() == 1 && s.peers[0].state == shared::view::PeerState::Refused)
     })
     .await;
     for snapshot in snapshots {
@@ -169,7 +169,7 @@ async fn a_silent_peer_does_not_hold_up_sync_forever() {
         s[0].is_synced()
     })
     .await;
-    assert_eq!(synced[0].peers[0].state, "silent");
+    assert_eq!(synced[0].peers[0].state, shared::view::PeerState::Silent);
     alice.shutdown().await;
     relay.stop().await;
 }

@@ -18,6 +18,7 @@ pub mod protocol;
 pub mod state;
 pub mod tx;
 pub mod validation;
+pub mod view;
 pub mod work;
 
 pub use block::{Block, BlockHeader, Coinbase};

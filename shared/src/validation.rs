@@ -362,3 +362,113 @@ fn first_invalid_signature(txs: &[Transaction], chain_id: &Hash) -> Option<usize
         std::iter::once(mine).chain(theirs).flatten().min()
     })
 }
+
+/// The context rules of [`check_block`], in the order it applies them (rules 1–15 of
+/// `docs/protocol.md`), so a view can list each one with its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Rule {
+    Version,
+    PrevHash,
+    Height,
+    Target,
+    ProofOfWork,
+    TimestampAfterMedian,
+    TimestampNotAhead,
+    TransactionCount,
+    BlockSize,
+    TxRoot,
+    CoinbaseHeight,
+    UniqueTransactions,
+    TransactionAmounts,
+    CoinbaseAmount,
+    Signatures,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 15] = [
+        Rule::Version,
+        Rule::PrevHash,
+        Rule::Height,
+        Rule::Target,
+        Rule::ProofOfWork,
+        Rule::TimestampAfterMedian,
+        Rule::TimestampNotAhead,
+        Rule::TransactionCount,
+        Rule::BlockSize,
+        Rule::TxRoot,
+        Rule::CoinbaseHeight,
+        Rule::UniqueTransactions,
+        Rule::TransactionAmounts,
+        Rule::CoinbaseAmount,
+        Rule::Signatures,
+    ];
+}
+
+impl ValidationError {
+    /// The context rule this error breaks; `None` for the ledger rules (16–18).
+    pub fn rule(&self) -> Option<Rule> {
+        use ValidationError as E;
+        Some(match self {
+            E::UnsupportedVersion { .. } => Rule::Version,
+            E::WrongPrevHash { .. } => Rule::PrevHash,
+            E::WrongHeight { .. } => Rule::Height,
+            E::WrongTarget { .. } => Rule::Target,
+            E::InsufficientProofOfWork => Rule::ProofOfWork,
+            E::TimestampTooOld { .. } => Rule::TimestampAfterMedian,
+            E::TimestampTooFarAhead { .. } => Rule::TimestampNotAhead,
+            E::TooManyTransactions { .. } => Rule::TransactionCount,
+            E::BlockTooLarge { .. } => Rule::BlockSize,
+            E::TxRootMismatch => Rule::TxRoot,
+            E::CoinbaseHeightMismatch { .. } => Rule::CoinbaseHeight,
+            E::DuplicateTransaction { .. } => Rule::UniqueTransactions,
+            E::ZeroAmount { .. } | E::AmountOverflow { .. } => Rule::TransactionAmounts,
+            E::WrongCoinbaseAmount { .. } | E::FeeOverflow => Rule::CoinbaseAmount,
+            E::InvalidSignature { .. } => Rule::Signatures,
+            E::BadNonce { .. } | E::InsufficientBalance { .. } | E::BalanceOverflow => return None,
+        })
+    }
+}
+
+/// What [`check_block_rules`] found for one rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleOutcome {
+    Passed,
+    Failed(ValidationError),
+    /// `check_block` stopped at an earlier rule (or, for duplicates, at an amount in the same
+    /// pass over the transactions) before it checked this one in full.
+    NotReached,
+}
+
+/// Every context rule with its result for `block`, for views. It runs [`check_block`] itself,
+/// so it cannot disagree with it: the rules before the one that failed passed, the rest were
+/// not reached.
+pub fn check_block_rules(
+    block: &Block,
+    parent: &ParentContext,
+    params: &NetworkParams,
+    chain_id: &Hash,
+    now_ms: u64,
+) -> Vec<(Rule, RuleOutcome)> {
+    let error = check_block(block.clone(), parent, params, chain_id, now_ms).err();
+    let failed = error.as_ref().and_then(ValidationError::rule);
+    let failed_at = failed.and_then(|rule| Rule::ALL.iter().position(|r| *r == rule));
+    Rule::ALL
+        .iter()
+        .enumerate()
+        .map(|(at, &rule)| {
+            let outcome = match (failed_at, &error) {
+                (Some(stop), Some(error)) if at == stop => RuleOutcome::Failed(error.clone()),
+                (Some(stop), _) if at > stop => RuleOutcome::NotReached,
+                // Duplicates and amounts are checked in one pass over the transactions.
+                (_, _)
+                    if rule == Rule::UniqueTransactions
+                        && failed == Some(Rule::TransactionAmounts) =>
+                {
+                    RuleOutcome::NotReached
+                }
+                _ => RuleOutcome::Passed,
+            };
+            (rule, outcome)
+        })
+        .collect()
+}

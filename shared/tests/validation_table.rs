@@ -22,7 +22,9 @@ use shared::hash::Hash;
 use shared::keys::{Keypair, PublicKey};
 use shared::params::NetworkParams;
 use shared::tx::{Transaction, TX_ENCODED_LEN};
-use shared::validation::{check_block, ParentContext, ValidationError};
+use shared::validation::{
+    check_block, check_block_rules, ParentContext, Rule, RuleOutcome, ValidationError,
+};
 use shared::work::{Target, U256};
 use std::collections::BTreeSet;
 
@@ -588,11 +590,62 @@ const ALL_VARIANTS: [&str; 20] = [
 
 /// What the rule functions say: the context rules, then the ledger rules on a copy of the ledger.
 fn rule_functions(fx: &Fixture, block: &Block, now: u64) -> Result<(), ValidationError> {
-    let checked = check_block(block.clone(), &fx.parent(), &fx.params, &fx.chain_id, now)?;
+    let verdict = check_block(block.clone(), &fx.parent(), &fx.params, &fx.chain_id, now);
+    assert_rule_results_agree(fx, block, now, verdict.as_ref().err());
+    let checked = verdict?;
     let mut ledger = fx.tree.ledger().clone();
     ledger
         .apply_block(checked.block(), fx.params.subsidy(block.header.height))
         .map(|_| ())
+}
+
+/// What a view lists per rule (`check_block_rules`) says exactly what `check_block` says: the
+/// rule it stopped at failed with the same error, every rule before it passed, none after it
+/// was reached; a block it accepts passes every rule.
+fn assert_rule_results_agree(
+    fx: &Fixture,
+    block: &Block,
+    now: u64,
+    error: Option<&ValidationError>,
+) {
+    let results = check_block_rules(block, &fx.parent(), &fx.params, &fx.chain_id, now);
+    let rules: Vec<Rule> = results.iter().map(|(rule, _)| *rule).collect();
+    assert_eq!(rules, Rule::ALL, "every rule, in check_block's order");
+    let failed: Vec<&ValidationError> = results
+        .iter()
+        .filter_map(|(_, outcome)| match outcome {
+            RuleOutcome::Failed(error) => Some(error),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, error.into_iter().collect::<Vec<_>>(), "{results:?}");
+    match error {
+        None => assert!(
+            results
+                .iter()
+                .all(|(_, outcome)| *outcome == RuleOutcome::Passed),
+            "{results:?}"
+        ),
+        Some(error) => {
+            let stop = Rule::ALL
+                .iter()
+                .position(|rule| Some(*rule) == error.rule())
+                .expect("a context error names its rule");
+            for (at, (rule, outcome)) in results.iter().enumerate() {
+                let before_the_same_pass = *rule == Rule::UniqueTransactions
+                    && error.rule() == Some(Rule::TransactionAmounts);
+                if at < stop && !before_the_same_pass {
+                    assert_eq!(*outcome, RuleOutcome::Passed, "{rule:?} before {error:?}");
+                } else if at > stop {
+                    assert_eq!(
+                        *outcome,
+                        RuleOutcome::NotReached,
+                        "{rule:?} after {error:?}"
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn run_invalid(case: &Case) -> Result<(), String> {

@@ -7,6 +7,7 @@
 //! only render. The pure parts (URL config, relations between chains, the tree layout, the
 //! tamper sandbox, the log text) are plain modules tested natively.
 
+pub mod address_book;
 pub mod browser;
 pub mod components;
 pub mod config;

@@ -148,7 +148,7 @@ pub async fn wait_all(
                         s.requests_in_flight,
                         s.peers
                             .iter()
-                            .map(|p| (p.name.clone(), p.state, p.height))
+                            .map(|p| (p.name.clone(), p.state, p.tip.map(|tip| tip.height)))
                             .collect::<Vec<_>>()
                     )
                 })

@@ -882,7 +882,7 @@ impl Driver {
     }
 
     pub fn block_detail(&self, hash: &Hash) -> Option<BlockDetail> {
-        block_detail(&*self.node.try_borrow().ok()?, hash)
+        block_detail(&*self.node.try_borrow().ok()?, hash, now_ms())
     }
 
     pub fn sandbox(&self) -> Option<Sandbox> {

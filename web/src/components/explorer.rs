@@ -1,6 +1,7 @@
 use crate::browser::page::download_text;
 use crate::format::{ago, work};
 use crate::hooks::{use_driver, use_node_state};
+use shared::validation::RuleOutcome;
 use shared::Hash;
 use web_sys::HtmlElement;
 use yew::prelude::*;
@@ -53,7 +54,7 @@ pub fn Explorer() -> Html {
                 <span class="h">{ format!("#{}", row.height) }</span>
                 <code>{ row.hash.short() }</code>
                 <span class="txs">{ format!("{} tx", row.tx_count) }</span>
-                <span class="miner">{ row.miner_name.clone().unwrap_or_else(|| row.miner.short()) }</span>
+                <span class="miner">{ row.miner_name.as_deref().map_or_else(|| row.miner.short(), |name| shared::view::labelled(name, &row.miner)) }</span>
                 <span class="muted when">{ if row.height == 0 { "genesis".to_string() } else { ago(now, row.timestamp_ms) } }</span>
             </button>
         }
@@ -115,7 +116,8 @@ fn block_detail_view(
                 <dt>{ "nonce" }</dt><dd>{ header.nonce }</dd>
                 <dt>{ "total work" }</dt><dd>{ work(detail.total_work_log2) }</dd>
                 <dt>{ "coinbase" }</dt><dd>{ format!("{} coins to {}", block.coinbase.amount,
-                    detail.miner_name.clone().unwrap_or_else(|| block.coinbase.to.to_hex())) }</dd>
+                    detail.miner_name.as_deref().map_or_else(|| block.coinbase.to.to_hex(),
+                        |name| format!("{name} ({})", block.coinbase.to.to_hex()))) }</dd>
             </dl>
             <h4>{ format!("Transactions ({})", block.transactions.len()) }</h4>
             <ul class="plain">
@@ -125,12 +127,19 @@ fn block_detail_view(
                             tx.amount, tx.fee, tx.nonce) }</li>
                 }) }
             </ul>
-            <h4>{ "Rules it passed" }</h4>
+            <h4>{ "Rules (checked by shared::validation)" }</h4>
             <ul class="rules">
-                { for detail.rules.iter().map(|rule| html! {
-                    <li class={if rule.passed { "pass" } else { "fail" }}>
-                        <b>{ if rule.passed { "✓ " } else { "✗ " } }{ rule.rule }</b>{ " — " }{ rule.detail.clone() }
-                    </li>
+                { for detail.rules.iter().map(|rule| {
+                    let (class, mark, why) = match &rule.outcome {
+                        RuleOutcome::Passed => ("pass", "✓ ", String::new()),
+                        RuleOutcome::Failed(error) => ("fail", "✗ ", format!(": {error}")),
+                        RuleOutcome::NotReached => ("pending", "… ", " (not checked yet)".to_string()),
+                    };
+                    html! {
+                        <li class={class} data-testid="block-rule" data-outcome={class}>
+                            <b>{ mark }{ rule.title }</b>{ " — " }{ rule.detail.clone() }{ why }
+                        </li>
+                    }
                 }) }
             </ul>
         </div>

@@ -53,13 +53,13 @@ pub fn PeersPanel() -> Html {
                         let misbehaving = peer.misbehavior > 0 || peer.banned;
                         html! {
                             <tr key={peer.id.to_string()} data-testid="peer-row"
-                                data-peer-name={peer.name.clone()} data-peer-id={peer.id.to_string()}
+                                data-peer-name={peer.name.clone().unwrap_or_default()} data-peer-id={peer.id.to_string()}
                                 data-relation={peer.relation.key()}
                                 class={classes!(peer.relation.key(), muted.then_some("muted-peer"))}>
                                 <td>
-                                    <b>{ peer.name.clone() }</b>
+                                    <b>{ peer.name.clone().unwrap_or_else(|| format!("peer {}", peer.id.short())) }</b>
                                     if let Some(address) = peer.address {
-                                        <code class="muted small">{ format!(" {}", address.short()) }</code>
+                                        <code class="muted small" data-testid="peer-address" title={address.to_hex()}>{ format!(" {}", address.short()) }</code>
                                     }
                                     if misbehaving {
                                         <span class="badge bad" data-testid="peer-misbehaving"
@@ -70,7 +70,7 @@ pub fn PeersPanel() -> Html {
                                         </span>
                                     }
                                     if muted { <span class="badge">{ "muted" }</span> }
-                                    if let Some(reason) = peer.refused.clone() {
+                                    if let Some(reason) = peer.refusal.clone() {
                                         <span class="badge bad" title={reason}>{ "other network" }</span>
                                     }
                                 </td>

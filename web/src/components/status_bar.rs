@@ -23,7 +23,7 @@ pub fn StatusBar() -> Html {
     let connected_peers = snapshot
         .peers
         .iter()
-        .filter(|peer| peer.address.is_some() && peer.refused.is_none())
+        .filter(|peer| peer.address.is_some() && peer.refusal.is_none())
         .count();
     let sync = match snapshot.sync {
         SyncState::Synced => ("synced", "in sync".to_string()),

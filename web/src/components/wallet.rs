@@ -1,8 +1,35 @@
+use crate::address_book::{self, BookError};
 use crate::format::resolve_recipient;
 use crate::hooks::{use_driver, use_node_state};
-use crate::snapshot::{describe_tx_state, ACCOUNTS_SHOWN};
+use crate::snapshot::ACCOUNTS_SHOWN;
+use shared::view::{labelled, parse_address, PinError, RecipientError};
+use thiserror::Error;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
+
+/// Why the send form did not send.
+#[derive(Debug, Clone, PartialEq, Error)]
+enum SendFormError {
+    #[error(transparent)]
+    Recipient(#[from] RecipientError),
+    #[error("the amount must be a whole number")]
+    BadAmount,
+    #[error("the fee must be a whole number")]
+    BadFee,
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Why a name was not pinned.
+#[derive(Debug, Clone, PartialEq, Error)]
+enum PinFormError {
+    #[error("`{0}` is not a 40-digit hex address")]
+    BadAddress(String),
+    #[error(transparent)]
+    Pin(#[from] PinError),
+    #[error("pinned for this page only: {0}")]
+    NotSaved(#[from] BookError),
+}
 
 /// Keeps a text field's state in step with what the person types.
 fn bind(field: &UseStateHandle<String>) -> Callback<InputEvent> {
@@ -23,7 +50,12 @@ pub fn Wallet() -> Html {
     let to = use_state(String::new);
     let amount = use_state(String::new);
     let fee = use_state(|| "1".to_string());
-    let feedback = use_state(|| None::<Result<String, String>>);
+    let feedback = use_state(|| None::<Result<String, SendFormError>>);
+    // The book lives in `address_book`; this state re-renders the list when it changes.
+    let book = use_state(address_book::current);
+    let pin_name = use_state(String::new);
+    let pin_address = use_state(String::new);
+    let pin_feedback = use_state(|| None::<Result<String, PinFormError>>);
     let Some(snapshot) = state.snapshot.clone() else {
         return html! {};
     };
@@ -32,28 +64,66 @@ pub fn Wallet() -> Html {
         let (to, amount, fee) = (to.clone(), amount.clone(), fee.clone());
         let feedback = feedback.clone();
         let snapshot = snapshot.clone();
+        let book = book.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
             let result = (|| {
-                let recipient = resolve_recipient(&to, &snapshot)?;
+                let recipient = resolve_recipient(&to, &snapshot, &book)?;
                 let amount_value: u64 = amount
                     .trim()
                     .parse()
-                    .map_err(|_| "the amount must be a whole number".to_string())?;
+                    .map_err(|_| SendFormError::BadAmount)?;
                 let fee_value: u64 = if fee.trim().is_empty() {
                     0
                 } else {
-                    fee.trim()
-                        .parse()
-                        .map_err(|_| "the fee must be a whole number".to_string())?
+                    fee.trim().parse().map_err(|_| SendFormError::BadFee)?
                 };
-                let id = driver.send_coins(recipient, amount_value, fee_value)?;
-                Ok(format!("sent: transaction {}", id.short()))
+                let id = driver
+                    .send_coins(recipient.address, amount_value, fee_value)
+                    .map_err(SendFormError::Refused)?;
+                let to = recipient.name.map_or_else(
+                    || recipient.address.to_hex(),
+                    |name| labelled(&name, &recipient.address),
+                );
+                Ok(format!("sent to {to}: transaction {}", id.short()))
             })();
             if result.is_ok() {
                 amount.set(String::new());
             }
             feedback.set(Some(result));
+        })
+    };
+
+    let pin = {
+        let (pin_name, pin_address) = (pin_name.clone(), pin_address.clone());
+        let (book, pin_feedback) = (book.clone(), pin_feedback.clone());
+        Callback::from(move |event: SubmitEvent| {
+            event.prevent_default();
+            let result = (|| {
+                let address = parse_address(&pin_address)
+                    .ok_or_else(|| PinFormError::BadAddress(pin_address.trim().to_string()))?;
+                let mut changed = (*address_book::current()).clone();
+                let name = changed.pin(&pin_name, address)?;
+                let saved = address_book::replace(changed);
+                book.set(address_book::current());
+                saved?;
+                Ok(format!("pinned {}", labelled(&name, &address)))
+            })();
+            if result.is_ok() {
+                pin_name.set(String::new());
+                pin_address.set(String::new());
+            }
+            pin_feedback.set(Some(result));
+        })
+    };
+    let unpin = |name: String| {
+        let (book, pin_feedback) = (book.clone(), pin_feedback.clone());
+        Callback::from(move |_: MouseEvent| {
+            let mut changed = (*address_book::current()).clone();
+            changed.unpin(&name);
+            let saved = address_book::replace(changed);
+            book.set(address_book::current());
+            pin_feedback.set(saved.err().map(|error| Err(PinFormError::NotSaved(error))));
         })
     };
 
@@ -65,14 +135,16 @@ pub fn Wallet() -> Html {
                 <span class="muted">{ " coins" }</span>
             </p>
             <form class="send" onsubmit={send}>
-                <label for="send-to">{ "To (a peer's name or an address)" }</label>
+                <label for="send-to">{ "To (an address, a pinned name or a peer's name)" }</label>
                 <input id="send-to" value={(*to).clone()} oninput={bind(&to)} data-testid="send-to" list="peer-addresses"
-                    placeholder="peer name or 40-digit address" autocomplete="off" />
+                    placeholder="name or 40-digit address" autocomplete="off" />
                 <datalist id="peer-addresses">
                     { for snapshot.peers.iter().filter_map(|peer| {
                         let address = peer.address?;
+                        // The suggestion carries the address, so picking it pays that address.
+                        let name = peer.name.clone()?;
                         Some(html! { <option key={peer.id.to_string()}
-                            value={peer.name.clone()}>{ address.to_hex() }</option> })
+                            value={format!("{name} ({})", address.to_hex())}>{ name }</option> })
                     }) }
                 </datalist>
                 <div class="row">
@@ -91,7 +163,7 @@ pub fn Wallet() -> Html {
             </form>
             { match (*feedback).clone() {
                 Some(Ok(text)) => html! { <p class="ok" data-testid="send-result" data-ok="true">{ text }</p> },
-                Some(Err(text)) => html! { <p class="error" data-testid="send-result" data-ok="false">{ text }</p> },
+                Some(Err(error)) => html! { <p class="error" data-testid="send-result" data-ok="false">{ error.to_string() }</p> },
                 None => html! {},
             } }
             <h3>{ "Our transactions" }</h3>
@@ -100,16 +172,39 @@ pub fn Wallet() -> Html {
                     <li class="muted">{ "none yet" }</li>
                 }
                 { for snapshot.own_txs.iter().map(|tx| {
-                    let (key, text) = describe_tx_state(&tx.state);
-                    let to = tx.to_name.clone().unwrap_or_else(|| tx.to.short());
+                    let (key, text) = tx.describe();
+                    let to = tx.to_name.as_deref().map_or_else(|| tx.to.short(), |name| labelled(name, &tx.to));
                     html! {
                         <li key={tx.id.to_hex()} data-testid="tx-item" data-txid={tx.id.to_hex()}
-                            data-state={key} class={key}>
+                            data-state={key} class={key} data-confirmations={tx.confirmations.to_string()}>
                             <span>{ format!("{} → {to}", tx.amount) }
                                 <span class="muted">{ format!(" fee {}", tx.fee) }</span></span>
                             <span class="state">{ text }</span>
                         </li>
                     }
+                }) }
+            </ul>
+            <h3 id="pins-title">{ "Address book" }</h3>
+            <p class="hint">{ "Names are what peers call themselves; anyone can take any name. Pin a name to an address you trust, and paying that name pays that address." }</p>
+            <form class="pin" onsubmit={pin} aria-labelledby="pins-title">
+                <input value={(*pin_name).clone()} oninput={bind(&pin_name)} data-testid="pin-name"
+                    placeholder="name" autocomplete="off" aria-label="name to pin" />
+                <input value={(*pin_address).clone()} oninput={bind(&pin_address)} data-testid="pin-address"
+                    placeholder="40-digit address" autocomplete="off" aria-label="address to pin it to" />
+                <button type="submit" data-testid="pin-button">{ "Pin" }</button>
+            </form>
+            { match (*pin_feedback).clone() {
+                Some(Ok(text)) => html! { <p class="ok" data-testid="pin-result" data-ok="true">{ text }</p> },
+                Some(Err(error)) => html! { <p class="error" data-testid="pin-result" data-ok="false">{ error.to_string() }</p> },
+                None => html! {},
+            } }
+            <ul class="plain" data-testid="pin-list">
+                { for book.pins().iter().map(|pin| html! {
+                    <li key={pin.name.clone()} data-testid="pin-item" data-name={pin.name.clone()}
+                        data-address={pin.address.to_hex()}>
+                        <b>{ pin.name.clone() }</b>{ " " }<code class="small">{ pin.address.to_hex() }</code>{ " " }
+                        <button class="link" data-testid="pin-remove" onclick={unpin(pin.name.clone())}>{ "remove" }</button>
+                    </li>
                 }) }
             </ul>
             <h3 id="balances-title">{ "Balances on our chain" }</h3>
