@@ -212,25 +212,39 @@ fn time_to_catch_up(sim: &mut Sim, peer: usize, server: usize, limit_ms: u64) ->
     None
 }
 
+/// A server's room with `lies` in it; a newcomer joins. Returns the sim, the server, the
+/// newcomer, the liars and the newcomer's catch-up time, after asserting it is in the bound.
+fn newcomer_among_liars(seed: u64, lies: &[Lie]) -> (Sim, usize, usize, Vec<usize>, u64) {
+    let (mut sim, server) = server_with_chain(seed);
+    let liars: Vec<usize> = lies
+        .iter()
+        .map(|lie| {
+            let (liar, _) = Liar::new(*lie);
+            let liar = sim.add_adversary(Box::new(liar));
+            sim.join(liar);
+            liar
+        })
+        .collect();
+    sim.run_for(500);
+    let newcomer = sim.add_node("newcomer", false);
+    sim.join(newcomer);
+    let took = time_to_catch_up(&mut sim, newcomer, server, CATCH_UP_BOUND_MS);
+    let Some(took) = took else {
+        panic!(
+            "{lies:?}: the newcomer did not catch up within {CATCH_UP_BOUND_MS} ms (at {} of {CHAIN})",
+            sim.peers[newcomer].node().tree().tip_height()
+        );
+    };
+    (sim, server, newcomer, liars, took)
+}
+
 #[test]
 fn a_newcomer_catches_up_with_any_one_liar_in_the_room() {
     for (index, lie) in LIES.into_iter().enumerate() {
-        let (mut sim, server) = server_with_chain(100 + index as u64);
-        let (liar, _) = Liar::new(lie);
-        let liar = sim.add_adversary(Box::new(liar));
-        sim.join(liar);
-        sim.run_for(500);
-        let newcomer = sim.add_node("newcomer", false);
-        sim.join(newcomer);
-        let took = time_to_catch_up(&mut sim, newcomer, server, CATCH_UP_BOUND_MS);
-        assert!(
-            took.is_some(),
-            "{lie:?}: the newcomer did not catch up within {CATCH_UP_BOUND_MS} ms (at {} of {CHAIN})",
-            sim.peers[newcomer].node().tree().tip_height()
-        );
-        eprintln!("{lie:?}: caught up in {} ms", took.unwrap());
+        let (mut sim, _, newcomer, liars, took) = newcomer_among_liars(100 + index as u64, &[lie]);
+        eprintln!("{lie:?}: caught up in {took} ms");
         sim.run_for(REQUEST_TIMEOUT_MS);
-        let liar_id = sim.peers[liar].id.clone();
+        let liar_id = sim.peers[liars[0]].id.clone();
         let info = sim.peers[newcomer].node().peer(&liar_id).expect("seen");
         assert!(
             info.misbehavior > 0 || info.banned,
@@ -241,26 +255,10 @@ fn a_newcomer_catches_up_with_any_one_liar_in_the_room() {
 
 #[test]
 fn a_newcomer_catches_up_with_up_to_six_liars_of_every_kind_in_the_room() {
-    for liars in [0, 1, 3, 6] {
-        let (mut sim, server) = server_with_chain(7);
-        for lie in LIES.iter().cycle().skip(1).take(liars) {
-            let (liar, _) = Liar::new(*lie);
-            let liar = sim.add_adversary(Box::new(liar));
-            sim.join(liar);
-        }
-        sim.run_for(500);
-        let newcomer = sim.add_node("newcomer", false);
-        sim.join(newcomer);
-        let took = time_to_catch_up(&mut sim, newcomer, server, CATCH_UP_BOUND_MS);
-        assert!(
-            took.is_some(),
-            "{liars} liars held the newcomer up (at {} of {CHAIN})",
-            sim.peers[newcomer].node().tree().tip_height()
-        );
-        eprintln!(
-            "{liars} liars: caught up with {CHAIN} blocks in {} ms",
-            took.unwrap()
-        );
+    for count in [0, 1, 3, 6] {
+        let lies: Vec<Lie> = LIES.iter().cycle().skip(1).take(count).copied().collect();
+        let (.., took) = newcomer_among_liars(7, &lies);
+        eprintln!("{count} liars: caught up with {CHAIN} blocks in {took} ms");
     }
 }
 

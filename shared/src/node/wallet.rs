@@ -65,7 +65,7 @@ impl Wallet {
         }
         self.own.push_back(own);
     }
-    fn pending_ids(&self) -> impl Iterator<Item = &OwnTx> {
+    fn pending(&self) -> impl Iterator<Item = &OwnTx> {
         self.own
             .iter()
             .filter(|own| own.state == OwnTxState::Pending)
@@ -135,7 +135,7 @@ impl Node {
         let account = self.tree.ledger().account(&self.address());
         let pending = self
             .wallet
-            .pending_ids()
+            .pending()
             .filter(|own| self.mempool.contains(&own.id))
             .map(|own| own.tx.nonce + 1)
             .max()
@@ -172,7 +172,7 @@ impl Node {
     }
 
     pub(crate) fn schedule_announce(&mut self, now_ms: u64) {
-        if self.wallet.next_announce_ms.is_none() && self.wallet.pending_ids().next().is_some() {
+        if self.wallet.next_announce_ms.is_none() && self.wallet.pending().next().is_some() {
             self.wallet.next_announce_ms = Some(now_ms + OWN_TX_REANNOUNCE_MS);
         }
     }
@@ -186,13 +186,7 @@ impl Node {
             return;
         }
         self.wallet.next_announce_ms = None;
-        let txs: Vec<Transaction> = self
-            .wallet
-            .pending_ids()
-            .filter(|own| self.mempool.contains(&own.id))
-            .map(|own| own.tx.clone())
-            .take(MAX_TXS_PER_MESSAGE)
-            .collect();
+        let txs = self.own_pending_in_pool();
         if !txs.is_empty() {
             self.broadcast(&NodeMessage::Mempool { txs });
         }
@@ -201,16 +195,20 @@ impl Node {
 
     /// Our pending transactions, for one peer that just came (back): a hello, an unmute.
     pub(crate) fn send_own_pending(&mut self, to: &crate::protocol::PeerId) {
-        let txs: Vec<Transaction> = self
-            .wallet
-            .pending_ids()
-            .filter(|own| self.mempool.contains(&own.id))
-            .map(|own| own.tx.clone())
-            .take(MAX_TXS_PER_MESSAGE)
-            .collect();
+        let txs = self.own_pending_in_pool();
         if !txs.is_empty() {
             self.send(to, &NodeMessage::Mempool { txs });
         }
+    }
+
+    /// Our pending transactions still in the pool, at most one message's worth.
+    fn own_pending_in_pool(&self) -> Vec<Transaction> {
+        self.wallet
+            .pending()
+            .filter(|own| self.mempool.contains(&own.id))
+            .map(|own| own.tx.clone())
+            .take(MAX_TXS_PER_MESSAGE)
+            .collect()
     }
 
     /// Follows the fate of our transactions through a tip change.
