@@ -39,14 +39,16 @@ pub enum DisconnectReason {
     RateFlood,
     /// The peer's outgoing queue overflowed.
     SlowConsumer,
-    /// Nothing arrived from the peer for the idle timeout.
+    /// Neither a pong nor a message came from the peer for the idle timeout.
     IdleTimeout,
+    /// A message took longer than the message timeout to arrive.
+    MessageTimeout,
     /// The relay is shutting down (close code 1001).
     Shutdown,
 }
 
 impl DisconnectReason {
-    pub const ALL: [DisconnectReason; 10] = [
+    pub const ALL: [DisconnectReason; 11] = [
         DisconnectReason::ClientClosed,
         DisconnectReason::ConnectionLost,
         DisconnectReason::ProtocolError,
@@ -56,6 +58,7 @@ impl DisconnectReason {
         DisconnectReason::RateFlood,
         DisconnectReason::SlowConsumer,
         DisconnectReason::IdleTimeout,
+        DisconnectReason::MessageTimeout,
         DisconnectReason::Shutdown,
     ];
 
@@ -70,37 +73,52 @@ impl DisconnectReason {
             DisconnectReason::RateFlood => "rate_flood",
             DisconnectReason::SlowConsumer => "slow_consumer",
             DisconnectReason::IdleTimeout => "idle_timeout",
+            DisconnectReason::MessageTimeout => "message_timeout",
             DisconnectReason::Shutdown => "shutdown",
         }
     }
 }
 
-/// Why a WebSocket request was turned away before its peer joined a room.
+/// Why a socket or a WebSocket request was turned away before its peer joined a room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejection {
+    /// Every one of `--max-connections` is taken.
     ServerFull,
+    /// The client's address holds `--max-connections-per-address` sockets.
+    AddressFull,
     RoomFull,
+    /// The room's or the client's join bucket is empty.
+    JoinRateLimited,
     InvalidRoom,
     OriginNotAllowed,
+    /// A plain HTTP request on the WebSocket path.
     NotWebSocket,
+    /// An upgrade request that breaks RFC 6455 (not GET, bad key or version).
+    BadHandshake,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 5] = [
+    pub const ALL: [Rejection; 8] = [
         Rejection::ServerFull,
+        Rejection::AddressFull,
         Rejection::RoomFull,
+        Rejection::JoinRateLimited,
         Rejection::InvalidRoom,
         Rejection::OriginNotAllowed,
         Rejection::NotWebSocket,
+        Rejection::BadHandshake,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Rejection::ServerFull => "server_full",
+            Rejection::AddressFull => "address_full",
             Rejection::RoomFull => "room_full",
+            Rejection::JoinRateLimited => "join_rate_limited",
             Rejection::InvalidRoom => "invalid_room",
             Rejection::OriginNotAllowed => "origin_not_allowed",
             Rejection::NotWebSocket => "not_websocket",
+            Rejection::BadHandshake => "bad_handshake",
         }
     }
 }
@@ -232,7 +250,7 @@ impl Metrics {
         family(
             "relay_rejected_total",
             "counter",
-            "WebSocket requests turned away before joining a room, by reason.",
+            "Sockets and WebSocket requests turned away before joining a room, by reason.",
             &rejections,
         );
         out
