@@ -52,9 +52,10 @@ pub const DEFAULT_PEER_QUEUE_MESSAGES: usize = 1_024;
 /// takes, so one sender within its limits can never outrun such a reader; an honest node sends
 /// far less (a whole 10,000-block sync is about 7 MB).
 pub const DEFAULT_BYTE_RATE_PER_SECOND: u64 = 4 * 1024 * 1024;
-/// Bytes a peer may send at once: eight maximum-size messages, so a node answering a sync can send
-/// its replies without waiting, and a whole 8,000-block sync (about 6 MB) passes in one burst.
-pub const DEFAULT_BYTE_BURST: u64 = 8 * DEFAULT_MAX_FRAME_BYTES as u64;
+/// Bytes a peer may send at once: eight maximum-size messages with their framing, so a node
+/// answering a sync can send its replies without waiting, and a whole 8,000-block sync (about
+/// 6 MB) passes in one burst.
+pub const DEFAULT_BYTE_BURST: u64 = 8 * (DEFAULT_MAX_FRAME_BYTES + ENVELOPE_OVERHEAD_BYTES) as u64;
 /// Bytes waiting for one peer: one sender's whole byte burst, plus two maximum-size messages with
 /// their envelope, so a reader that drains at least as fast as the byte rate is never cut off by a
 /// sender within its limits (the burst arrives at once; the two extra messages are the one being
