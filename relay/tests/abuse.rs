@@ -387,47 +387,53 @@ async fn bytes_past_the_byte_burst_are_dropped_with_rate_limited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_receives_whole_frames_then_slow_consumer_and_close_1008() {
+    // The shape of the issue: maximum-size messages, a queue of two of them, a reader at about
+    // 20 MB/s, and a sender allowed to outrun it.
     let relay = TestRelay::start(Config {
-        max_frame_bytes: 64 * 1024,
-        peer_queue_bytes: 256 * 1024,
+        peer_queue_bytes: 2 * shared::protocol::MAX_FRAME_BYTES + 2048,
+        byte_rate_per_second: u64::MAX / 4,
+        byte_burst: u64::MAX / 4,
         ..config()
     })
     .await;
-    let slow = small_window_client(&relay, "/ws/goodbye", 4096).await;
+    let slow = small_window_client(&relay, "/ws/goodbye", 64 * 1024).await;
     let mut slow = Client::welcomed(slow).await;
     let mut sender = relay.join("goodbye").await;
-    // Messages larger than the old writer's fragments, until the relay gives up on the reader.
-    let payload = format!("\"{}\"", "g".repeat(60 * 1024));
-    let flood = async {
+    slow.recv().await; // the sender's join
+    let reading = tokio::spawn(async move {
+        let mut last_error = None;
         loop {
-            sender.broadcast(&payload).await;
-        }
-    };
-    tokio::select! {
-        () = flood => {}
-        () = relay.wait_for_metric("relay_disconnects_total{reason=\"slow_consumer\"}", 1) => {}
-    }
-    // Reading at last, the slow reader finds whole frames, then the documented goodbye.
-    let mut last_error = None;
-    let close = timeout(WAIT, async {
-        loop {
-            match slow.ws.next().await {
+            let next = timeout(WAIT, slow.ws.next())
+                .await
+                .expect("nothing in time");
+            match next {
                 Some(Ok(Message::Text(text))) => {
                     match RelayFrame::from_json(&text).expect("a well-formed relay frame") {
                         RelayFrame::Error { code, .. } => last_error = Some(code),
                         _ => assert!(last_error.is_none(), "a frame after the error"),
                     }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(Message::Close(frame))) => return (last_error, frame),
                 Some(Ok(_)) => {}
                 Some(Err(error)) => panic!("the dropped peer saw a broken stream: {error}"),
                 None => panic!("the stream ended without a close frame"),
             }
         }
-    })
-    .await
-    .expect("no close frame in time")
-    .expect("a close frame with a code");
+    });
+    let head = r#"{"type":"broadcast","payload":""#;
+    let frame = format!(
+        "{head}{}\"}}",
+        "g".repeat(shared::protocol::MAX_FRAME_BYTES - head.len() - 2)
+    );
+    for _ in 0..20 {
+        sender.send_text(frame.clone()).await;
+    }
+    let (last_error, close) = timeout(WAIT, reading)
+        .await
+        .expect("no close frame in time")
+        .unwrap();
+    let close = close.expect("a close frame with a code");
     assert_eq!(last_error, Some(RelayErrorCode::SlowConsumer));
     assert_eq!(close.code, CloseCode::Policy);
     assert_eq!(close.reason.as_str(), "slow_consumer");
