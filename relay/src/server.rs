@@ -27,6 +27,10 @@ use tracing::{debug, warn};
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time plain HTTP requests in flight get to finish at shutdown or at their deadline.
 const HTTP_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// hyper's read buffer per HTTP connection, at most (its default is about 400 KiB): a browser's
+/// request headers are 1-2 KiB and the relay reads no request bodies, so 16 KiB bounds what a
+/// client sending huge headers can make a socket hold.
+const HTTP_READ_BUFFER_BYTES: usize = 16 * 1024;
 /// A socket over a cap is served only to be told so: a request and a short answer.
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(2);
 /// Pause after an accept error that is not about one connection (for example, out of file
@@ -118,6 +122,7 @@ pub(crate) async fn serve(listener: TcpListener, relay: Arc<Relay>) {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(HTTP_READ_BUFFER_BYTES)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             tokio::pin!(connection);
