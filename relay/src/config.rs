@@ -94,6 +94,15 @@ pub const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// 360 KB gzipped, which takes seconds on any link that can run a node; a client that asks for a
 /// file and never reads it gives its socket back after this.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes of messages being received, all connections together (see `budget`). 256 MiB lets 256
+/// maximum-size messages arrive at once, far more than honest traffic has in flight; past it,
+/// readers wait for messages to complete or time out, so 10,000 connections each half-way through
+/// a 1 MiB message cost 256 MiB, not 10 GiB.
+pub const DEFAULT_MESSAGE_MEMORY_BYTES: usize = 256 * 1024 * 1024;
+/// Bytes of forwarded frames waiting in queues, all connections together (a frame shared by many
+/// receivers counts once). 512 MiB holds the whole byte burst of 60 senders at once; past it,
+/// senders are refused (`rate_limited`) until readers drain.
+pub const DEFAULT_QUEUE_MEMORY_BYTES: usize = 512 * 1024 * 1024;
 /// Proxies whose `X-Forwarded-For` names the client: loopback, where the recommended Caddy or
 /// nginx runs. Their own address is then not limited per address, the forwarded one is.
 pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.1,::1";
@@ -175,6 +184,14 @@ pub struct Config {
     #[arg(long, env = "BYTE_BURST", default_value_t = DEFAULT_BYTE_BURST)]
     pub byte_burst: u64,
 
+    /// Bytes of messages being received, all connections together.
+    #[arg(long, env = "MESSAGE_MEMORY_BYTES", default_value_t = DEFAULT_MESSAGE_MEMORY_BYTES)]
+    pub message_memory_bytes: usize,
+
+    /// Bytes of forwarded frames waiting in queues, all connections together.
+    #[arg(long, env = "QUEUE_MEMORY_BYTES", default_value_t = DEFAULT_QUEUE_MEMORY_BYTES)]
+    pub queue_memory_bytes: usize,
+
     /// Frames per second a peer may send on average (token bucket refill rate).
     #[arg(long, env = "RATE_PER_SECOND", default_value_t = DEFAULT_RATE_PER_SECOND)]
     pub rate_per_second: u32,
@@ -228,6 +245,8 @@ impl Default for Config {
                 .collect(),
             byte_rate_per_second: DEFAULT_BYTE_RATE_PER_SECOND,
             byte_burst: DEFAULT_BYTE_BURST,
+            message_memory_bytes: DEFAULT_MESSAGE_MEMORY_BYTES,
+            queue_memory_bytes: DEFAULT_QUEUE_MEMORY_BYTES,
             peer_queue_messages: DEFAULT_PEER_QUEUE_MESSAGES,
             peer_queue_bytes: DEFAULT_PEER_QUEUE_BYTES,
             rate_per_second: DEFAULT_RATE_PER_SECOND,
@@ -264,6 +283,11 @@ pub enum ConfigError {
          or the largest allowed message could never be sent"
     )]
     ByteBurstSmallerThanFrame { burst: u64, frame: usize },
+    #[error(
+        "--message-memory-bytes and --queue-memory-bytes must each be at least --max-frame-bytes \
+         + {ENVELOPE_OVERHEAD_BYTES}, or the largest allowed message could never pass"
+    )]
+    BudgetSmallerThanFrame,
 }
 
 impl Config {
@@ -308,6 +332,10 @@ impl Config {
         ];
         if let Some((name, _)) = durations.iter().find(|(_, value)| value.is_zero()) {
             return Err(ConfigError::Zero(name));
+        }
+        let smallest_budget = self.message_memory_bytes.min(self.queue_memory_bytes);
+        if smallest_budget < self.max_frame_bytes + ENVELOPE_OVERHEAD_BYTES {
+            return Err(ConfigError::BudgetSmallerThanFrame);
         }
         if self.byte_burst < self.max_frame_bytes as u64 {
             return Err(ConfigError::ByteBurstSmallerThanFrame {

@@ -40,8 +40,16 @@ impl PeerSocket {
         stream: tokio::net::TcpStream,
         already_read: &[u8],
         max_message_bytes: usize,
+        message_timeout: Duration,
+        budget: Arc<tokio::sync::Semaphore>,
     ) -> PeerSocket {
-        let (reader, writer) = ws::split(stream, already_read, max_message_bytes);
+        let (reader, writer) = ws::split(
+            stream,
+            already_read,
+            max_message_bytes,
+            message_timeout,
+            budget,
+        );
         PeerSocket { reader, writer }
     }
 }
@@ -219,6 +227,20 @@ fn error_frame(code: RelayErrorCode, message: &str) -> Utf8Bytes {
     )
 }
 
+/// Queues an error frame for the peer, counted in the queued-bytes budget like forwarded frames
+/// (a peer that provokes errors and never reads them must not be a way around it); dropped when
+/// the budget is spent.
+fn queue_error(relay: &Relay, outbox: &Outbox, code: RelayErrorCode, message: &str) {
+    let frame = RelayFrame::Error {
+        code,
+        message: ws::truncate_utf8(message, MAX_ERROR_MESSAGE_BYTES).to_owned(),
+    }
+    .to_json();
+    if let Some(frame) = relay.budgets.queued_frame(frame) {
+        outbox.push(frame);
+    }
+}
+
 /// Reads and handles the peer's frames until a rule ends the connection. A close frame from the
 /// peer is kept in `peer_close` (its code, if any) so the goodbye can echo it.
 async fn read_frames(
@@ -246,15 +268,8 @@ async fn read_frames(
     // The last time the peer proved it is there and reads: a pong to the relay's ping.
     let mut heard = Instant::now();
     loop {
-        let idle_deadline = heard + config.idle_timeout;
-        let message_deadline = reader
-            .assembling_since()
-            .map(|since| since + config.message_timeout);
-        let deadline = message_deadline.map_or(idle_deadline, |due| due.min(idle_deadline));
-        let incoming = match timeout_at(deadline, reader.next()).await {
-            Err(_) if message_deadline.is_some_and(|due| due <= idle_deadline) => {
-                return DisconnectReason::MessageTimeout
-            }
+        // The reader bounds each message by the message timeout itself.
+        let incoming = match timeout_at(heard + config.idle_timeout, reader.next()).await {
             Err(_) => return DisconnectReason::IdleTimeout,
             Ok(Err(error)) => return read_error_reason(&error),
             Ok(Ok(incoming)) => incoming,
@@ -282,10 +297,12 @@ async fn read_frames(
             Verdict::DropAndWarn => {
                 metrics.dropped_rate_limited.inc();
                 debug!("rate limited");
-                outbox.push(error_frame(
+                queue_error(
+                    relay,
+                    outbox,
                     RelayErrorCode::RateLimited,
                     "too many frames or bytes; this one was dropped",
-                ));
+                );
                 continue;
             }
             Verdict::Drop => {
@@ -314,12 +331,23 @@ async fn read_frames(
         };
         match verdict {
             Ok(()) => {}
+            Err(Refusal::Busy) => {
+                metrics.dropped_relay_busy.inc();
+                queue_error(
+                    relay,
+                    outbox,
+                    RelayErrorCode::RateLimited,
+                    "the relay holds as much queued data as it allows; this frame was dropped",
+                );
+            }
             Err(Refusal::UnknownPeer) => {
                 metrics.dropped_unknown_peer.inc();
-                outbox.push(error_frame(
+                queue_error(
+                    relay,
+                    outbox,
                     RelayErrorCode::UnknownPeer,
                     "no peer with that id is in this room",
-                ));
+                );
             }
             Err(Refusal::Malformed(why)) => {
                 metrics.dropped_malformed.inc();
@@ -332,7 +360,7 @@ async fn read_frames(
                 if malformed >= config.max_malformed_frames {
                     return DisconnectReason::TooManyErrors;
                 }
-                outbox.push(error_frame(RelayErrorCode::MalformedEnvelope, &why));
+                queue_error(relay, outbox, RelayErrorCode::MalformedEnvelope, &why);
             }
         }
     }
@@ -341,6 +369,8 @@ async fn read_frames(
 enum Refusal {
     Malformed(String),
     UnknownPeer,
+    /// The queued-bytes budget is spent (see `budget`).
+    Busy,
 }
 
 /// Parses the envelope of one text frame and hands the payload, unparsed, to the hub.
@@ -349,15 +379,15 @@ fn forward(relay: &Relay, room: &RoomName, peer: &PeerId, text: &str) -> Result<
         serde_json::from_str(text).map_err(|error| Refusal::Malformed(error.to_string()))?;
     match (frame.kind, frame.to) {
         (ClientFrameKind::Broadcast, None) => {
-            let message = RelayFrame::message_json(peer, &frame.payload);
-            relay.hub.broadcast(room, peer, Utf8Bytes::from(message));
+            let message = counted(relay, RelayFrame::message_json(peer, &frame.payload))?;
+            relay.hub.broadcast(room, peer, message);
             Ok(())
         }
         (ClientFrameKind::Send, Some(to)) => {
-            let message = RelayFrame::message_json(peer, &frame.payload);
+            let message = counted(relay, RelayFrame::message_json(peer, &frame.payload))?;
             relay
                 .hub
-                .send_to(room, peer, &to, Utf8Bytes::from(message))
+                .send_to(room, peer, &to, message)
                 .map_err(|_| Refusal::UnknownPeer)
         }
         (ClientFrameKind::Broadcast, Some(_)) => Err(Refusal::Malformed(
@@ -369,9 +399,15 @@ fn forward(relay: &Relay, room: &RoomName, peer: &PeerId, text: &str) -> Result<
     }
 }
 
+/// A forwarded frame, counted in the relay's queued-bytes budget while any receiver holds it.
+fn counted(relay: &Relay, message: String) -> Result<Utf8Bytes, Refusal> {
+    relay.budgets.queued_frame(message).ok_or(Refusal::Busy)
+}
+
 fn read_error_reason(error: &ReadError) -> DisconnectReason {
     match error {
         ReadError::TooLarge { .. } => DisconnectReason::FrameTooLarge,
+        ReadError::MessageTimeout => DisconnectReason::MessageTimeout,
         ReadError::Eof | ReadError::Io(_) => DisconnectReason::ConnectionLost,
         ReadError::Protocol(why) => {
             debug!(error = why, "protocol error");
@@ -456,6 +492,8 @@ async fn close(
         mut reader,
         mut writer,
     } = socket;
+    // A half-received message is of no use any more; its memory goes back before the goodbye.
+    reader.abandon_message();
     let goodbye: Option<(Option<RelayErrorCode>, CloseCode)> = match reason {
         DisconnectReason::ClientClosed
         | DisconnectReason::ConnectionLost

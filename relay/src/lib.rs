@@ -9,6 +9,7 @@
 //! - [`config`]: every limit, with the reason for its default.
 //! - `server`: the accept loop (TCP to HTTP/1.1), with the socket caps and HTTP deadlines.
 //! - `admission`: the socket cap, the per-address cap and the join limits.
+//! - `budget`: memory budgets over all connections (messages being received, queued frames).
 //! - `routes`: HTTP paths; checks and answers the WebSocket handshake.
 //! - `connection`: one peer from upgrade to close: reading, rules, writing, goodbye.
 //! - `ws`: the WebSocket framing of a peer, with fixed-size buffers.
@@ -21,6 +22,7 @@
 //! and map is bounded by a [`Config`] field or a named constant.
 
 mod admission;
+mod budget;
 pub mod config;
 mod connection;
 pub mod hub;
@@ -56,6 +58,8 @@ pub(crate) struct Relay {
     pub(crate) metrics: Arc<Metrics>,
     /// The socket caps and join limits.
     pub(crate) admission: Arc<admission::Admission>,
+    /// The relay-wide memory budgets.
+    pub(crate) budgets: budget::MemoryBudgets,
     /// Cancelled when the relay shuts down; every connection watches it.
     pub(crate) shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for their goodbyes.
@@ -74,6 +78,7 @@ pub async fn run(
     let hub = Arc::new(LocalHub::new(config.max_peers_per_room, metrics.clone()));
     let relay = Arc::new(Relay {
         admission: Arc::new(admission::Admission::new(&config)),
+        budgets: budget::MemoryBudgets::new(config.message_memory_bytes, config.queue_memory_bytes),
         config,
         hub,
         metrics,

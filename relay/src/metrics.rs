@@ -123,6 +123,13 @@ impl Rejection {
     }
 }
 
+/// The memory budgets in use, for rendering.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryGauges {
+    pub receiving_bytes: usize,
+    pub queued_bytes: usize,
+}
+
 #[derive(Default, Debug)]
 pub struct Metrics {
     pub connections_open: AtomicI64,
@@ -138,6 +145,8 @@ pub struct Metrics {
     pub slow_consumer_overflows: Counter,
     /// Deliveries to a peer already on its way out.
     pub dropped_to_closing_peer: Counter,
+    /// Frames refused because the queued-bytes budget was spent.
+    pub dropped_relay_busy: Counter,
     disconnects: [Counter; DisconnectReason::ALL.len()],
     rejections: [Counter; Rejection::ALL.len()],
 }
@@ -153,8 +162,9 @@ impl Metrics {
         self.rejections[reason as usize].inc();
     }
 
-    /// The Prometheus text exposition of every counter; `rooms` comes from the hub.
-    pub fn render(&self, rooms: usize) -> String {
+    /// The Prometheus text exposition of every counter; `rooms` comes from the hub, `memory`
+    /// from the budgets.
+    pub fn render(&self, rooms: usize, memory: MemoryGauges) -> String {
         let mut out = String::with_capacity(4096);
         let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -174,6 +184,18 @@ impl Metrics {
             "gauge",
             "Rooms with at least one peer.",
             &[("", rooms as u64)],
+        );
+        family(
+            "relay_receiving_bytes",
+            "gauge",
+            "Bytes held by messages being received, all connections (the incoming budget in use).",
+            &[("", memory.receiving_bytes as u64)],
+        );
+        family(
+            "relay_queued_bytes",
+            "gauge",
+            "Bytes of forwarded frames waiting in queues, each frame counted once.",
+            &[("", memory.queued_bytes as u64)],
         );
         family(
             "relay_connections_total",
@@ -221,6 +243,7 @@ impl Metrics {
                     "{reason=\"peer_closing\"}",
                     self.dropped_to_closing_peer.get(),
                 ),
+                ("{reason=\"relay_busy\"}", self.dropped_relay_busy.get()),
             ],
         );
         let disconnect_labels: Vec<String> = DisconnectReason::ALL

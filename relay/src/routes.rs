@@ -46,7 +46,10 @@ pub(crate) fn routes(
         .and(warp::path::end())
         .and(warp::get())
         .map(move || {
-            let body = metrics_relay.metrics.render(metrics_relay.hub.room_count());
+            let body = metrics_relay.metrics.render(
+                metrics_relay.hub.room_count(),
+                metrics_relay.budgets.gauges(),
+            );
             warp::reply::with_header(
                 body,
                 header::CONTENT_TYPE,
@@ -290,6 +293,8 @@ fn upgrade(
             parts.io.into_inner(),
             &parts.read_buf,
             task_relay.config.max_frame_bytes,
+            task_relay.config.message_timeout,
+            task_relay.budgets.incoming.clone(),
         );
         match held {
             Held::Slot(slot) => connection::serve(task_relay, socket, room, remote, slot).await,

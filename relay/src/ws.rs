@@ -23,11 +23,15 @@
 //! remembers when it was cancelled inside a frame ([`FrameWriter::is_mid_frame`]) so nothing is
 //! written after half a frame.
 
+use crate::budget::IncomingHold;
+use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::sync::Semaphore;
+use tokio::time::{timeout_at, Instant};
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 /// The reader's buffer: frame headers and small messages pass through it. 4 KiB holds any gossip
@@ -84,6 +88,8 @@ pub(crate) enum ReadError {
     TooLarge { size: u64, limit: usize },
     #[error("protocol violation: {0}")]
     Protocol(&'static str),
+    #[error("a message took longer than the message timeout to arrive")]
+    MessageTimeout,
 }
 
 /// A message being assembled from its frames.
@@ -91,6 +97,8 @@ struct Assembly {
     text: bool,
     bytes: Vec<u8>,
     started: Instant,
+    /// The message's share of the relay-wide incoming budget, given back when it completes.
+    hold: IncomingHold,
 }
 
 /// The reading half of a peer's WebSocket.
@@ -103,6 +111,9 @@ pub(crate) struct FrameReader {
     end: usize,
     message: Option<Assembly>,
     max_message_bytes: usize,
+    message_timeout: Duration,
+    /// The relay-wide budget of bytes in messages being received (see `budget`).
+    budget: Arc<Semaphore>,
     /// Bytes taken off the wire since the last [`FrameReader::take_wire_bytes`].
     wire_bytes: usize,
 }
@@ -120,6 +131,8 @@ pub(crate) fn split(
     stream: TcpStream,
     already_read: &[u8],
     max_message_bytes: usize,
+    message_timeout: Duration,
+    budget: Arc<Semaphore>,
 ) -> (FrameReader, FrameWriter) {
     let (read, write) = stream.into_split();
     let mut buffer = vec![0u8; READ_BUFFER_BYTES.max(already_read.len())];
@@ -131,6 +144,8 @@ pub(crate) fn split(
         end: already_read.len(),
         message: None,
         max_message_bytes,
+        message_timeout,
+        budget,
         wire_bytes: 0,
     };
     let writer = FrameWriter {
@@ -183,90 +198,123 @@ impl FrameReader {
         self.wire_bytes += count;
     }
 
-    /// Reads until something whole arrives: a message, a control frame, the peer's close.
+    /// Reads until something whole arrives: a message, a control frame, the peer's close. Once a
+    /// message has begun, everything up to its end must arrive within `message_timeout` of its
+    /// first frame, control frames in between included.
     pub(crate) async fn next(&mut self) -> Result<Incoming, ReadError> {
         loop {
-            self.fill(2).await?;
-            let first = self.buffer[self.start];
-            let second = self.buffer[self.start + 1];
-            let fin = first & 0x80 != 0;
-            if first & 0x70 != 0 {
-                return Err(ReadError::Protocol("reserved bits are set"));
-            }
-            let opcode = first & 0x0F;
-            if second & 0x80 == 0 {
-                return Err(ReadError::Protocol("client frames must be masked"));
-            }
-            let length_bytes = match second & 0x7F {
-                126 => 2,
-                127 => 8,
-                _ => 0,
+            let frame = match self.assembling_since() {
+                Some(started) => timeout_at(started + self.message_timeout, self.next_frame())
+                    .await
+                    .map_err(|_| ReadError::MessageTimeout)?,
+                None => self.next_frame().await,
             };
-            let header_len = 2 + length_bytes + 4;
-            self.fill(header_len).await?;
-            let header = &self.buffer[self.start..self.start + header_len];
-            let length: u64 = match length_bytes {
-                0 => u64::from(second & 0x7F),
-                2 => u64::from(u16::from_be_bytes([header[2], header[3]])),
-                _ => u64::from_be_bytes(header[2..10].try_into().expect("eight bytes")),
-            };
-            let mask: [u8; 4] = header[header_len - 4..header_len]
-                .try_into()
-                .expect("four bytes");
-            self.consume(header_len);
-
-            match opcode {
-                OP_CLOSE | OP_PING | OP_PONG => {
-                    if !fin {
-                        return Err(ReadError::Protocol("control frames must not be fragmented"));
-                    }
-                    if length > MAX_CONTROL_PAYLOAD as u64 {
-                        return Err(ReadError::Protocol(
-                            "control frames carry at most 125 bytes",
-                        ));
-                    }
-                    let length = length as usize;
-                    self.fill(length).await?;
-                    let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
-                    payload[..length]
-                        .copy_from_slice(&self.buffer[self.start..self.start + length]);
-                    self.consume(length);
-                    let payload = &mut payload[..length];
-                    apply_mask(payload, mask, 0);
-                    return match opcode {
-                        OP_PING => Ok(Incoming::Ping(Bytes::copy_from_slice(payload))),
-                        OP_PONG => Ok(Incoming::Pong),
-                        _ => close_code(payload).map(Incoming::Close),
-                    };
+            match frame {
+                Ok(Some(incoming)) => return Ok(incoming),
+                Ok(None) => {}
+                Err(error) => {
+                    self.abandon_message();
+                    return Err(error);
                 }
-                OP_TEXT | OP_BINARY => {
-                    if self.message.is_some() {
-                        return Err(ReadError::Protocol(
-                            "a new message began before the last one ended",
-                        ));
-                    }
-                    self.check_size(0, length)?;
-                    self.message = Some(Assembly {
-                        text: opcode == OP_TEXT,
-                        bytes: Vec::new(),
-                        started: Instant::now(),
-                    });
-                }
-                OP_CONTINUATION => {
-                    let Some(message) = &self.message else {
-                        return Err(ReadError::Protocol(
-                            "a continuation frame without a message",
-                        ));
-                    };
-                    self.check_size(message.bytes.len(), length)?;
-                }
-                _ => return Err(ReadError::Protocol("unknown opcode")),
-            }
-            self.read_payload(length as usize, mask).await?;
-            if fin {
-                return self.finish();
             }
         }
+    }
+
+    /// Drops the message being assembled, if any, and gives its share of the budget back: the
+    /// connection is ending and will read no more of it.
+    pub(crate) fn abandon_message(&mut self) {
+        self.message = None;
+    }
+
+    /// Reads one frame: `None` when it was a part of a message that is not complete yet.
+    async fn next_frame(&mut self) -> Result<Option<Incoming>, ReadError> {
+        self.fill(2).await?;
+        let first = self.buffer[self.start];
+        let second = self.buffer[self.start + 1];
+        let fin = first & 0x80 != 0;
+        if first & 0x70 != 0 {
+            return Err(ReadError::Protocol("reserved bits are set"));
+        }
+        let opcode = first & 0x0F;
+        if second & 0x80 == 0 {
+            return Err(ReadError::Protocol("client frames must be masked"));
+        }
+        let length_bytes = match second & 0x7F {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let header_len = 2 + length_bytes + 4;
+        self.fill(header_len).await?;
+        let header = &self.buffer[self.start..self.start + header_len];
+        let length: u64 = match length_bytes {
+            0 => u64::from(second & 0x7F),
+            2 => u64::from(u16::from_be_bytes([header[2], header[3]])),
+            _ => u64::from_be_bytes(header[2..10].try_into().expect("eight bytes")),
+        };
+        let mask: [u8; 4] = header[header_len - 4..header_len]
+            .try_into()
+            .expect("four bytes");
+        self.consume(header_len);
+
+        match opcode {
+            OP_CLOSE | OP_PING | OP_PONG => {
+                if !fin {
+                    return Err(ReadError::Protocol("control frames must not be fragmented"));
+                }
+                if length > MAX_CONTROL_PAYLOAD as u64 {
+                    return Err(ReadError::Protocol(
+                        "control frames carry at most 125 bytes",
+                    ));
+                }
+                let length = length as usize;
+                self.fill(length).await?;
+                let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+                payload[..length].copy_from_slice(&self.buffer[self.start..self.start + length]);
+                self.consume(length);
+                let payload = &mut payload[..length];
+                apply_mask(payload, mask, 0);
+                return match opcode {
+                    OP_PING => Ok(Some(Incoming::Ping(Bytes::copy_from_slice(payload)))),
+                    OP_PONG => Ok(Some(Incoming::Pong)),
+                    _ => close_code(payload).map(|code| Some(Incoming::Close(code))),
+                };
+            }
+            OP_TEXT | OP_BINARY => {
+                if self.message.is_some() {
+                    return Err(ReadError::Protocol(
+                        "a new message began before the last one ended",
+                    ));
+                }
+                self.check_size(0, length)?;
+                self.message = Some(Assembly {
+                    text: opcode == OP_TEXT,
+                    bytes: Vec::new(),
+                    started: Instant::now(),
+                    hold: IncomingHold::default(),
+                });
+            }
+            OP_CONTINUATION => {
+                let Some(message) = &self.message else {
+                    return Err(ReadError::Protocol(
+                        "a continuation frame without a message",
+                    ));
+                };
+                self.check_size(message.bytes.len(), length)?;
+            }
+            _ => return Err(ReadError::Protocol("unknown opcode")),
+        }
+        let started = self.assembling_since().expect("a message is open");
+        timeout_at(
+            started + self.message_timeout,
+            self.read_payload(length as usize, mask),
+        )
+        .await
+        .map_err(|_| ReadError::MessageTimeout)??;
+        if fin {
+            return self.finish().map(Some);
+        }
+        Ok(None)
     }
 
     fn check_size(&self, so_far: usize, length: u64) -> Result<(), ReadError> {
@@ -282,7 +330,7 @@ impl FrameReader {
 
     /// Appends one frame's payload to the message. The message buffer grows with what arrives
     /// (doubling, capped at the frame's end), so a peer that announces a large frame and sends
-    /// little of it holds little.
+    /// little of it holds little; each growth is first covered by the incoming budget.
     async fn read_payload(&mut self, length: usize, mask: [u8; 4]) -> Result<(), ReadError> {
         let Self {
             io,
@@ -291,11 +339,14 @@ impl FrameReader {
             end,
             message,
             wire_bytes,
+            budget,
             ..
         } = self;
-        let bytes = &mut message.as_mut().expect("a message is open").bytes;
+        let Assembly { bytes, hold, .. } = message.as_mut().expect("a message is open");
         let buffered = (*end - *start).min(length);
-        bytes.reserve_exact(length.min(buffered + READ_BUFFER_BYTES));
+        let first = length.min(buffered + READ_BUFFER_BYTES);
+        hold.cover(budget, bytes.len() + first).await;
+        bytes.reserve_exact(first);
         let from = bytes.len();
         bytes.extend_from_slice(&buffer[*start..*start + buffered]);
         apply_mask(&mut bytes[from..], mask, 0);
@@ -305,7 +356,9 @@ impl FrameReader {
         while offset < length {
             let remaining = length - offset;
             if bytes.capacity() == bytes.len() {
-                bytes.reserve_exact(remaining.min(bytes.len().max(READ_BUFFER_BYTES)));
+                let grow = remaining.min(bytes.len().max(READ_BUFFER_BYTES));
+                hold.cover(budget, bytes.len() + grow).await;
+                bytes.reserve_exact(grow);
             }
             let room = (bytes.capacity() - bytes.len()).min(remaining);
             let from = bytes.len();

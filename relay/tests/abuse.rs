@@ -494,3 +494,50 @@ async fn malformed_upgrades_are_refused_with_400() {
     let _: PeerId = relay.join("lobby").await.id;
     relay.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_being_received_share_one_budget() {
+    let budget = 256 * 1024;
+    let relay = TestRelay::start(Config {
+        max_frame_bytes: 64 * 1024,
+        message_memory_bytes: budget,
+        message_timeout: Duration::from_secs(2),
+        ..config()
+    })
+    .await;
+    // Ten clients each send 60 KiB of a 64 KiB message and stall: 600 KiB if each were let hold
+    // what it sent.
+    let mut stalled = Vec::new();
+    for _ in 0..10 {
+        let mut stream = tokio::net::TcpStream::connect(relay.addr).await.unwrap();
+        let request = "GET /ws/budget HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        stream.write_all(request.as_bytes()).await.unwrap();
+        // A masked text frame header of 65,536 bytes (mask zero), then most of its payload.
+        let mut frame = vec![0x81, 0x80 | 127];
+        frame.extend_from_slice(&(64u64 * 1024).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend_from_slice(&vec![b' '; 60 * 1024]);
+        // The relay may stop reading this one: the budget is spent.
+        let _ = timeout(Duration::from_millis(500), stream.write_all(&frame)).await;
+        stalled.push(stream);
+    }
+    relay.wait_for_metric("relay_connections", 10).await;
+    let held = relay.metric("relay_receiving_bytes").await;
+    assert!(held > 0, "nothing counted");
+    assert!(held <= budget as u64, "{held} bytes held, over the budget");
+    // The stalled messages time out, and give their share back: a whole message passes again.
+    relay
+        .wait_for_metric("relay_disconnects_total{reason=\"message_timeout\"}", 10)
+        .await;
+    assert_eq!(relay.metric("relay_receiving_bytes").await, 0);
+    let mut alice = relay.join("budget-after").await;
+    let mut bob = relay.join("budget-after").await;
+    alice.recv().await;
+    let payload = format!("\"{}\"", "a".repeat(50 * 1024));
+    alice.broadcast(&payload).await;
+    assert_eq!(bob.recv_message().await.1.len(), payload.len());
+    drop(stalled);
+    relay.shutdown().await.unwrap();
+}
