@@ -55,6 +55,10 @@ struct Args {
     /// The relay binary (build it with --release).
     #[arg(long)]
     relay_bin: PathBuf,
+    /// An earlier build of the relay to measure side by side with `--relay-bin` (before and
+    /// after a change); omit to skip it.
+    #[arg(long)]
+    relay_before_bin: Option<PathBuf>,
     /// The raw_forwarder example binary; omit to skip that baseline.
     #[arg(long)]
     raw_bin: Option<PathBuf>,
@@ -95,6 +99,8 @@ struct Args {
 enum Kind {
     /// Our relay: the envelope, welcome frames, rules.
     Relay,
+    /// An earlier build of our relay, the same protocol.
+    RelayBefore,
     /// Node ws baseline: raw text in, the same text out.
     Node,
     /// tokio-tungstenite baseline: raw text in, the same text out.
@@ -105,15 +111,19 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Relay => "relay",
+            Kind::RelayBefore => "relay (before)",
             Kind::Node => "node ws",
             Kind::Raw => "raw forwarder",
         }
     }
     fn path(self, room: &str) -> String {
         match self {
-            Kind::Relay => format!("/ws/{room}"),
+            Kind::Relay | Kind::RelayBefore => format!("/ws/{room}"),
             Kind::Node | Kind::Raw => format!("/{room}"),
         }
+    }
+    fn is_relay(self) -> bool {
+        matches!(self, Kind::Relay | Kind::RelayBefore)
     }
 }
 
@@ -127,12 +137,31 @@ impl Server {
     async fn start(kind: Kind, args: &Args) -> Server {
         let port = free_port();
         let mut command = match kind {
-            Kind::Relay => {
-                let mut command = Command::new(&args.relay_bin);
+            Kind::Relay | Kind::RelayBefore => {
+                let binary = match kind {
+                    Kind::Relay => &args.relay_bin,
+                    _ => args.relay_before_bin.as_ref().expect("relay before binary"),
+                };
+                let mut command = Command::new(binary);
                 command
                     .args(["--port", &port.to_string()])
                     .args(["--static-dir", "/nonexistent"])
+                    // Every socket counts against the cap: room for the tool's /metrics calls.
+                    .args(["--max-connections", "20000"])
                     .env("RUST_LOG", "warn");
+                if kind == Kind::Relay {
+                    // Every client of the tool comes from 127.0.0.1: lift the per-address limits
+                    // (an earlier build has none).
+                    for (flag, value) in [
+                        ("--max-connections-per-address", "100000"),
+                        ("--join-rate-per-address", "1000000"),
+                        ("--join-burst-per-address", "1000000"),
+                        ("--join-rate-per-room", "1000000"),
+                        ("--join-burst-per-room", "1000000"),
+                    ] {
+                        command.args([flag, value]);
+                    }
+                }
                 command
             }
             Kind::Node => {
@@ -394,7 +423,9 @@ async fn run_traffic(kind: Kind, args: &Args, scenario: &Scenario) -> TrafficRes
                 let sent = now_ns(origin);
                 let payload = format!(r#"{{"t":{sent},"c":{index},"pad":"{pad}"}}"#);
                 let text = match kind {
-                    Kind::Relay => format!(r#"{{"type":"broadcast","payload":{payload}}}"#),
+                    Kind::Relay | Kind::RelayBefore => {
+                        format!(r#"{{"type":"broadcast","payload":{payload}}}"#)
+                    }
                     Kind::Node | Kind::Raw => payload,
                 };
                 if sink.send(Message::text(text)).await.is_err() {
@@ -478,7 +509,7 @@ impl ServerRef {
         .await
         .expect("connect timed out")
         .expect("connect failed");
-        if self.kind == Kind::Relay {
+        if self.kind.is_relay() {
             let welcome = timeout(CONNECT_DEADLINE, ws.next())
                 .await
                 .expect("no welcome in time");
@@ -557,7 +588,7 @@ async fn run_idle(kind: Kind, args: &Args) -> IdleResult {
     sleep(Duration::from_secs_f64(args.idle_hold_seconds)).await;
     let held = open.load(Ordering::Relaxed);
     let rss_after = status_kib(&pid, "VmRSS:");
-    let server_reported = if kind == Kind::Relay {
+    let server_reported = if kind.is_relay() {
         metric(server.addr, "relay_connections").await
     } else {
         None
@@ -641,6 +672,9 @@ fn ratio(ours: f64, theirs: f64) -> String {
 async fn main() {
     let args = Args::parse();
     let mut kinds = vec![Kind::Relay];
+    if args.relay_before_bin.is_some() {
+        kinds.push(Kind::RelayBefore);
+    }
     if args.node_script.is_some() {
         kinds.push(Kind::Node);
     }
