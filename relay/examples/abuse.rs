@@ -49,6 +49,9 @@ struct Args {
     /// Longest wait after an attack for the relay to get back under twice its idle RSS.
     #[arg(long, default_value_t = 30.0)]
     recover_seconds: f64,
+    /// The binary is an earlier build without `--trusted-proxy` (for a before/after comparison).
+    #[arg(long)]
+    earlier_build: bool,
     /// Attacks to run, in order.
     #[arg(
         long,
@@ -76,12 +79,16 @@ impl Relay {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(&args.relay_bin)
+        let mut command = Command::new(&args.relay_bin);
+        command
             .args(["--port", &port.to_string()])
             .arg("--static-dir")
-            .arg(&static_dir)
+            .arg(&static_dir);
+        if !args.earlier_build {
             // No trusted proxy: every loopback address is a client of its own.
-            .args(["--trusted-proxy", "192.0.2.1"])
+            command.args(["--trusted-proxy", "192.0.2.1"]);
+        }
+        let child = command
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

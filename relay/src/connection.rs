@@ -448,12 +448,14 @@ async fn write_frames(
                 Ok(()) => writer.flush().await,
                 Err(error) => Err(error),
             },
-            Step::Ping => match writer.ping().await {
-                Ok(()) => writer.flush().await.map(|()| {
-                    control.ping_outstanding.store(true, Ordering::Relaxed);
-                }),
-                Err(error) => Err(error),
-            },
+            Step::Ping => {
+                // Marked before it goes out, so a quick pong cannot arrive before the mark.
+                control.ping_outstanding.store(true, Ordering::Relaxed);
+                match writer.ping().await {
+                    Ok(()) => writer.flush().await,
+                    Err(error) => Err(error),
+                }
+            }
             Step::Batch => {
                 let messages = batch.len();
                 let bytes: usize = batch.iter().map(|frame| frame.len()).sum();
