@@ -524,15 +524,22 @@ async fn main() {
     let relay = Relay::start(&args).await;
     let stats = Arc::new(Honest::default());
     let stop = Arc::new(AtomicBool::new(false));
+    // The honest peers and the health probe run on a thread of their own, so the attackers'
+    // busy loops in this tool cannot starve them: only the relay may.
+    let honest_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime for the honest peers");
     let peers = [
-        tokio::spawn(honest_peer(
+        honest_runtime.spawn(honest_peer(
             relay.addr,
             "a",
             "b",
             stats.clone(),
             stop.clone(),
         )),
-        tokio::spawn(honest_peer(
+        honest_runtime.spawn(honest_peer(
             relay.addr,
             "b",
             "a",
@@ -575,7 +582,7 @@ async fn main() {
         let probing = {
             let probes = probes.clone();
             let addr = relay.addr;
-            tokio::spawn(async move {
+            honest_runtime.spawn(async move {
                 loop {
                     sleep(Duration::from_secs(1)).await;
                     let ok = healthz_at(addr).await;
@@ -626,6 +633,7 @@ async fn main() {
     for peer in peers {
         let _ = timeout(Duration::from_secs(2), peer).await;
     }
+    honest_runtime.shutdown_background();
     println!();
 }
 
