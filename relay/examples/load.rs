@@ -149,18 +149,16 @@ impl Server {
                     // Every socket counts against the cap: room for the tool's /metrics calls.
                     .args(["--max-connections", "20000"])
                     .env("RUST_LOG", "warn");
-                if kind == Kind::Relay {
-                    // Every client of the tool comes from 127.0.0.1: lift the per-address limits
-                    // (an earlier build has none).
-                    for (flag, value) in [
-                        ("--max-connections-per-address", "100000"),
-                        ("--join-rate-per-address", "1000000"),
-                        ("--join-burst-per-address", "1000000"),
-                        ("--join-rate-per-room", "1000000"),
-                        ("--join-burst-per-room", "1000000"),
-                    ] {
-                        command.args([flag, value]);
-                    }
+                // Every client of the tool comes from 127.0.0.1: lift the per-address limits.
+                // Through the environment, which an earlier build without them ignores.
+                for (variable, value) in [
+                    ("MAX_CONNECTIONS_PER_ADDRESS", "100000"),
+                    ("JOIN_RATE_PER_ADDRESS", "1000000"),
+                    ("JOIN_BURST_PER_ADDRESS", "1000000"),
+                    ("JOIN_RATE_PER_ROOM", "1000000"),
+                    ("JOIN_BURST_PER_ROOM", "1000000"),
+                ] {
+                    command.env(variable, value);
                 }
                 command
             }

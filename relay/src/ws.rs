@@ -40,7 +40,8 @@ use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 /// message buffer.
 pub(crate) const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Small outgoing frames are gathered up to this size before a write system call; a frame that
-/// does not fit is written straight from its own bytes. Fixed: it never grows.
+/// does not fit is written straight from its own bytes. Fixed: it never grows, and it is held
+/// only while there is something to write.
 pub(crate) const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// RFC 6455 section 5.5: control frames carry at most 125 bytes.
 const MAX_CONTROL_PAYLOAD: usize = 125;
@@ -150,7 +151,7 @@ pub(crate) fn split(
     };
     let writer = FrameWriter {
         io: write,
-        buffer: Vec::with_capacity(WRITE_BUFFER_BYTES),
+        buffer: Vec::new(),
         mid_frame: false,
     };
     (reader, writer)
@@ -345,7 +346,7 @@ impl FrameReader {
         let Assembly { bytes, hold, .. } = message.as_mut().expect("a message is open");
         let buffered = (*end - *start).min(length);
         let first = length.min(buffered + READ_BUFFER_BYTES);
-        hold.cover(budget, bytes.len() + first).await;
+        hold.cover(budget, charged(bytes.len() + first)).await;
         bytes.reserve_exact(first);
         let from = bytes.len();
         bytes.extend_from_slice(&buffer[*start..*start + buffered]);
@@ -357,7 +358,7 @@ impl FrameReader {
             let remaining = length - offset;
             if bytes.capacity() == bytes.len() {
                 let grow = remaining.min(bytes.len().max(READ_BUFFER_BYTES));
-                hold.cover(budget, bytes.len() + grow).await;
+                hold.cover(budget, charged(bytes.len() + grow)).await;
                 bytes.reserve_exact(grow);
             }
             let room = (bytes.capacity() - bytes.len()).min(remaining);
@@ -399,6 +400,13 @@ impl FrameReader {
             }
         }
     }
+}
+
+/// The part of a message buffer of `capacity` bytes charged to the relay-wide budget: the first
+/// [`READ_BUFFER_BYTES`] of every message are part of the connection's fixed cost (counted per
+/// connection in `docs/deploy.md`), so ordinary gossip never touches the shared budget.
+fn charged(capacity: usize) -> usize {
+    capacity.saturating_sub(READ_BUFFER_BYTES)
 }
 
 /// The code of a close frame's payload (RFC 6455 section 5.5.1).
@@ -493,6 +501,10 @@ impl FrameWriter {
         if self.buffer.len() + total > WRITE_BUFFER_BYTES {
             self.write_buffer().await?;
         }
+        if self.buffer.capacity() == 0 {
+            // Taken when there is something to write, given back when the writer goes idle.
+            self.buffer.reserve_exact(WRITE_BUFFER_BYTES);
+        }
         self.buffer.extend_from_slice(&header[..header_len]);
         if total <= WRITE_BUFFER_BYTES {
             self.buffer.extend_from_slice(payload);
@@ -517,9 +529,11 @@ impl FrameWriter {
         Ok(())
     }
 
-    /// Writes everything queued.
+    /// Writes everything queued, and gives the buffer back: most connections are idle most of the
+    /// time, and an idle connection then holds no write buffer at all.
     pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
         self.write_buffer().await?;
+        self.buffer = Vec::new();
         self.io.flush().await
     }
 
