@@ -23,8 +23,8 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = shared::protocol::MAX_FRAME_BYTES;
 /// of its size: 256 peers each sending 10 messages a second is about 650k deliveries a second,
 /// around what one core forwards.
 pub const DEFAULT_MAX_PEERS_PER_ROOM: usize = 256;
-/// An idle connection costs the relay about 16 KiB (see BENCHMARKS.md, "Relay (relay/)"), so
-/// 10,000 of them fit in about 160 MiB; it also matches a common `LimitNOFILE` once raised for the
+/// An idle connection costs the relay under 16 KiB (13.6 KiB measured, BENCHMARKS.md, "Relay
+/// (relay/)"), so 10,000 of them fit in about 160 MiB; it also matches a common `LimitNOFILE` once raised for the
 /// service. Every socket counts, plain HTTP included.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Sockets one client address may hold (IPv6: one /64). A school behind one NAT address is the

@@ -9,14 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-/// With the `mimalloc` feature the relay allocates through mimalloc, which gives freed memory back
-/// to the system where glibc's malloc keeps a flood's peak (BENCHMARKS.md, "Allocator").
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
-    #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     allocator::tune();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -44,7 +38,7 @@ async fn serve() -> anyhow::Result<()> {
     println!("tabchain relay listening; open {url}");
     tracing::info!(%bound, %url, "tabchain relay listening");
 
-    #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     tokio::spawn(allocator::give_back_freed_memory());
 
     relay::run(listener, cli.config, shutdown_signal()).await?;
@@ -129,8 +123,9 @@ fn warn_if_few_file_descriptors(max_connections: usize) {
 /// threshold has grown (it grows to the largest block freed), and free heap pages stay mapped.
 /// The relay fixes the threshold, so message buffers of 128 KiB and more are mapped on their own
 /// and unmapped when freed, and every few seconds hands free heap pages back (`malloc_trim`), so
-/// RSS falls back to what is in use after an attack (BENCHMARKS.md, "Allocator").
-#[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
+/// RSS falls back to what is in use after an attack. mimalloc was measured as the alternative and
+/// lost: more memory idle, and slower to give a flood's memory back (BENCHMARKS.md, "Allocator").
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod allocator {
     use std::time::Duration;
 
