@@ -56,6 +56,10 @@ struct Args {
     /// The relay binary (build it with --release).
     #[arg(long)]
     relay_bin: PathBuf,
+    /// An earlier build of the relay to measure side by side with `--relay-bin` (before and
+    /// after a change); omit to skip it.
+    #[arg(long)]
+    relay_before_bin: Option<PathBuf>,
     /// The raw_forwarder example binary; omit to skip that baseline.
     #[arg(long)]
     raw_bin: Option<PathBuf>,
@@ -103,6 +107,8 @@ struct Args {
 enum Kind {
     /// Our relay: the envelope, welcome frames, rules.
     Relay,
+    /// An earlier build of our relay, the same protocol.
+    RelayBefore,
     /// Node ws baseline: raw text in, the same text out.
     Node,
     /// tokio-tungstenite baseline: raw text in, the same text out.
@@ -115,6 +121,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Relay => "relay",
+            Kind::RelayBefore => "relay (before)",
             Kind::Node => "node ws",
             Kind::Raw => "raw forwarder",
             Kind::Fleet => "2 relays + NATS",
@@ -122,9 +129,13 @@ impl Kind {
     }
     fn path(self, room: &str) -> String {
         match self {
-            Kind::Relay | Kind::Fleet => format!("/ws/{room}"),
+            Kind::Relay | Kind::RelayBefore | Kind::Fleet => format!("/ws/{room}"),
             Kind::Node | Kind::Raw => format!("/{room}"),
         }
+    }
+    /// One relay process (not the fleet).
+    fn is_relay(self) -> bool {
+        matches!(self, Kind::Relay | Kind::RelayBefore)
     }
 }
 
@@ -183,13 +194,30 @@ impl Server {
     async fn spawn(kind: Kind, args: &Args, extra: &[&str]) -> (Child, SocketAddr) {
         let port = free_port();
         let mut command = match kind {
-            Kind::Relay | Kind::Fleet => {
-                let mut command = Command::new(&args.relay_bin);
+            Kind::Relay | Kind::RelayBefore | Kind::Fleet => {
+                let binary = match kind {
+                    Kind::RelayBefore => args.relay_before_bin.as_ref().expect("relay before binary"),
+                    _ => &args.relay_bin,
+                };
+                let mut command = Command::new(binary);
                 command
                     .args(["--port", &port.to_string()])
                     .args(["--static-dir", "/nonexistent"])
+                    // Every socket counts against the cap: room for the tool's /metrics calls.
+                    .args(["--max-connections", "20000"])
                     .args(extra)
                     .env("RUST_LOG", "warn");
+                // Every client of the tool comes from 127.0.0.1: lift the per-address limits.
+                // Through the environment, which an earlier build without them ignores.
+                for (variable, value) in [
+                    ("MAX_CONNECTIONS_PER_ADDRESS", "100000"),
+                    ("JOIN_RATE_PER_ADDRESS", "1000000"),
+                    ("JOIN_BURST_PER_ADDRESS", "1000000"),
+                    ("JOIN_RATE_PER_ROOM", "1000000"),
+                    ("JOIN_BURST_PER_ROOM", "1000000"),
+                ] {
+                    command.env(variable, value);
+                }
                 command
             }
             Kind::Node => {
@@ -461,7 +489,7 @@ async fn run_traffic(kind: Kind, args: &Args, scenario: &Scenario) -> TrafficRes
                 let sent = now_ns(origin);
                 let payload = format!(r#"{{"t":{sent},"c":{index},"pad":"{pad}"}}"#);
                 let text = match kind {
-                    Kind::Relay | Kind::Fleet => {
+                    Kind::Relay | Kind::RelayBefore | Kind::Fleet => {
                         format!(r#"{{"type":"broadcast","payload":{payload}}}"#)
                     }
                     Kind::Node | Kind::Raw => payload,
@@ -548,7 +576,7 @@ impl ServerRef {
         .await
         .expect("connect timed out")
         .expect("connect failed");
-        if matches!(self.kind, Kind::Relay | Kind::Fleet) {
+        if self.kind.is_relay() || self.kind == Kind::Fleet {
             let welcome = timeout(CONNECT_DEADLINE, ws.next())
                 .await
                 .expect("no welcome in time");
@@ -627,7 +655,7 @@ async fn run_idle(kind: Kind, args: &Args) -> IdleResult {
     sleep(Duration::from_secs_f64(args.idle_hold_seconds)).await;
     let held = open.load(Ordering::Relaxed);
     let rss_after = status_kib(&pid, "VmRSS:");
-    let server_reported = if kind == Kind::Relay {
+    let server_reported = if kind.is_relay() {
         metric(server.addrs[0], "relay_connections").await
     } else {
         None
@@ -711,6 +739,9 @@ fn ratio(ours: f64, theirs: f64) -> String {
 async fn main() {
     let args = Args::parse();
     let mut kinds = vec![Kind::Relay];
+    if args.relay_before_bin.is_some() {
+        kinds.push(Kind::RelayBefore);
+    }
     if args.fleet {
         kinds.push(Kind::Fleet);
     }

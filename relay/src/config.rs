@@ -23,22 +23,51 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = shared::protocol::MAX_FRAME_BYTES;
 /// of its size: 256 peers each sending 10 messages a second is about 650k deliveries a second,
 /// around what one core forwards.
 pub const DEFAULT_MAX_PEERS_PER_ROOM: usize = 256;
-/// An idle connection costs the relay about 16 KiB (see BENCHMARKS.md, "Relay (relay/)"), so
-/// 10,000 of them fit in about 160 MiB; it also matches a common `LimitNOFILE` once raised for the
-/// service.
+/// An idle connection costs the relay under 16 KiB (13.6 KiB measured, BENCHMARKS.md, "Relay
+/// (relay/)"), so 10,000 of them fit in about 160 MiB; it also matches a common `LimitNOFILE` once raised for the
+/// service. Every socket counts, plain HTTP included.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Sockets one client address may hold (IPv6: one /64). A school behind one NAT address is the
+/// case to fit: four classrooms of 30 pupils with two tabs each are 240 WebSockets, and each page
+/// load opens up to 6 HTTP connections for a moment; 512 leaves twice that. One address still
+/// cannot take more than a twentieth of the default relay.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 512;
+/// Joins per second into one room, and at once. Every member answers a join with a `hello`, which
+/// counts against that member's own rate limit (200 a second, bursts of 400): keeping joins to
+/// 20 a second, bursts of 128, keeps those answers well inside it however many clients flood
+/// the room. A full room of 256 that reconnects after a restart is back within about 7 s.
+pub const DEFAULT_JOIN_RATE_PER_ROOM: u32 = 20;
+pub const DEFAULT_JOIN_BURST_PER_ROOM: u32 = 128;
+/// Joins per second from one client address, and at once, into any rooms: a classroom behind one
+/// NAT opening its tabs together fits in the burst; one client spraying joins over many rooms
+/// does not get further.
+pub const DEFAULT_JOIN_RATE_PER_ADDRESS: u32 = 20;
+pub const DEFAULT_JOIN_BURST_PER_ADDRESS: u32 = 128;
 /// Messages waiting for one peer. A full room of 100 peers each sending 10 messages a second
 /// produces 1,000 messages a second for every member; 1,024 lets a tab stall for about a second
 /// (a garbage collection, a throttled background tab) before it is called a slow consumer.
 pub const DEFAULT_PEER_QUEUE_MESSAGES: usize = 1_024;
-/// Bytes waiting for one peer: two maximum-size frames, so a peer that is being sent a large
-/// `blocks` reply can still receive the gossip that arrives meanwhile. This is also the worst case
-/// a peer can cost in queued data, whatever the message count.
-pub const DEFAULT_PEER_QUEUE_BYTES: usize = 2 * DEFAULT_MAX_FRAME_BYTES;
-/// Frames a peer may send per second on average. A node gossips a few messages per block and per
-/// transaction; a syncing node sends one request per reply of 64 blocks, which on one machine
-/// (10,000 blocks a second natively) is about 160 a second. 200 leaves room for that while one
-/// peer still cannot drive the relay's CPU alone (a delivery costs about 1 µs).
+/// Bytes a peer may send per second on average, next to the message rate (a burst of 400
+/// messages of 1 MiB would otherwise be 400 MiB). 4 MiB/s is below the 10 MB/s a modest reader
+/// takes, so one sender within its limits can never outrun such a reader; an honest node sends
+/// far less (a whole 10,000-block sync is about 7 MB).
+pub const DEFAULT_BYTE_RATE_PER_SECOND: u64 = 4 * 1024 * 1024;
+/// Bytes a peer may send at once: eight maximum-size messages with their framing, so a node
+/// answering a sync can send its replies without waiting, and a whole 8,000-block sync (about
+/// 6 MB) passes in one burst.
+pub const DEFAULT_BYTE_BURST: u64 = 8 * (DEFAULT_MAX_FRAME_BYTES + ENVELOPE_OVERHEAD_BYTES) as u64;
+/// Bytes waiting for one peer: one sender's whole byte burst, plus two maximum-size messages with
+/// their envelope, so a reader that drains at least as fast as the byte rate is never cut off by a
+/// sender within its limits (the burst arrives at once; the two extra messages are the one being
+/// written and the gossip that arrives meanwhile). Frames are shared between receivers, so this
+/// is the bound of one reader, not memory the relay holds per reader.
+pub const DEFAULT_PEER_QUEUE_BYTES: usize =
+    DEFAULT_BYTE_BURST as usize + 2 * (DEFAULT_MAX_FRAME_BYTES + ENVELOPE_OVERHEAD_BYTES);
+/// Frames a peer may send per second on average: data frames, pings and pongs alike. A node
+/// gossips a few messages per block and per transaction; a syncing node sends one request per
+/// reply of 64 blocks, which on one machine (10,000 blocks a second natively) is about 160 a
+/// second. 200 leaves room for that while one peer still cannot drive the relay's CPU alone (a
+/// delivery costs about 1 µs).
 pub const DEFAULT_RATE_PER_SECOND: u32 = 200;
 /// Frames a peer may send at once: a freshly joined node says hello, asks for headers and answers
 /// several peers at the same moment; a whole 10,000-block sync is about 180 frames.
@@ -53,8 +82,30 @@ pub const DEFAULT_MAX_MALFORMED_FRAMES: u32 = 10;
 /// Browsers answer pings by themselves; 25 s is below the 30 s-60 s idle cut-off of common proxies
 /// and load balancers, so the ping also keeps those from closing a quiet connection.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(25);
-/// A peer that has sent nothing, not even a pong, for two ping intervals plus slack is gone.
+/// A peer that has not answered a ping for two ping intervals plus slack is gone, or does not
+/// read: only a pong (or a message) proves it is there, and only a pong proves it reads. Its own
+/// pings prove nothing, so they do not keep it connected.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a message may take to arrive once its first byte is in: while it arrives it holds up to
+/// `--max-frame-bytes` of the relay's memory. 30 s lets a 1 MiB message through an uplink of
+/// 35 KB/s; a client that starts a message and stalls is cut off.
+pub const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a plain HTTP connection lives (request headers, body, response). The web app is about
+/// 360 KB gzipped, which takes seconds on any link that can run a node; a client that asks for a
+/// file and never reads it gives its socket back after this.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes of messages being received, all connections together (see `budget`). 256 MiB lets 256
+/// maximum-size messages arrive at once, far more than honest traffic has in flight; past it,
+/// readers wait for messages to complete or time out, so 10,000 connections each half-way through
+/// a 1 MiB message cost 256 MiB, not 10 GiB.
+pub const DEFAULT_MESSAGE_MEMORY_BYTES: usize = 256 * 1024 * 1024;
+/// Bytes of forwarded frames waiting in queues, all connections together (a frame shared by many
+/// receivers counts once). 512 MiB holds the whole byte burst of 60 senders at once; past it,
+/// senders are refused (`rate_limited`) until readers drain.
+pub const DEFAULT_QUEUE_MEMORY_BYTES: usize = 512 * 1024 * 1024;
+/// Proxies whose `X-Forwarded-For` names the client: loopback, where the recommended Caddy or
+/// nginx runs. Their own address is then not limited per address, the forwarded one is.
+pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.1,::1";
 
 /// Limits and paths of the relay: everything [`crate::run`] needs.
 #[derive(Args, Clone, Debug)]
@@ -82,9 +133,39 @@ pub struct Config {
     #[arg(long, env = "MAX_PEERS_PER_ROOM", default_value_t = DEFAULT_MAX_PEERS_PER_ROOM)]
     pub max_peers_per_room: usize,
 
-    /// WebSocket connections allowed at once; the next one gets `server_full`.
+    /// Sockets (WebSocket and plain HTTP) open at once; the next WebSocket gets `server_full`.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+
+    /// Sockets one client address (IPv6: one /64) may hold at once.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)]
+    pub max_connections_per_address: usize,
+
+    /// Joins per second into one room (token bucket refill rate).
+    #[arg(long, env = "JOIN_RATE_PER_ROOM", default_value_t = DEFAULT_JOIN_RATE_PER_ROOM)]
+    pub join_rate_per_room: u32,
+
+    /// Joins into one room at once (token bucket size).
+    #[arg(long, env = "JOIN_BURST_PER_ROOM", default_value_t = DEFAULT_JOIN_BURST_PER_ROOM)]
+    pub join_burst_per_room: u32,
+
+    /// Joins per second from one client address.
+    #[arg(long, env = "JOIN_RATE_PER_ADDRESS", default_value_t = DEFAULT_JOIN_RATE_PER_ADDRESS)]
+    pub join_rate_per_address: u32,
+
+    /// Joins from one client address at once.
+    #[arg(long, env = "JOIN_BURST_PER_ADDRESS", default_value_t = DEFAULT_JOIN_BURST_PER_ADDRESS)]
+    pub join_burst_per_address: u32,
+
+    /// Proxies trusted to name the client in `X-Forwarded-For` (comma-separated addresses).
+    #[arg(
+        long = "trusted-proxy",
+        env = "TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = DEFAULT_TRUSTED_PROXIES,
+        value_name = "ADDRESS"
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
 
     /// Messages that may wait for one peer before it is disconnected as a slow consumer.
     #[arg(long, env = "PEER_QUEUE_MESSAGES", default_value_t = DEFAULT_PEER_QUEUE_MESSAGES)]
@@ -94,6 +175,22 @@ pub struct Config {
     /// Must be at least --max-frame-bytes plus 1 KiB so the largest message can be delivered.
     #[arg(long, env = "PEER_QUEUE_BYTES", default_value_t = DEFAULT_PEER_QUEUE_BYTES)]
     pub peer_queue_bytes: usize,
+
+    /// Bytes per second a peer may send on average, next to the frame rate.
+    #[arg(long, env = "BYTE_RATE_PER_SECOND", default_value_t = DEFAULT_BYTE_RATE_PER_SECOND)]
+    pub byte_rate_per_second: u64,
+
+    /// Bytes a peer may send at once. At least --max-frame-bytes.
+    #[arg(long, env = "BYTE_BURST", default_value_t = DEFAULT_BYTE_BURST)]
+    pub byte_burst: u64,
+
+    /// Bytes of messages being received, all connections together.
+    #[arg(long, env = "MESSAGE_MEMORY_BYTES", default_value_t = DEFAULT_MESSAGE_MEMORY_BYTES)]
+    pub message_memory_bytes: usize,
+
+    /// Bytes of forwarded frames waiting in queues, all connections together.
+    #[arg(long, env = "QUEUE_MEMORY_BYTES", default_value_t = DEFAULT_QUEUE_MEMORY_BYTES)]
+    pub queue_memory_bytes: usize,
 
     /// Frames per second a peer may send on average (token bucket refill rate).
     #[arg(long, env = "RATE_PER_SECOND", default_value_t = DEFAULT_RATE_PER_SECOND)]
@@ -111,14 +208,22 @@ pub struct Config {
     #[arg(long, env = "MAX_MALFORMED_FRAMES", default_value_t = DEFAULT_MAX_MALFORMED_FRAMES)]
     pub max_malformed_frames: u32,
 
-    /// Seconds of silence (no frame, not even a pong) after which a peer is disconnected.
-    /// Fractions are allowed (0.5).
+    /// Seconds without a pong or a message after which a peer is disconnected (its own pings do
+    /// not count). Fractions are allowed (0.5).
     #[arg(long = "idle-timeout-secs", env = "IDLE_TIMEOUT_SECS", default_value = "60", value_parser = parse_seconds)]
     pub idle_timeout: Duration,
 
     /// Seconds between the relay's pings to each peer. Fractions are allowed.
     #[arg(long = "ping-interval-secs", env = "PING_INTERVAL_SECS", default_value = "25", value_parser = parse_seconds)]
     pub ping_interval: Duration,
+
+    /// Seconds a message may take to arrive once it has begun. Fractions are allowed.
+    #[arg(long = "message-timeout-secs", env = "MESSAGE_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
+    pub message_timeout: Duration,
+
+    /// Seconds a plain HTTP connection may live (headers, body and response). Fractions allowed.
+    #[arg(long = "http-timeout-secs", env = "HTTP_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
+    pub http_timeout: Duration,
 
     /// NATS broker (e.g. nats://127.0.0.1:4222) through which rooms span every relay connected
     /// to it. Unset (the default): rooms live in this process only. See docs/deploy.md.
@@ -134,6 +239,19 @@ impl Default for Config {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_peers_per_room: DEFAULT_MAX_PEERS_PER_ROOM,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            join_rate_per_room: DEFAULT_JOIN_RATE_PER_ROOM,
+            join_burst_per_room: DEFAULT_JOIN_BURST_PER_ROOM,
+            join_rate_per_address: DEFAULT_JOIN_RATE_PER_ADDRESS,
+            join_burst_per_address: DEFAULT_JOIN_BURST_PER_ADDRESS,
+            trusted_proxies: DEFAULT_TRUSTED_PROXIES
+                .split(',')
+                .map(|address| address.parse().expect("a valid default address"))
+                .collect(),
+            byte_rate_per_second: DEFAULT_BYTE_RATE_PER_SECOND,
+            byte_burst: DEFAULT_BYTE_BURST,
+            message_memory_bytes: DEFAULT_MESSAGE_MEMORY_BYTES,
+            queue_memory_bytes: DEFAULT_QUEUE_MEMORY_BYTES,
             peer_queue_messages: DEFAULT_PEER_QUEUE_MESSAGES,
             peer_queue_bytes: DEFAULT_PEER_QUEUE_BYTES,
             rate_per_second: DEFAULT_RATE_PER_SECOND,
@@ -142,6 +260,8 @@ impl Default for Config {
             max_malformed_frames: DEFAULT_MAX_MALFORMED_FRAMES,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             ping_interval: DEFAULT_PING_INTERVAL,
+            message_timeout: DEFAULT_MESSAGE_TIMEOUT,
+            http_timeout: DEFAULT_HTTP_TIMEOUT,
             nats_url: None,
         }
     }
@@ -164,6 +284,16 @@ pub enum ConfigError {
     PingNotBeforeIdle,
     #[error("--rate-burst must be at least 1")]
     NoBurst,
+    #[error(
+        "--byte-burst ({burst}) must be at least --max-frame-bytes ({frame}), \
+         or the largest allowed message could never be sent"
+    )]
+    ByteBurstSmallerThanFrame { burst: u64, frame: usize },
+    #[error(
+        "--message-memory-bytes and --queue-memory-bytes must each be at least --max-frame-bytes \
+         + {ENVELOPE_OVERHEAD_BYTES}, or the largest allowed message could never pass"
+    )]
+    BudgetSmallerThanFrame,
 }
 
 impl Config {
@@ -173,6 +303,21 @@ impl Config {
             ("--max-frame-bytes", self.max_frame_bytes),
             ("--max-peers-per-room", self.max_peers_per_room),
             ("--max-connections", self.max_connections),
+            (
+                "--max-connections-per-address",
+                self.max_connections_per_address,
+            ),
+            ("--join-rate-per-room", self.join_rate_per_room as usize),
+            ("--join-burst-per-room", self.join_burst_per_room as usize),
+            (
+                "--join-rate-per-address",
+                self.join_rate_per_address as usize,
+            ),
+            (
+                "--join-burst-per-address",
+                self.join_burst_per_address as usize,
+            ),
+            ("--byte-rate-per-second", self.byte_rate_per_second as usize),
             ("--peer-queue-messages", self.peer_queue_messages),
             ("--rate-per-second", self.rate_per_second as usize),
             ("--max-malformed-frames", self.max_malformed_frames as usize),
@@ -186,8 +331,23 @@ impl Config {
         if self.idle_timeout.is_zero() {
             return Err(ConfigError::Zero("--idle-timeout-secs"));
         }
-        if self.ping_interval.is_zero() {
-            return Err(ConfigError::Zero("--ping-interval-secs"));
+        let durations = [
+            ("--ping-interval-secs", self.ping_interval),
+            ("--message-timeout-secs", self.message_timeout),
+            ("--http-timeout-secs", self.http_timeout),
+        ];
+        if let Some((name, _)) = durations.iter().find(|(_, value)| value.is_zero()) {
+            return Err(ConfigError::Zero(name));
+        }
+        let smallest_budget = self.message_memory_bytes.min(self.queue_memory_bytes);
+        if smallest_budget < self.max_frame_bytes + ENVELOPE_OVERHEAD_BYTES {
+            return Err(ConfigError::BudgetSmallerThanFrame);
+        }
+        if self.byte_burst < self.max_frame_bytes as u64 {
+            return Err(ConfigError::ByteBurstSmallerThanFrame {
+                burst: self.byte_burst,
+                frame: self.max_frame_bytes,
+            });
         }
         if self.peer_queue_bytes < self.max_frame_bytes + ENVELOPE_OVERHEAD_BYTES {
             return Err(ConfigError::QueueSmallerThanFrame {
@@ -310,6 +470,23 @@ mod tests {
                     ..Config::default()
                 },
                 ConfigError::PingNotBeforeIdle,
+            ),
+            (
+                Config {
+                    byte_burst: 1_000,
+                    ..Config::default()
+                },
+                ConfigError::ByteBurstSmallerThanFrame {
+                    burst: 1_000,
+                    frame: DEFAULT_MAX_FRAME_BYTES,
+                },
+            ),
+            (
+                Config {
+                    max_connections_per_address: 0,
+                    ..Config::default()
+                },
+                ConfigError::Zero("--max-connections-per-address"),
             ),
         ];
         for (config, expected) in cases {

@@ -1,49 +1,59 @@
 //! One peer's WebSocket, from the upgrade to the last byte.
 //!
 //! Each connection is one task running two halves side by side: the reader checks each frame
-//! (rate, size, envelope) and hands it to the [`RoomHub`]; the writer drains the peer's
-//! [`Outbox`] and pings. Whatever ends first (the peer leaving, a broken rule, an overflowing
-//! outbox, the relay shutting down) decides the [`DisconnectReason`], and [`close`] says goodbye
-//! with the matching close code before the peer leaves its room.
+//! (rate, bytes, size, envelope) and hands it to the [`RoomHub`]; the writer drains the peer's
+//! [`Outbox`], answers pings and pings in turn. Whatever ends first (the peer leaving, a broken
+//! rule, an overflowing outbox, the relay shutting down) decides the [`DisconnectReason`]; the
+//! writer is then let finish the frames it has begun, so [`close`] can say goodbye in well-formed
+//! frames with the matching close code. (The relay used to drop its writer wherever it was, in
+//! the middle of a fragmented message, and then send its error frame: a client saw a new text
+//! frame where it expected a continuation and reported a protocol error instead of the goodbye.)
 //!
 //! The relay never parses a payload: it parses the envelope around it and forwards the payload's
 //! raw JSON text.
 
+use crate::admission::SocketSlot;
 use crate::hub::{JoinError, RoomName};
 use crate::metrics::DisconnectReason;
 use crate::outbox::{Outbox, OutboxLimits};
-use crate::rate::{RateLimiter, Verdict};
+use crate::rate::{RateLimiter, RateLimits, Verdict};
+use crate::ws::{self, CloseCode, FrameReader, FrameWriter, Incoming, ReadError};
 use crate::Relay;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use shared::protocol::{ClientFrame, ClientFrameKind, PeerId, RelayErrorCode, RelayFrame};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::{timeout, Instant};
-use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
+use tokio::sync::Notify;
+use tokio::time::{timeout, timeout_at, Instant};
+use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
 
-pub(crate) type Socket = WebSocketStream<TcpStream>;
+/// A peer's WebSocket after the handshake: its two halves.
+pub(crate) struct PeerSocket {
+    pub(crate) reader: FrameReader,
+    pub(crate) writer: FrameWriter,
+}
 
-/// tungstenite allocates its read buffer up front for every connection. 4 KiB holds any gossip
-/// message in one read and keeps 10,000 idle connections at 40 MiB of read buffers (the default,
-/// 128 KiB, would be 1.3 GiB). Larger messages grow the buffer as they arrive.
-pub(crate) const READ_BUFFER_BYTES: usize = 4 * 1024;
-/// Small outgoing frames are gathered up to this size before a write system call.
-const WRITE_BUFFER_BYTES: usize = 8 * 1024;
-/// Outgoing messages larger than this go out as WebSocket fragments of this size. tungstenite's
-/// write buffer keeps the capacity of the largest frame it ever held; fragmenting keeps a peer
-/// that once received a 1 MiB block from holding 1 MiB forever. Clients reassemble fragments.
-const FRAGMENT_BYTES: usize = 8 * 1024;
+impl PeerSocket {
+    pub(crate) fn new(
+        stream: tokio::net::TcpStream,
+        already_read: &[u8],
+        max_message_bytes: usize,
+        message_timeout: Duration,
+        budget: Arc<tokio::sync::Semaphore>,
+    ) -> PeerSocket {
+        let (reader, writer) = ws::split(
+            stream,
+            already_read,
+            max_message_bytes,
+            message_timeout,
+            budget,
+        );
+        PeerSocket { reader, writer }
+    }
+}
+
 /// Frames the writer takes from the outbox per flush: enough to make one system call carry many
 /// small messages, few enough that the batch vector stays small.
 const WRITE_BATCH_MESSAGES: usize = 32;
@@ -56,23 +66,52 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Shorter at shutdown, so a restart is quick: live peers answer a close frame in milliseconds.
 const SHUTDOWN_LINGER: Duration = Duration::from_millis(500);
 const LINGER_MAX_BYTES: usize = 2 * shared::protocol::MAX_FRAME_BYTES;
+/// Longest `message` text of an error frame. Errors quote what was wrong (serde names an unknown
+/// `type`), and what was wrong is the peer's input: cut, it cannot make the relay echo a 900 KB
+/// frame back.
+pub(crate) const MAX_ERROR_MESSAGE_BYTES: usize = 256;
 
-/// The WebSocket settings of a peer connection.
-pub(crate) fn websocket_config(max_frame_bytes: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_message_size(Some(max_frame_bytes))
-        .max_frame_size(Some(max_frame_bytes))
+/// What the reader and the writer share about control frames: the pong owed to the peer (only
+/// the latest ping is answered, so pings never queue) and whether the relay's own ping is still
+/// unanswered (only a pong to it proves the peer reads).
+#[derive(Default)]
+struct Control {
+    pong: Mutex<Option<Bytes>>,
+    pong_due: Notify,
+    ping_outstanding: AtomicBool,
+}
+
+impl Control {
+    fn owe_pong(&self, payload: Bytes) {
+        *self
+            .pong
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(payload);
+        self.pong_due.notify_one();
+    }
+
+    async fn pong_owed(&self) -> Bytes {
+        loop {
+            if let Some(payload) = self
+                .pong
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take()
+            {
+                return payload;
+            }
+            self.pong_due.notified().await;
+        }
+    }
 }
 
 /// Runs a connection that holds a connection slot: joins the room, relays, leaves.
 pub(crate) async fn serve(
     relay: Arc<Relay>,
-    socket: Socket,
+    socket: PeerSocket,
     room: RoomName,
-    remote: Option<std::net::SocketAddr>,
-    _slot: OwnedSemaphorePermit,
+    remote: Option<std::net::IpAddr>,
+    _slot: SocketSlot,
 ) {
     let peer = PeerId::from_bytes(rand::random());
     let span = tracing::info_span!("peer", peer = peer.short(), room = room.as_str());
@@ -82,7 +121,7 @@ pub(crate) async fn serve(
             max_bytes: relay.config.peer_queue_bytes,
         });
         if relay.shutdown.is_cancelled() {
-            close(socket, DisconnectReason::Shutdown, &outbox).await;
+            close(socket, DisconnectReason::Shutdown, &outbox, None).await;
             return;
         }
         if let Err(JoinError::RoomFull) = relay.hub.join(&room, &peer, outbox.clone()).await {
@@ -101,25 +140,48 @@ pub(crate) async fn serve(
             None => info!("joined"),
         }
 
-        let (mut sink, mut stream) = socket.split();
-        let reason = tokio::select! {
-            reason = read_frames(&relay, &mut stream, &room, &peer, &outbox) => reason,
-            reason = write_frames(&relay, &mut sink, &outbox) => reason,
-            () = outbox.overflowed() => DisconnectReason::SlowConsumer,
-            () = relay.shutdown.cancelled() => DisconnectReason::Shutdown,
+        let PeerSocket {
+            mut reader,
+            mut writer,
+        } = socket;
+        let control = Control::default();
+        let stop = CancellationToken::new();
+        let mut peer_close = None;
+        let reason = {
+            let write = write_frames(&relay, &mut writer, &outbox, &control, &stop);
+            tokio::pin!(write);
+            let read = read_frames(
+                &relay,
+                &mut reader,
+                &room,
+                &peer,
+                &outbox,
+                &control,
+                &mut peer_close,
+            );
+            let (reason, writer_ended) = tokio::select! {
+                reason = read => (reason, false),
+                reason = &mut write => (reason.unwrap_or(DisconnectReason::WriteError), true),
+                () = outbox.overflowed() => (DisconnectReason::SlowConsumer, false),
+                () = relay.shutdown.cancelled() => (DisconnectReason::Shutdown, false),
+            };
+            // Leave first, so the others hear `peer_left` without waiting for the goodbye.
+            relay.hub.leave(&room, &peer);
+            relay.metrics.disconnect(reason);
+            relay
+                .metrics
+                .connections_open
+                .fetch_sub(1, Ordering::Relaxed);
+            info!(reason = reason.as_str(), "left");
+            if !writer_ended {
+                // The writer finishes the frames it has taken (never half a frame), so the
+                // goodbye follows whole frames. A peer that reads too little for that gets none.
+                stop.cancel();
+                let _ = timeout(CLOSE_GRACE, &mut write).await;
+            }
+            reason
         };
-        // Leave first, so the others hear `peer_left` without waiting for the goodbye.
-        relay.hub.leave(&room, &peer);
-        relay.metrics.disconnect(reason);
-        relay
-            .metrics
-            .connections_open
-            .fetch_sub(1, Ordering::Relaxed);
-        info!(reason = reason.as_str(), "left");
-        let socket = stream
-            .reunite(sink)
-            .expect("both halves come from this socket");
-        close(socket, reason, &outbox).await;
+        close(PeerSocket { reader, writer }, reason, &outbox, peer_close).await;
     }
     .instrument(span)
     .await
@@ -127,18 +189,20 @@ pub(crate) async fn serve(
 
 /// Turns away a connection that cannot have a slot or a room: an error frame, then close 1013
 /// ("try again later").
-pub(crate) async fn refuse(mut socket: Socket, code: RelayErrorCode) {
+pub(crate) async fn refuse(socket: PeerSocket, code: RelayErrorCode) {
+    let PeerSocket {
+        mut reader,
+        mut writer,
+    } = socket;
     let goodbye = async {
-        socket.feed(error_message(code, refusal_text(code))).await?;
-        socket
-            .send(Message::Close(Some(CloseFrame {
-                code: CloseCode::Again,
-                reason: code.as_str().into(),
-            })))
-            .await
+        writer
+            .text(error_frame(code, refusal_text(code)).as_bytes())
+            .await?;
+        writer.close(CloseCode::Again, code.as_str()).await?;
+        writer.flush().await
     };
     let _ = timeout(CLOSE_GRACE, goodbye).await;
-    linger(socket.get_mut(), LINGER).await;
+    linger(&mut reader, &mut writer, LINGER).await;
 }
 
 fn refusal_text(code: RelayErrorCode) -> &'static str {
@@ -153,67 +217,92 @@ fn refusal_text(code: RelayErrorCode) -> &'static str {
     }
 }
 
-fn error_message(code: RelayErrorCode, message: &str) -> Message {
-    Message::Text(error_frame(code, message))
-}
-
 fn error_frame(code: RelayErrorCode, message: &str) -> Utf8Bytes {
     Utf8Bytes::from(
         RelayFrame::Error {
             code,
-            message: message.to_owned(),
+            message: ws::truncate_utf8(message, MAX_ERROR_MESSAGE_BYTES).to_owned(),
         }
         .to_json(),
     )
 }
 
-/// Reads and handles the peer's frames until a rule ends the connection.
+/// Queues an error frame for the peer, counted in the queued-bytes budget like forwarded frames
+/// (a peer that provokes errors and never reads them must not be a way around it); dropped when
+/// the budget is spent.
+fn queue_error(relay: &Relay, outbox: &Outbox, code: RelayErrorCode, message: &str) {
+    let frame = RelayFrame::Error {
+        code,
+        message: ws::truncate_utf8(message, MAX_ERROR_MESSAGE_BYTES).to_owned(),
+    }
+    .to_json();
+    if let Some(frame) = relay.budgets.queued_frame(frame) {
+        outbox.push(frame);
+    }
+}
+
+/// Reads and handles the peer's frames until a rule ends the connection. A close frame from the
+/// peer is kept in `peer_close` (its code, if any) so the goodbye can echo it.
 async fn read_frames(
     relay: &Relay,
-    stream: &mut SplitStream<Socket>,
+    reader: &mut FrameReader,
     room: &RoomName,
     peer: &PeerId,
     outbox: &Outbox,
+    control: &Control,
+    peer_close: &mut Option<Option<u16>>,
 ) -> DisconnectReason {
     let config = &relay.config;
     let metrics = &relay.metrics;
     let mut limiter = RateLimiter::new(
-        config.rate_per_second,
-        config.rate_burst,
-        config.flood_drops_before_disconnect,
+        RateLimits {
+            frames_per_second: config.rate_per_second,
+            frame_burst: config.rate_burst,
+            bytes_per_second: config.byte_rate_per_second,
+            byte_burst: config.byte_burst,
+            flood_limit: config.flood_drops_before_disconnect,
+        },
         Instant::now(),
     );
     let mut malformed = 0u32;
+    // The last time the peer proved it is there and reads: a pong to the relay's ping.
+    let mut heard = Instant::now();
     loop {
-        let message = match timeout(config.idle_timeout, stream.next()).await {
+        // The reader bounds each message by the message timeout itself.
+        let incoming = match timeout_at(heard + config.idle_timeout, reader.next()).await {
             Err(_) => return DisconnectReason::IdleTimeout,
-            Ok(None) => return DisconnectReason::ClientClosed,
-            Ok(Some(Err(error))) => return read_error_reason(&error),
-            Ok(Some(Ok(message))) => message,
+            Ok(Err(error)) => return read_error_reason(&error),
+            Ok(Ok(incoming)) => incoming,
         };
-        // Pings and pongs only prove the peer is alive; tungstenite answers pings itself.
-        let text = match message {
-            Message::Text(text) => Some(text),
-            Message::Binary(bytes) => {
-                metrics.bytes_in.add(bytes.len() as u64);
-                None
+        let wire_bytes = reader.take_wire_bytes();
+        match &incoming {
+            Incoming::Close(code) => {
+                *peer_close = Some(*code);
+                return DisconnectReason::ClientClosed;
             }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-            Message::Close(_) => return DisconnectReason::ClientClosed,
-        };
-        metrics.messages_in.inc();
-        if let Some(text) = &text {
-            metrics.bytes_in.add(text.len() as u64);
+            Incoming::Text(text) => {
+                metrics.messages_in.inc();
+                metrics.bytes_in.add(text.len() as u64);
+            }
+            Incoming::Binary(length) => {
+                metrics.messages_in.inc();
+                metrics.bytes_in.add(*length as u64);
+            }
+            Incoming::Ping(_) | Incoming::Pong => {}
         }
-        match limiter.check(Instant::now()) {
+        let now = Instant::now();
+        // Every frame pays, control frames included: a ping costs the relay a pong.
+        match limiter.check(wire_bytes, now) {
             Verdict::Accept => {}
             Verdict::DropAndWarn => {
                 metrics.dropped_rate_limited.inc();
                 debug!("rate limited");
-                outbox.push(error_frame(
+                queue_error(
+                    relay,
+                    outbox,
                     RelayErrorCode::RateLimited,
-                    "too many frames; this one was dropped",
-                ));
+                    "too many frames or bytes; this one was dropped",
+                );
                 continue;
             }
             Verdict::Drop => {
@@ -222,33 +311,56 @@ async fn read_frames(
             }
             Verdict::Disconnect => return DisconnectReason::RateFlood,
         }
-        let verdict = match text {
-            Some(text) => forward(relay, room, peer, &text),
-            None => Err(Refusal::Malformed(
+        let verdict = match incoming {
+            Incoming::Text(text) => forward(relay, room, peer, &text),
+            Incoming::Binary(_) => Err(Refusal::Malformed(
                 "frames are JSON text; binary frames are not accepted".to_owned(),
             )),
+            Incoming::Ping(payload) => {
+                control.owe_pong(payload);
+                continue;
+            }
+            Incoming::Pong => {
+                // An unsolicited pong proves nothing; the answer to the relay's ping does.
+                if control.ping_outstanding.swap(false, Ordering::Relaxed) {
+                    heard = now;
+                }
+                continue;
+            }
+            Incoming::Close(_) => return DisconnectReason::ClientClosed,
         };
         match verdict {
             Ok(()) => {}
+            Err(Refusal::Busy) => {
+                metrics.dropped_relay_busy.inc();
+                queue_error(
+                    relay,
+                    outbox,
+                    RelayErrorCode::RateLimited,
+                    "the relay holds as much queued data as it allows; this frame was dropped",
+                );
+            }
             Err(Refusal::UnknownPeer) => {
                 metrics.dropped_unknown_peer.inc();
-                outbox.push(error_frame(
+                queue_error(
+                    relay,
+                    outbox,
                     RelayErrorCode::UnknownPeer,
                     "no peer with that id is in this room",
-                ));
+                );
             }
             Err(Refusal::Malformed(why)) => {
                 metrics.dropped_malformed.inc();
                 malformed += 1;
                 debug!(
-                    error = why.as_str(),
+                    error = ws::truncate_utf8(&why, MAX_ERROR_MESSAGE_BYTES),
                     count = malformed,
                     "malformed envelope"
                 );
                 if malformed >= config.max_malformed_frames {
                     return DisconnectReason::TooManyErrors;
                 }
-                outbox.push(error_frame(RelayErrorCode::MalformedEnvelope, &why));
+                queue_error(relay, outbox, RelayErrorCode::MalformedEnvelope, &why);
             }
         }
     }
@@ -257,6 +369,8 @@ async fn read_frames(
 enum Refusal {
     Malformed(String),
     UnknownPeer,
+    /// The queued-bytes budget is spent (see `budget`).
+    Busy,
 }
 
 /// Parses the envelope of one text frame and hands the payload, unparsed, to the hub.
@@ -265,15 +379,15 @@ fn forward(relay: &Relay, room: &RoomName, peer: &PeerId, text: &str) -> Result<
         serde_json::from_str(text).map_err(|error| Refusal::Malformed(error.to_string()))?;
     match (frame.kind, frame.to) {
         (ClientFrameKind::Broadcast, None) => {
-            let message = RelayFrame::message_json(peer, &frame.payload);
-            relay.hub.broadcast(room, peer, Utf8Bytes::from(message));
+            let message = counted(relay, RelayFrame::message_json(peer, &frame.payload))?;
+            relay.hub.broadcast(room, peer, message);
             Ok(())
         }
         (ClientFrameKind::Send, Some(to)) => {
-            let message = RelayFrame::message_json(peer, &frame.payload);
+            let message = counted(relay, RelayFrame::message_json(peer, &frame.payload))?;
             relay
                 .hub
-                .send_to(room, peer, &to, Utf8Bytes::from(message))
+                .send_to(room, peer, &to, message)
                 .map_err(|_| Refusal::UnknownPeer)
         }
         (ClientFrameKind::Broadcast, Some(_)) => Err(Refusal::Malformed(
@@ -285,44 +399,75 @@ fn forward(relay: &Relay, room: &RoomName, peer: &PeerId, text: &str) -> Result<
     }
 }
 
-fn read_error_reason(error: &WsError) -> DisconnectReason {
+/// A forwarded frame, counted in the relay's queued-bytes budget while any receiver holds it.
+fn counted(relay: &Relay, message: String) -> Result<Utf8Bytes, Refusal> {
+    relay.budgets.queued_frame(message).ok_or(Refusal::Busy)
+}
+
+fn read_error_reason(error: &ReadError) -> DisconnectReason {
     match error {
-        WsError::Capacity(_) => DisconnectReason::FrameTooLarge,
-        WsError::ConnectionClosed | WsError::AlreadyClosed => DisconnectReason::ClientClosed,
-        WsError::Io(_) | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-            DisconnectReason::ConnectionLost
-        }
-        other => {
-            debug!(error = %other, "protocol error");
+        ReadError::TooLarge { .. } => DisconnectReason::FrameTooLarge,
+        ReadError::MessageTimeout => DisconnectReason::MessageTimeout,
+        ReadError::Eof | ReadError::Io(_) => DisconnectReason::ConnectionLost,
+        ReadError::Protocol(why) => {
+            debug!(error = why, "protocol error");
             DisconnectReason::ProtocolError
         }
     }
 }
 
-/// Writes what the outbox holds and pings on schedule, until writing fails.
+/// Writes what the outbox holds, answers pings and pings on schedule, until writing fails
+/// (`Some(WriteError)`) or `stop` is cancelled (`None`, between frames).
 async fn write_frames(
     relay: &Relay,
-    sink: &mut SplitSink<Socket, Message>,
+    writer: &mut FrameWriter,
     outbox: &Outbox,
-) -> DisconnectReason {
+    control: &Control,
+    stop: &CancellationToken,
+) -> Option<DisconnectReason> {
+    enum Step {
+        Pong(Bytes),
+        Batch,
+        Ping,
+    }
     let interval = relay.config.ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = Vec::new();
     loop {
-        let written = tokio::select! {
-            () = outbox.take(&mut batch, WRITE_BATCH_MESSAGES) => {
+        let step = tokio::select! {
+            biased;
+            () = stop.cancelled() => return None,
+            payload = control.pong_owed() => Step::Pong(payload),
+            () = outbox.take(&mut batch, WRITE_BATCH_MESSAGES) => Step::Batch,
+            _ = ping.tick() => Step::Ping,
+        };
+        // A step is never cut short by `stop`: it ends between frames.
+        let written = match step {
+            Step::Pong(payload) => match writer.pong(&payload).await {
+                Ok(()) => writer.flush().await,
+                Err(error) => Err(error),
+            },
+            Step::Ping => {
+                // Marked before it goes out, so a quick pong cannot arrive before the mark.
+                control.ping_outstanding.store(true, Ordering::Relaxed);
+                match writer.ping().await {
+                    Ok(()) => writer.flush().await,
+                    Err(error) => Err(error),
+                }
+            }
+            Step::Batch => {
                 let messages = batch.len();
                 let bytes: usize = batch.iter().map(|frame| frame.len()).sum();
                 let mut result = Ok(());
                 for frame in batch.drain(..) {
-                    result = feed(sink, frame).await;
+                    result = writer.text(frame.as_bytes()).await;
                     if result.is_err() {
                         break;
                     }
                 }
                 let result = match result {
-                    Ok(()) => sink.flush().await,
+                    Ok(()) => writer.flush().await,
                     Err(error) => Err(error),
                 };
                 outbox.written(messages, bytes);
@@ -330,41 +475,27 @@ async fn write_frames(
                 relay.metrics.bytes_out.add(bytes as u64);
                 result
             }
-            _ = ping.tick() => sink.send(Message::Ping(Bytes::new())).await,
         };
         if let Err(error) = written {
             debug!(error = %error, "write failed");
-            return DisconnectReason::WriteError;
+            return Some(DisconnectReason::WriteError);
         }
     }
 }
 
-/// Queues one text message on the socket, in fragments when it is large.
-async fn feed<S>(sink: &mut S, frame: Utf8Bytes) -> Result<(), WsError>
-where
-    S: futures_util::Sink<Message, Error = WsError> + Unpin,
-{
-    if frame.len() <= FRAGMENT_BYTES {
-        return sink.feed(Message::Text(frame)).await;
-    }
-    let bytes = Bytes::from(frame);
-    let mut start = 0;
-    while start < bytes.len() {
-        let end = (start + FRAGMENT_BYTES).min(bytes.len());
-        let opcode = if start == 0 {
-            OpCode::Data(Data::Text)
-        } else {
-            OpCode::Data(Data::Continue)
-        };
-        let fragment = Frame::message(bytes.slice(start..end), opcode, end == bytes.len());
-        sink.feed(Message::Frame(fragment)).await?;
-        start = end;
-    }
-    Ok(())
-}
-
 /// Says goodbye in the way `reason` calls for, then lingers so the close frame arrives.
-async fn close(mut socket: Socket, reason: DisconnectReason, outbox: &Outbox) {
+async fn close(
+    socket: PeerSocket,
+    reason: DisconnectReason,
+    outbox: &Outbox,
+    peer_close: Option<Option<u16>>,
+) {
+    let PeerSocket {
+        mut reader,
+        mut writer,
+    } = socket;
+    // A half-received message is of no use any more; its memory goes back before the goodbye.
+    reader.abandon_message();
     let goodbye: Option<(Option<RelayErrorCode>, CloseCode)> = match reason {
         DisconnectReason::ClientClosed
         | DisconnectReason::ConnectionLost
@@ -381,32 +512,37 @@ async fn close(mut socket: Socket, reason: DisconnectReason, outbox: &Outbox) {
         DisconnectReason::SlowConsumer => {
             Some((Some(RelayErrorCode::SlowConsumer), CloseCode::Policy))
         }
+        DisconnectReason::MessageTimeout => Some((None, CloseCode::Policy)),
         DisconnectReason::IdleTimeout => Some((None, CloseCode::Normal)),
         DisconnectReason::Shutdown => Some((None, CloseCode::Away)),
     };
     let polite = async {
+        if writer.is_mid_frame() {
+            // Half a frame went out: nothing more can be framed after it.
+            return Ok(());
+        }
         match goodbye {
-            // Writes tungstenite's echo of the peer's close frame, if one is pending.
-            None => socket.flush().await,
+            None => {
+                if let Some(code) = peer_close {
+                    writer.close_reply(code).await?;
+                }
+                writer.flush().await
+            }
             Some((error, close_code)) => {
                 // Frames queued before the verdict (earlier error frames) still go out first.
                 for frame in outbox.drain_now() {
-                    feed(&mut socket, frame).await?;
+                    writer.text(frame.as_bytes()).await?;
                 }
                 if let Some(code) = error {
-                    socket
-                        .feed(error_message(code, disconnect_text(reason)))
+                    writer
+                        .text(error_frame(code, disconnect_text(reason)).as_bytes())
                         .await?;
                 }
                 // The close reason names the error code when there is one, so a client can
                 // match it like an error frame.
                 let close_reason = error.map_or(reason.as_str(), RelayErrorCode::as_str);
-                socket
-                    .send(Message::Close(Some(CloseFrame {
-                        code: close_code,
-                        reason: close_reason.into(),
-                    })))
-                    .await
+                writer.close(close_code, close_reason).await?;
+                writer.flush().await
             }
         }
     };
@@ -418,7 +554,7 @@ async fn close(mut socket: Socket, reason: DisconnectReason, outbox: &Outbox) {
     } else {
         LINGER
     };
-    linger(socket.get_mut(), linger_for).await;
+    linger(&mut reader, &mut writer, linger_for).await;
 }
 
 fn disconnect_text(reason: DisconnectReason) -> &'static str {
@@ -432,19 +568,10 @@ fn disconnect_text(reason: DisconnectReason) -> &'static str {
 }
 
 /// Half-closes and reads what the peer still sends until it closes too, within bounds.
-async fn linger(io: &mut TcpStream, duration: Duration) {
+async fn linger(reader: &mut FrameReader, writer: &mut FrameWriter, duration: Duration) {
     let drain = async {
-        io.shutdown().await?;
-        // On the heap: this future is part of every connection's task for its whole life.
-        let mut buffer = vec![0u8; READ_BUFFER_BYTES];
-        let mut total = 0;
-        while total < LINGER_MAX_BYTES {
-            match io.read(&mut buffer).await? {
-                0 => break,
-                read => total += read,
-            }
-        }
-        Ok::<(), std::io::Error>(())
+        writer.shutdown().await;
+        reader.discard(LINGER_MAX_BYTES).await;
     };
     let _ = timeout(duration, drain).await;
 }

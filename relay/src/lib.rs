@@ -7,19 +7,24 @@
 //!
 //! Map of the crate:
 //! - [`config`]: every limit, with the reason for its default.
-//! - `server`: the accept loop (TCP to HTTP/1.1).
-//! - `routes`: HTTP paths; answers the WebSocket handshake.
+//! - `server`: the accept loop (TCP to HTTP/1.1), with the socket caps and HTTP deadlines.
+//! - `admission`: the socket cap, the per-address cap and the join limits.
+//! - `budget`: memory budgets over all connections (messages being received, queued frames).
+//! - `routes`: HTTP paths; checks and answers the WebSocket handshake.
 //! - `connection`: one peer from upgrade to close: reading, rules, writing, goodbye.
+//! - `ws`: the WebSocket framing of a peer, with fixed-size buffers.
 //! - [`hub`]: room fan-out behind the [`hub::RoomHub`] trait; [`hub::LocalHub`] keeps rooms in
 //!   this process.
 //! - [`nats_hub`]: the hub whose rooms span relay processes through NATS (`--nats-url`).
 //! - [`outbox`]: a peer's bounded outgoing queue.
-//! - `rate`: the per-peer token bucket.
+//! - `rate`: the per-peer token buckets (frames and bytes).
 //! - [`metrics`]: counters and their Prometheus rendering.
 //!
 //! Invariants: the relay never parses a chain message (only the envelope around it); every queue
 //! and map is bounded by a [`Config`] field or a named constant.
 
+mod admission;
+mod budget;
 pub mod config;
 mod connection;
 pub mod hub;
@@ -29,6 +34,7 @@ pub mod outbox;
 mod rate;
 mod routes;
 mod server;
+mod ws;
 
 pub use config::{Cli, Config, ConfigError};
 
@@ -38,7 +44,6 @@ use std::future::Future;
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -56,8 +61,10 @@ pub(crate) struct Relay {
     pub(crate) config: Config,
     pub(crate) hub: Arc<dyn RoomHub>,
     pub(crate) metrics: Arc<Metrics>,
-    /// One permit per WebSocket connection: the `--max-connections` bound.
-    pub(crate) connection_slots: Arc<Semaphore>,
+    /// The socket caps and join limits.
+    pub(crate) admission: Arc<admission::Admission>,
+    /// The relay-wide memory budgets.
+    pub(crate) budgets: budget::MemoryBudgets,
     /// Cancelled when the relay shuts down; every connection watches it.
     pub(crate) shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for their goodbyes.
@@ -80,7 +87,8 @@ pub async fn run(
         ),
     };
     let relay = Arc::new(Relay {
-        connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+        admission: Arc::new(admission::Admission::new(&config)),
+        budgets: budget::MemoryBudgets::new(config.message_memory_bytes, config.queue_memory_bytes),
         config,
         hub,
         metrics,

@@ -9,8 +9,17 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    allocator::tune();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?
+        .block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_json);
     cli.config.validate()?;
@@ -28,6 +37,9 @@ async fn main() -> anyhow::Result<()> {
     let url = browser_url(bound);
     println!("tabchain relay listening; open {url}");
     tracing::info!(%bound, %url, "tabchain relay listening");
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    tokio::spawn(allocator::give_back_freed_memory());
 
     relay::run(listener, cli.config, shutdown_signal()).await?;
     Ok(())
@@ -104,5 +116,43 @@ fn warn_if_few_file_descriptors(max_connections: usize) {
             max_connections,
             "the open-files limit is below --max-connections; raise it (ulimit -n, or LimitNOFILE= in the systemd unit)"
         );
+    }
+}
+
+/// glibc's malloc keeps memory a flood freed: large blocks come from its heap once its mmap
+/// threshold has grown (it grows to the largest block freed), and free heap pages stay mapped.
+/// The relay fixes the threshold, so message buffers of 128 KiB and more are mapped on their own
+/// and unmapped when freed, and every few seconds hands free heap pages back (`malloc_trim`), so
+/// RSS falls back to what is in use after an attack. mimalloc was measured as the alternative and
+/// lost: more memory idle, and slower to give a flood's memory back (BENCHMARKS.md, "Allocator").
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod allocator {
+    use std::time::Duration;
+
+    /// Blocks at least this large are mapped on their own: every message buffer near the frame
+    /// limit, none of the small frames of ordinary gossip.
+    const MMAP_THRESHOLD_BYTES: libc::c_int = 128 * 1024;
+    /// How often free heap pages go back. A trim of an idle heap costs microseconds; after a
+    /// flood a few milliseconds, once.
+    const TRIM_INTERVAL: Duration = Duration::from_secs(5);
+
+    /// Fixes the mmap threshold; called first thing, before the runtime's threads allocate.
+    pub fn tune() {
+        // SAFETY: mallopt only sets a parameter of glibc's own allocator; it takes no pointers.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+        }
+    }
+
+    pub async fn give_back_freed_memory() {
+        let mut tick = tokio::time::interval(TRIM_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            // SAFETY: malloc_trim walks glibc's own free lists under its locks; no pointers.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
     }
 }

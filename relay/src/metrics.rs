@@ -39,14 +39,16 @@ pub enum DisconnectReason {
     RateFlood,
     /// The peer's outgoing queue overflowed.
     SlowConsumer,
-    /// Nothing arrived from the peer for the idle timeout.
+    /// Neither a pong nor a message came from the peer for the idle timeout.
     IdleTimeout,
+    /// A message took longer than the message timeout to arrive.
+    MessageTimeout,
     /// The relay is shutting down (close code 1001).
     Shutdown,
 }
 
 impl DisconnectReason {
-    pub const ALL: [DisconnectReason; 10] = [
+    pub const ALL: [DisconnectReason; 11] = [
         DisconnectReason::ClientClosed,
         DisconnectReason::ConnectionLost,
         DisconnectReason::ProtocolError,
@@ -56,6 +58,7 @@ impl DisconnectReason {
         DisconnectReason::RateFlood,
         DisconnectReason::SlowConsumer,
         DisconnectReason::IdleTimeout,
+        DisconnectReason::MessageTimeout,
         DisconnectReason::Shutdown,
     ];
 
@@ -70,39 +73,61 @@ impl DisconnectReason {
             DisconnectReason::RateFlood => "rate_flood",
             DisconnectReason::SlowConsumer => "slow_consumer",
             DisconnectReason::IdleTimeout => "idle_timeout",
+            DisconnectReason::MessageTimeout => "message_timeout",
             DisconnectReason::Shutdown => "shutdown",
         }
     }
 }
 
-/// Why a WebSocket request was turned away before its peer joined a room.
+/// Why a socket or a WebSocket request was turned away before its peer joined a room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejection {
+    /// Every one of `--max-connections` is taken.
     ServerFull,
+    /// The client's address holds `--max-connections-per-address` sockets.
+    AddressFull,
     RoomFull,
+    /// The room's or the client's join bucket is empty.
+    JoinRateLimited,
     InvalidRoom,
     OriginNotAllowed,
+    /// A plain HTTP request on the WebSocket path.
     NotWebSocket,
+    /// An upgrade request that breaks RFC 6455 (not GET, bad key or version).
+    BadHandshake,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 5] = [
+    pub const ALL: [Rejection; 8] = [
         Rejection::ServerFull,
+        Rejection::AddressFull,
         Rejection::RoomFull,
+        Rejection::JoinRateLimited,
         Rejection::InvalidRoom,
         Rejection::OriginNotAllowed,
         Rejection::NotWebSocket,
+        Rejection::BadHandshake,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Rejection::ServerFull => "server_full",
+            Rejection::AddressFull => "address_full",
             Rejection::RoomFull => "room_full",
+            Rejection::JoinRateLimited => "join_rate_limited",
             Rejection::InvalidRoom => "invalid_room",
             Rejection::OriginNotAllowed => "origin_not_allowed",
             Rejection::NotWebSocket => "not_websocket",
+            Rejection::BadHandshake => "bad_handshake",
         }
     }
+}
+
+/// The memory budgets in use, for rendering.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryGauges {
+    pub receiving_bytes: usize,
+    pub queued_bytes: usize,
 }
 
 #[derive(Default, Debug)]
@@ -120,6 +145,8 @@ pub struct Metrics {
     pub slow_consumer_overflows: Counter,
     /// Deliveries to a peer already on its way out.
     pub dropped_to_closing_peer: Counter,
+    /// Frames refused because the queued-bytes budget was spent.
+    pub dropped_relay_busy: Counter,
     disconnects: [Counter; DisconnectReason::ALL.len()],
     rejections: [Counter; Rejection::ALL.len()],
 }
@@ -135,8 +162,9 @@ impl Metrics {
         self.rejections[reason as usize].inc();
     }
 
-    /// The Prometheus text exposition of every counter; `rooms` comes from the hub.
-    pub fn render(&self, rooms: usize) -> String {
+    /// The Prometheus text exposition of every counter; `rooms` comes from the hub, `memory`
+    /// from the budgets.
+    pub fn render(&self, rooms: usize, memory: MemoryGauges) -> String {
         let mut out = String::with_capacity(4096);
         let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -156,6 +184,18 @@ impl Metrics {
             "gauge",
             "Rooms with at least one peer.",
             &[("", rooms as u64)],
+        );
+        family(
+            "relay_receiving_bytes",
+            "gauge",
+            "Bytes held by messages being received, all connections (the incoming budget in use).",
+            &[("", memory.receiving_bytes as u64)],
+        );
+        family(
+            "relay_queued_bytes",
+            "gauge",
+            "Bytes of forwarded frames waiting in queues, each frame counted once.",
+            &[("", memory.queued_bytes as u64)],
         );
         family(
             "relay_connections_total",
@@ -203,6 +243,7 @@ impl Metrics {
                     "{reason=\"peer_closing\"}",
                     self.dropped_to_closing_peer.get(),
                 ),
+                ("{reason=\"relay_busy\"}", self.dropped_relay_busy.get()),
             ],
         );
         let disconnect_labels: Vec<String> = DisconnectReason::ALL
@@ -232,7 +273,7 @@ impl Metrics {
         family(
             "relay_rejected_total",
             "counter",
-            "WebSocket requests turned away before joining a room, by reason.",
+            "Sockets and WebSocket requests turned away before joining a room, by reason.",
             &rejections,
         );
         out

@@ -1,5 +1,8 @@
-//! Per-peer rate limit: a token bucket for frames, and a flood detector that turns persistent
-//! excess into a disconnect. Pure: the caller passes the time in.
+//! Per-peer rate limit: token buckets for frames and for bytes, and a flood detector that turns
+//! persistent excess into a disconnect. Pure: the caller passes the time in.
+//!
+//! Every frame a peer sends pays: data frames, pings and pongs alike (a ping costs the relay a
+//! pong, so it is no cheaper than a message). [`TokenBucket`] is also what the join limits use.
 
 use std::time::Duration;
 use tokio::time::Instant;
@@ -20,39 +23,103 @@ pub enum Verdict {
     Disconnect,
 }
 
-#[derive(Debug)]
-pub struct RateLimiter {
+/// A token bucket: `burst` tokens at most, refilled at `rate_per_second`.
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
     rate_per_second: f64,
     burst: f64,
-    flood_limit: u32,
     tokens: f64,
     refilled_at: Instant,
-    window_started: Instant,
-    drops_in_window: u32,
 }
 
-impl RateLimiter {
-    pub fn new(rate_per_second: u32, burst: u32, flood_limit: u32, now: Instant) -> RateLimiter {
-        RateLimiter {
-            rate_per_second: f64::from(rate_per_second),
-            burst: f64::from(burst),
-            flood_limit,
-            tokens: f64::from(burst),
+impl TokenBucket {
+    pub fn new(rate_per_second: f64, burst: f64, now: Instant) -> TokenBucket {
+        TokenBucket {
+            rate_per_second,
+            burst,
+            tokens: burst,
             refilled_at: now,
-            window_started: now,
-            drops_in_window: 0,
         }
     }
 
-    /// Decides about one frame arriving at `now`.
-    pub fn check(&mut self, now: Instant) -> Verdict {
+    fn refill(&mut self, now: Instant) {
         let elapsed = now
             .saturating_duration_since(self.refilled_at)
             .as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate_per_second).min(self.burst);
         self.refilled_at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+    }
+
+    /// True when the bucket holds `cost` tokens at `now` (it takes none).
+    pub fn has(&self, cost: f64, now: Instant) -> bool {
+        let mut probe = self.clone();
+        probe.refill(now);
+        probe.tokens >= cost
+    }
+
+    /// Takes `cost` tokens if there are that many; true when it did.
+    pub fn take(&mut self, cost: f64, now: Instant) -> bool {
+        self.refill(now);
+        if self.tokens >= cost {
+            self.tokens -= cost;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// True when the bucket has refilled completely: it remembers nothing a new one would not.
+    pub fn is_full(&self, now: Instant) -> bool {
+        self.has(self.burst, now)
+    }
+}
+
+/// The limits of one peer's sending.
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimits {
+    pub frames_per_second: u32,
+    pub frame_burst: u32,
+    pub bytes_per_second: u64,
+    pub byte_burst: u64,
+    /// Frames dropped within [`FLOOD_WINDOW`] before the peer is disconnected.
+    pub flood_limit: u32,
+}
+
+#[derive(Debug)]
+pub struct RateLimiter {
+    frames: TokenBucket,
+    bytes: TokenBucket,
+    flood_limit: u32,
+    window_started: Instant,
+    drops_in_window: u32,
+}
+
+impl RateLimiter {
+    pub fn new(limits: RateLimits, now: Instant) -> RateLimiter {
+        RateLimiter {
+            frames: TokenBucket::new(
+                f64::from(limits.frames_per_second),
+                f64::from(limits.frame_burst),
+                now,
+            ),
+            bytes: TokenBucket::new(
+                limits.bytes_per_second as f64,
+                limits.byte_burst as f64,
+                now,
+            ),
+            flood_limit: limits.flood_limit,
+            window_started: now,
+            drops_in_window: 0,
+        }
+    }
+
+    /// Decides about one frame of `bytes` bytes (on the wire) arriving at `now`. A frame is
+    /// accepted only when both buckets hold enough; then both pay.
+    pub fn check(&mut self, bytes: usize, now: Instant) -> Verdict {
+        let bytes = bytes as f64;
+        if self.frames.has(1.0, now) && self.bytes.has(bytes, now) {
+            self.frames.take(1.0, now);
+            self.bytes.take(bytes, now);
             return Verdict::Accept;
         }
         if now.saturating_duration_since(self.window_started) >= FLOOD_WINDOW {
@@ -77,8 +144,8 @@ mod tests {
     #[test]
     fn burst_then_refill_then_flood() {
         let start = Instant::now();
-        let mut limiter = RateLimiter::new(10, 3, 4, start);
-        let verdicts: Vec<Verdict> = (0..5).map(|_| limiter.check(start)).collect();
+        let mut limiter = RateLimiter::new(frames(10, 3, 4), start);
+        let verdicts: Vec<Verdict> = (0..5).map(|_| limiter.check(1, start)).collect();
         assert_eq!(
             verdicts,
             [
@@ -91,22 +158,57 @@ mod tests {
         );
         // A tenth of a second refills one token at 10 per second.
         let later = start + Duration::from_millis(100);
-        assert_eq!(limiter.check(later), Verdict::Accept);
-        assert_eq!(limiter.check(later), Verdict::Drop);
-        assert_eq!(limiter.check(later), Verdict::Drop);
-        assert_eq!(limiter.check(later), Verdict::Disconnect);
+        assert_eq!(limiter.check(1, later), Verdict::Accept);
+        assert_eq!(limiter.check(1, later), Verdict::Drop);
+        assert_eq!(limiter.check(1, later), Verdict::Drop);
+        assert_eq!(limiter.check(1, later), Verdict::Disconnect);
     }
 
     #[test]
     fn a_new_window_forgives_old_drops() {
         let start = Instant::now();
-        let mut limiter = RateLimiter::new(1, 1, 2, start);
-        assert_eq!(limiter.check(start), Verdict::Accept);
-        assert_eq!(limiter.check(start), Verdict::DropAndWarn);
-        assert_eq!(limiter.check(start), Verdict::Drop);
+        let mut limiter = RateLimiter::new(frames(1, 1, 2), start);
+        assert_eq!(limiter.check(1, start), Verdict::Accept);
+        assert_eq!(limiter.check(1, start), Verdict::DropAndWarn);
+        assert_eq!(limiter.check(1, start), Verdict::Drop);
         let later = start + FLOOD_WINDOW;
         // The bucket refilled (one token), then the next drop starts a fresh window with a warning.
-        assert_eq!(limiter.check(later), Verdict::Accept);
-        assert_eq!(limiter.check(later), Verdict::DropAndWarn);
+        assert_eq!(limiter.check(1, later), Verdict::Accept);
+        assert_eq!(limiter.check(1, later), Verdict::DropAndWarn);
+    }
+
+    #[test]
+    fn bytes_are_limited_next_to_frames() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(
+            RateLimits {
+                frames_per_second: 1_000,
+                frame_burst: 1_000,
+                bytes_per_second: 1_000,
+                byte_burst: 3_000,
+                flood_limit: 100,
+            },
+            start,
+        );
+        // Three frames of 1,000 bytes use the byte burst; the fourth waits for the refill.
+        for _ in 0..3 {
+            assert_eq!(limiter.check(1_000, start), Verdict::Accept);
+        }
+        assert_eq!(limiter.check(1_000, start), Verdict::DropAndWarn);
+        // A dropped frame costs nothing: small frames still pass on the frame bucket alone.
+        let later = start + Duration::from_millis(10);
+        assert_eq!(limiter.check(5, later), Verdict::Accept);
+        let second = start + Duration::from_secs(2);
+        assert_eq!(limiter.check(1_000, second), Verdict::Accept);
+    }
+
+    fn frames(rate: u32, burst: u32, flood_limit: u32) -> RateLimits {
+        RateLimits {
+            frames_per_second: rate,
+            frame_burst: burst,
+            bytes_per_second: u64::MAX / 2,
+            byte_burst: u64::MAX / 2,
+            flood_limit,
+        }
     }
 }

@@ -7,27 +7,29 @@
 //! - everything else: the web app from the static directory, with `index.html` for unknown paths
 //!   so client-side routes survive a reload, or a page explaining how to build the app.
 //!
-//! The WebSocket handshake is answered here rather than by `warp::ws()` so the socket can be
-//! configured (warp gives every connection a 128 KiB read buffer).
+//! The WebSocket handshake is checked and answered here rather than by `warp::ws()`: the relay
+//! runs its own framing on the socket (see `ws`), and an upgrade that breaks RFC 6455 (not a
+//! GET, a missing or malformed `Sec-WebSocket-Key`) is refused with 400, not served.
+//!
+//! A socket admitted only to be refused (over a cap) still gets `/healthz` and `/metrics`, a
+//! WebSocket that is told `server_full`, and a 503 or 429 for anything else.
 
-use crate::connection;
+use crate::connection::{self, PeerSocket};
 use crate::hub::{HubHealth, RoomName};
 use crate::metrics::Rejection;
-use crate::server::RemoteAddr;
+use crate::server::{Held, Hold, Refused, RemoteAddr};
 use crate::Relay;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use shared::protocol::relay::DEFAULT_ROOM;
 use shared::protocol::RelayErrorCode;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 use warp::http::header::{self, HeaderMap, HeaderValue};
-use warp::http::StatusCode;
+use warp::http::{Method, StatusCode};
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
@@ -51,7 +53,10 @@ pub(crate) fn routes(
         .and(warp::path::end())
         .and(warp::get())
         .map(move || {
-            let mut body = metrics_relay.metrics.render(metrics_relay.hub.room_count());
+            let mut body = metrics_relay.metrics.render(
+                metrics_relay.hub.room_count(),
+                metrics_relay.budgets.gauges(),
+            );
             metrics_relay.hub.render_metrics(&mut body);
             warp::reply::with_header(
                 body,
@@ -64,16 +69,44 @@ pub(crate) fn routes(
     let ws_relay = relay.clone();
     let websocket = warp::path("ws")
         .and(warp::path::tail())
+        .and(warp::method())
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<OnUpgrade>())
         .and(warp::ext::optional::<RemoteAddr>())
+        .and(warp::ext::optional::<Hold>())
         .map(
             move |tail: warp::path::Tail,
+                  method: Method,
                   headers: HeaderMap,
                   on_upgrade: Option<OnUpgrade>,
-                  remote: Option<RemoteAddr>| {
-                let remote = remote.map(|RemoteAddr(addr)| addr);
-                upgrade(&ws_relay, tail.as_str(), &headers, on_upgrade, remote)
+                  remote: Option<RemoteAddr>,
+                  hold: Option<Hold>| {
+                let request = UpgradeRequest {
+                    room: tail.as_str(),
+                    method: &method,
+                    headers: &headers,
+                    remote: remote.map(|RemoteAddr(addr)| addr),
+                };
+                upgrade(
+                    &ws_relay,
+                    request,
+                    on_upgrade,
+                    hold.and_then(|hold| hold.take()),
+                )
+            },
+        );
+
+    // A socket over a cap gets nothing else: not the app, whose files are the large answers.
+    let refused = warp::ext::optional::<Refused>()
+        .and(warp::path::full())
+        .and_then(
+            |refused: Option<Refused>, path: warp::path::FullPath| async move {
+                match refused {
+                    Some(Refused(rejection)) if !is_api_path(path.as_str()) => {
+                        Ok(refusal_response(rejection))
+                    }
+                    _ => Err(warp::reject::not_found()),
+                }
             },
         );
 
@@ -84,7 +117,9 @@ pub(crate) fn routes(
         .map(Reply::into_response);
     let app_missing = warp::get().map(move || app_missing_page(&static_dir));
 
-    healthz
+    refused
+        .or(healthz)
+        .unify()
         .or(metrics)
         .unify()
         .or(websocket)
@@ -108,15 +143,54 @@ fn text(status: StatusCode, body: &'static str) -> Response {
     warp::reply::with_status(body, status).into_response()
 }
 
+/// `/healthz`, `/metrics` and the WebSocket path: what a refused socket is still answered on.
+fn is_api_path(path: &str) -> bool {
+    path == "/healthz" || path == "/metrics" || path == "/ws" || path.starts_with("/ws/")
+}
+
+/// What a socket over a cap is told on a plain HTTP path.
+fn refusal_response(rejection: Rejection) -> Response {
+    let (status, body) = match rejection {
+        Rejection::AddressFull => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "address_full: your address holds as many connections as the relay allows\n",
+        ),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_full: the relay has as many connections as it allows; try again later\n",
+        ),
+    };
+    let mut response = text(status, body);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+/// The parts of a request on `/ws...` the handshake looks at.
+struct UpgradeRequest<'a> {
+    room: &'a str,
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    remote: Option<SocketAddr>,
+}
+
 /// Answers a request on `/ws...`: checks it, then switches protocols and starts the connection.
+/// `held` is what the socket holds of the caps; a WebSocket takes it along.
 fn upgrade(
     relay: &Arc<Relay>,
-    room: &str,
-    headers: &HeaderMap,
+    request: UpgradeRequest<'_>,
     on_upgrade: Option<OnUpgrade>,
-    remote: Option<SocketAddr>,
+    held: Option<Held>,
 ) -> Response {
-    let room_name = if room.is_empty() { DEFAULT_ROOM } else { room };
+    let room_name = if request.room.is_empty() {
+        DEFAULT_ROOM
+    } else {
+        request.room
+    };
     let Some(room) = RoomName::parse(room_name) else {
         relay.metrics.reject(Rejection::InvalidRoom);
         return text(
@@ -124,18 +198,38 @@ fn upgrade(
             "invalid_room: a room name is 1 to 64 characters of a-z A-Z 0-9 - _ .\n",
         );
     };
-    let Some(key) = websocket_key(headers) else {
-        relay.metrics.reject(Rejection::NotWebSocket);
-        let mut response = text(
-            StatusCode::UPGRADE_REQUIRED,
-            "this is the relay's WebSocket endpoint; connect with a WebSocket client\n",
-        );
-        response
-            .headers_mut()
-            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        return response;
+    let key = match check_handshake(request.method, request.headers) {
+        Handshake::Valid(key) => key,
+        Handshake::NotUpgrade => {
+            relay.metrics.reject(Rejection::NotWebSocket);
+            let mut response = text(
+                StatusCode::UPGRADE_REQUIRED,
+                "this is the relay's WebSocket endpoint; connect with a WebSocket client\n",
+            );
+            response
+                .headers_mut()
+                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            return response;
+        }
+        Handshake::WrongVersion => {
+            relay.metrics.reject(Rejection::BadHandshake);
+            let mut response = text(
+                StatusCode::UPGRADE_REQUIRED,
+                "bad_handshake: the relay speaks WebSocket version 13\n",
+            );
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            return response;
+        }
+        Handshake::Invalid(why) => {
+            relay.metrics.reject(Rejection::BadHandshake);
+            debug!(error = why, "malformed WebSocket handshake");
+            return text(StatusCode::BAD_REQUEST, why);
+        }
     };
-    if !origin_allowed(&relay.config.allowed_origins, headers) {
+    if !origin_allowed(&relay.config.allowed_origins, request.headers) {
         relay.metrics.reject(Rejection::OriginNotAllowed);
         return text(
             StatusCode::FORBIDDEN,
@@ -147,8 +241,49 @@ fn upgrade(
         relay.metrics.reject(Rejection::NotWebSocket);
         return text(StatusCode::UPGRADE_REQUIRED, "WebSockets need HTTP/1.1\n");
     };
-    let slot = relay.connection_slots.clone().try_acquire_owned().ok();
+    let Some(held) = held else {
+        // The socket's slot went to an earlier upgrade on the same connection (cannot happen
+        // with a conforming client: an upgrade ends HTTP on its connection).
+        return text(
+            StatusCode::BAD_REQUEST,
+            "bad_handshake: one upgrade per connection\n",
+        );
+    };
+    let held = match held {
+        Held::Slot(mut slot) => {
+            let client = client_address(relay, request.remote, request.headers);
+            if let Some(client) = client.filter(|_| is_proxied(relay, request.remote)) {
+                // Behind a trusted proxy the socket was not counted per address: its client is.
+                match relay.admission.address_slot(client) {
+                    Some(address) => slot.set_address(address),
+                    None => {
+                        relay.metrics.reject(Rejection::AddressFull);
+                        return refusal_response(Rejection::AddressFull);
+                    }
+                }
+            }
+            if let Some(client) = client {
+                if !relay.admission.allow_join(room.as_str(), client) {
+                    relay.metrics.reject(Rejection::JoinRateLimited);
+                    let mut response = text(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "join_rate_limited: too many joins into this room or from your address; retry in a second\n",
+                    );
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    return response;
+                }
+            }
+            Held::Slot(slot)
+        }
+        Held::Refusal(Rejection::ServerFull, permit) => {
+            Held::Refusal(Rejection::ServerFull, permit)
+        }
+        Held::Refusal(rejection, _) => return refusal_response(rejection),
+    };
     let task_relay = relay.clone();
+    let remote = request.remote.map(|addr| addr.ip());
     relay.tasks.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
@@ -162,18 +297,16 @@ fn upgrade(
             tracing::error!("upgraded connection is not a TcpStream; dropping it");
             return;
         };
-        let config = connection::websocket_config(task_relay.config.max_frame_bytes);
-        let socket = WebSocketStream::from_partially_read(
+        let socket = PeerSocket::new(
             parts.io.into_inner(),
-            parts.read_buf.to_vec(),
-            Role::Server,
-            Some(config),
-        )
-        .await;
-        match slot {
-            Some(slot) => connection::serve(task_relay, socket, room, remote, slot).await,
-            None => {
-                task_relay.metrics.reject(Rejection::ServerFull);
+            &parts.read_buf,
+            task_relay.config.max_frame_bytes,
+            task_relay.config.message_timeout,
+            task_relay.budgets.incoming.clone(),
+        );
+        match held {
+            Held::Slot(slot) => connection::serve(task_relay, socket, room, remote, slot).await,
+            Held::Refusal(_, _permit) => {
                 connection::refuse(socket, RelayErrorCode::ServerFull).await;
             }
         }
@@ -191,9 +324,46 @@ fn upgrade(
     response
 }
 
-/// The `Sec-WebSocket-Key` of a valid WebSocket upgrade request (RFC 6455 section 4.2.1), or
-/// `None` when the request is not one.
-fn websocket_key(headers: &HeaderMap) -> Option<&HeaderValue> {
+/// True when the socket comes from a trusted proxy, whose clients are named in a header.
+fn is_proxied(relay: &Relay, remote: Option<SocketAddr>) -> bool {
+    remote.is_some_and(|remote| relay.admission.is_trusted_proxy(remote.ip()))
+}
+
+/// The client a request is from: the socket's address, or behind a trusted proxy the last address
+/// in `X-Forwarded-For` (the one the proxy itself added; earlier ones are the client's word).
+fn client_address(
+    relay: &Relay,
+    remote: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    let remote = remote?.ip();
+    if !relay.admission.is_trusted_proxy(remote) {
+        return Some(remote);
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.rsplit(',').next())
+        .and_then(|last| last.trim().parse::<IpAddr>().ok());
+    Some(forwarded.unwrap_or(remote))
+}
+
+/// What a request on the WebSocket path is.
+#[derive(Debug, PartialEq, Eq)]
+enum Handshake<'a> {
+    /// A valid upgrade (RFC 6455 section 4.2.1), with its key.
+    Valid(&'a HeaderValue),
+    /// Not an upgrade at all: plain HTTP on the WebSocket path.
+    NotUpgrade,
+    /// An upgrade to another version of the protocol.
+    WrongVersion,
+    /// An upgrade that breaks the RFC, with the reason told to the client.
+    Invalid(&'static str),
+}
+
+fn check_handshake<'a>(method: &Method, headers: &'a HeaderMap) -> Handshake<'a> {
     let has_token = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|value| {
             value.to_str().is_ok_and(|value| {
@@ -203,14 +373,38 @@ fn websocket_key(headers: &HeaderMap) -> Option<&HeaderValue> {
             })
         })
     };
-    let is_upgrade = has_token(header::CONNECTION, "upgrade")
-        && has_token(header::UPGRADE, "websocket")
-        && headers
-            .get(header::SEC_WEBSOCKET_VERSION)
-            .is_some_and(|version| version == "13");
-    is_upgrade
-        .then(|| headers.get(header::SEC_WEBSOCKET_KEY))
-        .flatten()
+    if !has_token(header::UPGRADE, "websocket") {
+        return Handshake::NotUpgrade;
+    }
+    if method != Method::GET {
+        return Handshake::Invalid("bad_handshake: a WebSocket upgrade is a GET request\n");
+    }
+    if !has_token(header::CONNECTION, "upgrade") {
+        return Handshake::Invalid("bad_handshake: an upgrade needs `Connection: Upgrade`\n");
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|version| version != "13")
+    {
+        return Handshake::WrongVersion;
+    }
+    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    match (keys.next(), keys.next()) {
+        (Some(key), None) if valid_key(key.as_bytes()) => Handshake::Valid(key),
+        _ => Handshake::Invalid(
+            "bad_handshake: Sec-WebSocket-Key must be 16 bytes in base64, given once\n",
+        ),
+    }
+}
+
+/// RFC 6455 section 4.1: the key is 16 random bytes in base64, which is 22 characters and `==`;
+/// the last character carries only 2 bits, so it is one of `A`, `Q`, `g`, `w`.
+fn valid_key(key: &[u8]) -> bool {
+    let is_base64 = |byte: &u8| byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/');
+    key.len() == 24
+        && key[..22].iter().all(is_base64)
+        && matches!(key[21], b'A' | b'Q' | b'g' | b'w')
+        && &key[22..] == b"=="
 }
 
 /// Browsers always send `Origin`; an empty allow-list or a request without one (a native node)
@@ -269,22 +463,95 @@ mod tests {
     }
 
     #[test]
-    fn upgrade_requests_are_recognised() {
+    fn upgrade_requests_are_checked() {
         let valid = [
             ("connection", "keep-alive, Upgrade"),
             ("upgrade", "WebSocket"),
             ("sec-websocket-version", "13"),
             ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
         ];
-        assert!(websocket_key(&headers(&valid)).is_some());
-        for missing in 0..valid.len() {
-            let partial: Vec<_> = valid
+        let without = |name: &str| -> Vec<(&'static str, &'static str)> {
+            valid
                 .iter()
-                .enumerate()
-                .filter(|(index, _)| *index != missing)
-                .map(|(_, pair)| *pair)
-                .collect();
-            assert!(websocket_key(&headers(&partial)).is_none(), "{partial:?}");
+                .filter(|(key, _)| *key != name)
+                .copied()
+                .collect()
+        };
+        let with = |name: &'static str, value: &'static str| -> Vec<(&'static str, &'static str)> {
+            let mut pairs = without(name);
+            pairs.push((name, value));
+            pairs
+        };
+        let get = Method::GET;
+        let key = HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ==");
+        type Pairs = Vec<(&'static str, &'static str)>;
+        let cases: Vec<(&str, Method, Pairs, Handshake)> = vec![
+            ("valid", get.clone(), valid.to_vec(), Handshake::Valid(&key)),
+            (
+                "no upgrade header",
+                get.clone(),
+                without("upgrade"),
+                Handshake::NotUpgrade,
+            ),
+            ("POST", Method::POST, valid.to_vec(), Handshake::Invalid("")),
+            (
+                "no connection",
+                get.clone(),
+                without("connection"),
+                Handshake::Invalid(""),
+            ),
+            (
+                "no version",
+                get.clone(),
+                without("sec-websocket-version"),
+                Handshake::WrongVersion,
+            ),
+            (
+                "version 8",
+                get.clone(),
+                with("sec-websocket-version", "8"),
+                Handshake::WrongVersion,
+            ),
+            (
+                "no key",
+                get.clone(),
+                without("sec-websocket-key"),
+                Handshake::Invalid(""),
+            ),
+            (
+                "empty key",
+                get.clone(),
+                with("sec-websocket-key", ""),
+                Handshake::Invalid(""),
+            ),
+            (
+                "short key",
+                get.clone(),
+                with("sec-websocket-key", "abcd"),
+                Handshake::Invalid(""),
+            ),
+            (
+                "key of 17 bytes",
+                get.clone(),
+                with("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZSE="),
+                Handshake::Invalid(""),
+            ),
+            (
+                "key not base64",
+                get.clone(),
+                with("sec-websocket-key", "dGhlIHNhbXBsZSBub25j*Q=="),
+                Handshake::Invalid(""),
+            ),
+        ];
+        for (name, method, pairs, expected) in cases {
+            let map = headers(&pairs);
+            let got = check_handshake(&method, &map);
+            match expected {
+                Handshake::Invalid(_) => {
+                    assert!(matches!(got, Handshake::Invalid(_)), "{name}: {got:?}")
+                }
+                expected => assert_eq!(got, expected, "{name}"),
+            }
         }
     }
 

@@ -1,0 +1,302 @@
+//! Who may come in: the socket cap, the per-address cap and the join limits.
+//!
+//! Every accepted socket holds a [`SocketSlot`] for its whole life, plain HTTP included: one of
+//! `--max-connections`, and one of its address's `--max-connections-per-address` (unless the
+//! socket comes from a trusted proxy, whose clients are counted by their forwarded address when
+//! they open a WebSocket). A WebSocket takes its socket's slot along when the connection is
+//! upgraded. Joins pay into two token buckets, one of the room and one of the client address, so
+//! a join flood costs the flooder and never makes a room's honest members answer more joins than
+//! their own rate limit allows.
+
+use crate::config::Config;
+use crate::metrics::Rejection;
+use crate::rate::TokenBucket;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Sockets accepted past the cap, each only long enough to be told `server_full` (with a short
+/// deadline): a client sees why it was turned away instead of a reset, and a flood of them cannot
+/// hold more than this many extra descriptors. Past these the socket is closed at once.
+pub(crate) const REFUSAL_SLOTS: usize = 64;
+
+/// Join buckets remembered at most, rooms and addresses each. A full bucket is forgotten (a new one
+/// would be the same), so this bounds only buckets still refilling: at 20 joins a second from one
+/// address, 65,536 refilling buckets take thousands of flooding addresses.
+const MAX_JOIN_BUCKETS: usize = 65_536;
+
+/// What a client is counted as: its IPv4 address, or the /64 network of its IPv6 address (one
+/// household or one host gets a /64, so counting single IPv6 addresses would count nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct AddressKey(IpAddr);
+
+impl AddressKey {
+    pub(crate) fn of(address: IpAddr) -> AddressKey {
+        match address {
+            IpAddr::V4(v4) => AddressKey(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => AddressKey(IpAddr::V4(v4)),
+                None => {
+                    let segments = v6.segments();
+                    AddressKey(IpAddr::V6(std::net::Ipv6Addr::new(
+                        segments[0],
+                        segments[1],
+                        segments[2],
+                        segments[3],
+                        0,
+                        0,
+                        0,
+                        0,
+                    )))
+                }
+            },
+        }
+    }
+}
+
+/// A socket's hold on the caps; dropping it gives them back.
+pub(crate) struct SocketSlot {
+    _global: OwnedSemaphorePermit,
+    address: Option<AddressSlot>,
+}
+
+impl SocketSlot {
+    /// Adds the per-address hold of a proxied client, counted when its WebSocket opens.
+    pub(crate) fn set_address(&mut self, slot: AddressSlot) {
+        self.address = Some(slot);
+    }
+}
+
+/// One of an address's connection slots.
+pub(crate) struct AddressSlot {
+    admission: Arc<Admission>,
+    key: AddressKey,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.admission.counts();
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// What an accepted socket may do.
+pub(crate) enum Admitted {
+    /// Within the caps: served.
+    Slot(SocketSlot),
+    /// Over a cap: served only to say so, within a short deadline.
+    Refused(Rejection, OwnedSemaphorePermit),
+    /// Over every cap: closed at once.
+    Dropped(Rejection),
+}
+
+pub(crate) struct Admission {
+    connection_slots: Arc<Semaphore>,
+    refusal_slots: Arc<Semaphore>,
+    max_per_address: usize,
+    trusted_proxies: Vec<IpAddr>,
+    per_address: Mutex<HashMap<AddressKey, usize>>,
+    room_joins: Mutex<JoinBuckets<Arc<str>>>,
+    address_joins: Mutex<JoinBuckets<AddressKey>>,
+}
+
+impl Admission {
+    pub(crate) fn new(config: &Config) -> Admission {
+        Admission {
+            connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+            refusal_slots: Arc::new(Semaphore::new(REFUSAL_SLOTS)),
+            max_per_address: config.max_connections_per_address,
+            trusted_proxies: config.trusted_proxies.clone(),
+            per_address: Mutex::new(HashMap::new()),
+            room_joins: Mutex::new(JoinBuckets::new(
+                config.join_rate_per_room,
+                config.join_burst_per_room,
+            )),
+            address_joins: Mutex::new(JoinBuckets::new(
+                config.join_rate_per_address,
+                config.join_burst_per_address,
+            )),
+        }
+    }
+
+    fn counts(&self) -> MutexGuard<'_, HashMap<AddressKey, usize>> {
+        // Counts stay consistent even if a holder panicked: every change is one map operation.
+        self.per_address
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn is_trusted_proxy(&self, address: IpAddr) -> bool {
+        self.trusted_proxies.contains(&address)
+    }
+
+    /// Decides about a socket just accepted from `peer`.
+    pub(crate) fn admit(self: &Arc<Self>, peer: IpAddr) -> Admitted {
+        let refuse = |rejection| match self.refusal_slots.clone().try_acquire_owned() {
+            Ok(permit) => Admitted::Refused(rejection, permit),
+            Err(_) => Admitted::Dropped(rejection),
+        };
+        let Ok(global) = self.connection_slots.clone().try_acquire_owned() else {
+            return refuse(Rejection::ServerFull);
+        };
+        if self.is_trusted_proxy(peer) {
+            return Admitted::Slot(SocketSlot {
+                _global: global,
+                address: None,
+            });
+        }
+        match self.address_slot(peer) {
+            Some(address) => Admitted::Slot(SocketSlot {
+                _global: global,
+                address: Some(address),
+            }),
+            None => refuse(Rejection::AddressFull),
+        }
+    }
+
+    /// One of `client`'s per-address slots, if it has one left.
+    pub(crate) fn address_slot(self: &Arc<Self>, client: IpAddr) -> Option<AddressSlot> {
+        let key = AddressKey::of(client);
+        let mut counts = self.counts();
+        let count = counts.entry(key).or_insert(0);
+        if *count >= self.max_per_address {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            admission: self.clone(),
+            key,
+        })
+    }
+
+    /// Takes one join from the room's bucket and the client's; refuses when either is empty (and
+    /// then takes from neither).
+    pub(crate) fn allow_join(&self, room: &str, client: IpAddr) -> bool {
+        let now = Instant::now();
+        let key = AddressKey::of(client);
+        let mut rooms = self
+            .room_joins
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut addresses = self
+            .address_joins
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let room_key: Arc<str> = Arc::from(room);
+        if !rooms.has(&room_key, now) || !addresses.has(&key, now) {
+            return false;
+        }
+        rooms.take(room_key, now) && addresses.take(key, now)
+    }
+}
+
+/// Token buckets by key, forgetting full ones.
+struct JoinBuckets<K> {
+    rate: f64,
+    burst: f64,
+    buckets: HashMap<K, TokenBucket>,
+}
+
+impl<K: std::hash::Hash + Eq> JoinBuckets<K> {
+    fn new(rate: u32, burst: u32) -> JoinBuckets<K> {
+        JoinBuckets {
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            buckets: HashMap::new(),
+        }
+    }
+
+    fn has(&self, key: &K, now: Instant) -> bool {
+        self.buckets
+            .get(key)
+            .is_none_or(|bucket| bucket.has(1.0, now))
+    }
+
+    fn take(&mut self, key: K, now: Instant) -> bool {
+        if self.buckets.len() >= MAX_JOIN_BUCKETS && !self.buckets.contains_key(&key) {
+            self.buckets.retain(|_, bucket| !bucket.is_full(now));
+            if self.buckets.len() >= MAX_JOIN_BUCKETS {
+                // Every bucket is still refilling: a flood from very many addresses. Refusing is
+                // the safe side; the buckets refill within seconds.
+                return false;
+            }
+        }
+        let (rate, burst) = (self.rate, self.burst);
+        self.buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::new(rate, burst, now))
+            .take(1.0, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(AddressKey::of(a), AddressKey::of(b));
+        assert_ne!(AddressKey::of(a), AddressKey::of(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        let plain: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(AddressKey::of(mapped), AddressKey::of(plain));
+    }
+
+    #[test]
+    fn per_address_slots_are_counted_and_given_back() {
+        let config = Config {
+            max_connections_per_address: 2,
+            trusted_proxies: Vec::new(),
+            ..Config::default()
+        };
+        let admission = Arc::new(Admission::new(&config));
+        let client: IpAddr = "192.0.2.1".parse().unwrap();
+        let first = admission.admit(client);
+        let second = admission.admit(client);
+        assert!(matches!(first, Admitted::Slot(_)));
+        assert!(matches!(second, Admitted::Slot(_)));
+        assert!(matches!(
+            admission.admit(client),
+            Admitted::Refused(Rejection::AddressFull, _)
+        ));
+        assert!(matches!(
+            admission.admit("192.0.2.2".parse().unwrap()),
+            Admitted::Slot(_)
+        ));
+        drop(first);
+        assert!(matches!(admission.admit(client), Admitted::Slot(_)));
+    }
+
+    #[test]
+    fn joins_pay_into_the_room_and_the_address() {
+        let config = Config {
+            join_rate_per_room: 1,
+            join_burst_per_room: 3,
+            join_rate_per_address: 1,
+            join_burst_per_address: 2,
+            ..Config::default()
+        };
+        let admission = Admission::new(&config);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(admission.allow_join("r", a));
+        assert!(admission.allow_join("r", a));
+        // a's burst is spent, in any room.
+        assert!(!admission.allow_join("r", a));
+        assert!(!admission.allow_join("other", a));
+        // The room has one join left: b takes it, then the room is closed to b as well.
+        assert!(admission.allow_join("r", b));
+        assert!(!admission.allow_join("r", b));
+        assert!(admission.allow_join("other", b));
+    }
+}

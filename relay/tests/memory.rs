@@ -1,0 +1,180 @@
+//! The relay's memory under abuse, measured on the binary as it runs (its resident set size from
+//! /proc), so the allocator's and the kernel's view is the one that counts.
+
+mod common;
+
+use common::{Client, WAIT};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::timeout;
+
+struct RelayProcess {
+    child: Child,
+    addr: String,
+}
+
+impl RelayProcess {
+    async fn start(extra: &[&str]) -> RelayProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
+            .args(["--port", "0", "--static-dir", "/nonexistent"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the relay binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        });
+        let line = timeout(WAIT, line).await.unwrap().unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("tabchain relay listening; open http://")
+            .and_then(|rest| rest.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        RelayProcess { child, addr }
+    }
+
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kib / 1024.0
+    }
+
+    async fn join(&self, room: &str) -> Client {
+        let (ws, _) = timeout(
+            WAIT,
+            tokio_tungstenite::connect_async(format!("ws://{}/ws/{room}", self.addr)),
+        )
+        .await
+        .expect("connect timed out")
+        .expect("handshake");
+        Client::welcomed(ws).await
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maximum_frame_leaves_no_buffer_behind_on_its_connection() {
+    const CONNECTIONS: usize = 100;
+    let relay = RelayProcess::start(&[]).await;
+    let mut reader = relay.join("frames").await;
+    let mut senders = Vec::new();
+    for _ in 0..CONNECTIONS {
+        senders.push(relay.join("frames").await);
+    }
+    // Drain the joins the reader was told of.
+    for _ in 0..CONNECTIONS {
+        reader.recv().await;
+    }
+    let before = relay.rss_mib();
+    // Sent to the reader only: the senders never read, and must not be sent each other's frames.
+    let head = format!(r#"{{"type":"send","to":"{}","payload":""#, reader.id);
+    let frame = format!(
+        "{head}{}\"}}",
+        "m".repeat(shared::protocol::MAX_FRAME_BYTES - head.len() - 2)
+    );
+    // Each connection sends one maximum-size frame; the reader takes each before the next, so at
+    // most one is in flight and whatever stays behind stays behind on the connections.
+    for sender in &mut senders {
+        sender.send_text(frame.clone()).await;
+        reader.recv_message().await;
+    }
+    let after = relay.rss_mib();
+    eprintln!("RSS after a maximum frame per connection: {before:.1} -> {after:.1} MiB");
+    // Before the fix each connection kept the frame's 1 MiB: +100 MiB here.
+    assert!(
+        after - before < 30.0,
+        "RSS grew from {before:.1} to {after:.1} MiB after one 1 MiB frame on each of \
+         {CONNECTIONS} connections"
+    );
+}
+
+/// Opens a WebSocket by hand on a socket with a small receive window and returns the raw
+/// stream, the handshake answer read (the relay's frames after it are never read).
+async fn raw_websocket(addr: &str, room: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let request = format!(
+        "GET /ws/{room} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_from_a_peer_that_never_reads_do_not_grow_memory() {
+    // Rate limits out of the way: this is about what each ping costs, not about counting them.
+    let relay = RelayProcess::start(&[
+        "--rate-per-second",
+        "100000000",
+        "--rate-burst",
+        "100000000",
+    ])
+    .await;
+    // A masked ping with a 125-byte payload (mask zero, so the payload is as written), a few
+    // thousand of them per write.
+    let mut ping = vec![0x89, 0x80 | 125, 0, 0, 0, 0];
+    ping.extend_from_slice(&[b'p'; 125]);
+    let pings: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 4_000)
+        .collect();
+    let mut pingers = Vec::new();
+    for _ in 0..2 {
+        pingers.push(raw_websocket(&relay.addr, "pings").await);
+    }
+    let before = relay.rss_mib();
+    // Two clients ping as fast as the relay reads for two seconds and never read a pong.
+    let flood = pingers.iter_mut().map(|pinger| {
+        let pings = &pings;
+        async move {
+            let until = tokio::time::Instant::now() + Duration::from_secs(2);
+            while tokio::time::Instant::now() < until {
+                if pinger.write_all(pings).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let _ = timeout(WAIT, futures_util::future::join_all(flood)).await;
+    let after = relay.rss_mib();
+    eprintln!("RSS under a ping flood: {before:.1} -> {after:.1} MiB");
+    // Before the fix the relay queued every pong: hundreds of MiB a second from two clients.
+    assert!(
+        after - before < 20.0,
+        "RSS grew from {before:.1} to {after:.1} MiB under a ping flood"
+    );
+}
