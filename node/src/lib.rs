@@ -11,7 +11,6 @@
 //! - [`keystore`]: the node's key seed in a 0600 file.
 //! - [`cli`], [`app`], [`menu`], [`report`]: the command line, the subcommands, the interactive
 //!   menu and what they print.
-//! - [`testkit`]: a synthetic chain and a preloaded data directory for tests and benchmarks.
 //!
 //! Invariants: all chain logic stays in `shared` (this crate only moves bytes, keeps time, stores
 //! and draws); every block the node reports as ours or as imported is on disk first; every queue
@@ -25,7 +24,6 @@ pub mod miner;
 pub mod report;
 pub mod runtime;
 pub mod store;
-pub mod testkit;
 pub mod transport;
 
 pub use runtime::{NodeHandle, NodeOptions, Snapshot};

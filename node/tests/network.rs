@@ -181,8 +181,8 @@ async fn a_newcomer_syncs_a_long_chain_within_the_default_relay_limits() {
     let room = relay.url("long");
     let dir = tempfile::tempdir().unwrap();
     let params = shared::NetworkParams::test();
-    let blocks = node::testkit::synthetic_chain(&params, shared::Address([9; 20]), BLOCKS);
-    node::testkit::preload(&dir.path().join("server"), &params, &blocks).unwrap();
+    let blocks = common::testkit::synthetic_chain(&params, shared::Address([9; 20]), BLOCKS);
+    common::testkit::preload(&dir.path().join("server"), &params, &blocks).unwrap();
     let server = start_node("server", dir.path()).await;
     assert_eq!(server.snapshot().height, BLOCKS as u64);
     server.connect(&room).await.unwrap();

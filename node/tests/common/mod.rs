@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod testkit;
+
 use futures_util::future::select_all;
 use node::runtime::{NodeHandle, NodeOptions, Snapshot};
 use shared::NetworkParams;
