@@ -30,9 +30,13 @@ use tokio::task::JoinHandle;
 pub const COMMAND_QUEUE: usize = 64;
 /// Events kept for slow subscribers before the oldest are skipped (they see `Lagged`).
 pub const EVENT_BUFFER: usize = 4_096;
-/// How often the node gets `handle_tick` (stalled requests, score decay) and the hash rate is
-/// measured: the node's own timeouts are in seconds.
-pub const TICK: Duration = Duration::from_secs(1);
+/// How often the miner's hash rate is measured for the status line. The node itself is ticked
+/// only when it asks (`poll_timeout`), not on this beat.
+pub const HASH_RATE_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest gap between two ticks. The node's deadlines are met at once, but a deadline it
+/// keeps reporting as passed after a tick (a bug) would otherwise spin the loop on one core;
+/// a few milliseconds is far below any of its timeouts (hundreds of ms and more).
+pub const MIN_TICK_GAP: Duration = Duration::from_millis(5);
 /// How long a peer that joined may take to say hello before "synced" stops waiting for it: a
 /// node answers at once, so a peer still silent after this is broken or not a tabchain node.
 pub const HELLO_GRACE: Duration = Duration::from_secs(5);
@@ -41,11 +45,38 @@ pub const HELLO_GRACE: Duration = Duration::from_secs(5);
 /// enough (milliseconds) that commands and found blocks are not kept waiting.
 pub const LINK_BATCH: usize = 64;
 
-/// Milliseconds since the Unix epoch: the node's clock.
-pub fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch by the system's wall clock.
+fn wall_clock_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// The node's clock: wall-clock milliseconds read once at start, advanced by tokio's monotonic
+/// clock. Deadlines the node names in milliseconds (`poll_timeout`) become tokio instants
+/// exactly, and a test that pauses tokio's clock (`start_paused`, `advance`) controls the
+/// node's time too. A wall clock stepped while the node runs is not followed; block times are
+/// checked with minutes of slack, and the next start reads it again.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    origin_ms: u64,
+    origin: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn start() -> Clock {
+        Clock {
+            origin_ms: wall_clock_ms(),
+            origin: tokio::time::Instant::now(),
+        }
+    }
+    pub fn now_ms(&self) -> u64 {
+        self.origin_ms + self.origin.elapsed().as_millis() as u64
+    }
+    /// The tokio instant of a time on this clock (now, for a time before the clock started).
+    pub fn instant_at(&self, ms: u64) -> tokio::time::Instant {
+        self.origin + Duration::from_millis(ms.saturating_sub(self.origin_ms))
+    }
 }
 
 /// What a node needs to start.
@@ -175,6 +206,11 @@ pub struct Snapshot {
     pub truncated_bytes: u64,
     /// Why the runtime stopped, if it did.
     pub fatal: Option<String>,
+    /// Calls of `handle_tick` so far, the time of the last one and the next instant the node
+    /// asked for (`poll_timeout`): the runtime sleeps until then, not on a fixed beat.
+    pub ticks: u64,
+    pub last_tick_ms: Option<u64>,
+    pub next_tick_ms: Option<u64>,
 }
 
 impl Snapshot {
@@ -234,6 +270,7 @@ impl NodeHandle {
         }
         let log_path = block_log_path(&options.data_dir, options.params.name);
         let (store, recovered) = BlockLog::open(&log_path)?;
+        let clock = Clock::start();
         let network = options.params.name;
         let mut node = Node::new(NodeConfig {
             params: options.params,
@@ -242,7 +279,7 @@ impl NodeHandle {
         });
         let loaded_blocks = recovered.blocks.len();
         let started = Instant::now();
-        node.handle_stored_blocks(recovered.blocks, now_ms());
+        node.handle_stored_blocks(recovered.blocks, clock.now_ms());
         tracing::info!(
             blocks = loaded_blocks,
             height = node.tree().tip_height(),
@@ -254,6 +291,9 @@ impl NodeHandle {
         let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let mut runtime = Runtime {
             node,
+            clock,
+            ticks: 0,
+            last_tick_ms: None,
             network,
             store,
             miner,
@@ -425,6 +465,9 @@ impl NodeHandle {
 
 struct Runtime {
     node: Node,
+    clock: Clock,
+    ticks: u64,
+    last_tick_ms: Option<u64>,
     network: &'static str,
     store: BlockLog,
     miner: Miner,
@@ -459,9 +502,10 @@ impl Runtime {
         mut found: mpsc::Receiver<FoundBlock>,
         snapshots: watch::Sender<Arc<Snapshot>>,
     ) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rate_sample = tokio::time::interval(HASH_RATE_INTERVAL);
+        rate_sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop_reply = loop {
+            let wake = self.next_wake();
             tokio::select! {
                 command = commands.recv() => match command {
                     None => break None,
@@ -472,7 +516,8 @@ impl Runtime {
                 },
                 event = next_link_event(&mut self.link) => self.on_link_events(event).await,
                 Some(block) = found.recv() => self.on_found(block).await,
-                _ = tick.tick() => self.on_tick().await,
+                _ = sleep_until(wake) => self.on_tick().await,
+                _ = rate_sample.tick() => self.sample_hash_rate(),
             }
             self.flush_store();
             if let Some(error) = &self.fatal {
@@ -503,7 +548,7 @@ impl Runtime {
     }
 
     async fn on_command(&mut self, command: Command) -> Next {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         match command {
             Command::Attach(link, reply) => {
                 if let Some(old) = self.link.take() {
@@ -572,7 +617,7 @@ impl Runtime {
     }
 
     async fn on_link_event(&mut self, event: LinkEvent) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let closed_reason = match &event {
             LinkEvent::Closed { reason } => Some(reason.clone()),
             LinkEvent::RelayError { code, message } => {
@@ -602,7 +647,7 @@ impl Runtime {
     }
 
     async fn on_found(&mut self, found: FoundBlock) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let hash = found.block.hash();
         let height = found.block.header.height;
         // The node judges the job id: a block for an old job is ignored, a refused one gets
@@ -627,8 +672,24 @@ impl Runtime {
     }
 
     async fn on_tick(&mut self) {
-        self.node.handle_tick(now_ms());
+        let now = self.clock.now_ms();
+        self.ticks += 1;
+        self.last_tick_ms = Some(now);
+        self.node.handle_tick(now);
         self.drain().await;
+    }
+
+    /// When the node next needs `handle_tick`: the instant it named, but not sooner than
+    /// [`MIN_TICK_GAP`] after the last tick. `None` while it has no deadline.
+    fn next_wake(&self) -> Option<tokio::time::Instant> {
+        let deadline = self.clock.instant_at(self.node.poll_timeout()?);
+        let earliest = self
+            .last_tick_ms
+            .map(|last| self.clock.instant_at(last) + MIN_TICK_GAP);
+        Some(earliest.map_or(deadline, |earliest| deadline.max(earliest)))
+    }
+
+    fn sample_hash_rate(&mut self) {
         let (then, hashes_then) = self.last_rate_sample;
         let hashes = self.miner.hashes();
         let elapsed = then.elapsed().as_secs_f64();
@@ -680,7 +741,7 @@ impl Runtime {
     fn fail(&mut self, error: StoreError) {
         self.miner.stop();
         if self.node.is_mining() {
-            self.node.set_mining(false, now_ms());
+            self.node.set_mining(false, self.clock.now_ms());
         }
         self.fatal = Some(error);
     }
@@ -720,7 +781,7 @@ impl Runtime {
             requests_in_flight: node.blocks_in_flight() > 0,
             peers: node
                 .peers()
-                .map(|peer| peer_summary(peer, now_ms()))
+                .map(|peer| peer_summary(peer, self.clock.now_ms()))
                 .collect(),
             mining: node.is_mining(),
             miner_threads: self.miner.threads(),
@@ -734,6 +795,9 @@ impl Runtime {
             rejected_stored_blocks: self.rejected_stored_blocks,
             truncated_bytes: self.truncated_bytes,
             fatal: self.fatal.as_ref().map(ToString::to_string),
+            ticks: self.ticks,
+            last_tick_ms: self.last_tick_ms,
+            next_tick_ms: node.poll_timeout(),
         }
     }
 }
@@ -757,6 +821,14 @@ fn peer_summary(peer: &shared::node::PeerInfo, now_ms: u64) -> PeerSummary {
         height: peer.tip.map(|tip| tip.height),
         total_work: peer.tip.map(|tip| tip.total_work),
         misbehavior: peer.misbehavior,
+    }
+}
+
+/// Sleeps until `wake`, or forever without one.
+async fn sleep_until(wake: Option<tokio::time::Instant>) {
+    match wake {
+        Some(wake) => tokio::time::sleep_until(wake).await,
+        None => std::future::pending().await,
     }
 }
 
