@@ -81,6 +81,7 @@ impl From<NodeError> for AppError {
             NodeError::Stopped(reason) => AppError::Stopped(reason),
             NodeError::Connect(error) => AppError::Connect(error),
             NodeError::Send(error) => AppError::Rejected(error),
+            NodeError::Storage(reason) => AppError::Storage(reason),
         }
     }
 }
@@ -188,7 +189,16 @@ async fn run_command(
                 .wait_for(settings.timeout, |s| s.ready_peers().next().is_some())
                 .await
                 .map_err(|_| AppError::NoPeers(settings.timeout))?;
+            // The transaction is on disk when `send` returns, so the next run knows its nonce.
             let id = handle.send(address, amount, fee).await?;
+            let (nonce, state) = handle
+                .inspect(move |node| {
+                    node.own_transactions()
+                        .find(|own| own.id == id)
+                        .map(|own| (own.tx.nonce, own_tx_state(&own.state)))
+                })
+                .await?
+                .unwrap_or((0, "unknown"));
             // Leaving the room sends what is queued first, so the payment has left when we exit.
             handle.disconnect().await?;
             #[derive(Serialize)]
@@ -198,6 +208,8 @@ async fn run_command(
                 to_name: &'a str,
                 amount: u64,
                 fee: u64,
+                nonce: u64,
+                state: &'static str,
             }
             if json {
                 print_json(
@@ -208,10 +220,15 @@ async fn run_command(
                         to_name: &to,
                         amount,
                         fee,
+                        nonce,
+                        state,
                     },
                 )?;
             } else {
-                writeln!(out, "sent {amount} to {to} (fee {fee}): transaction {id}")?;
+                writeln!(
+                    out,
+                    "sent {amount} to {to} (fee {fee}): transaction {id}, nonce {nonce}, {state}"
+                )?;
             }
         }
         Command::Mine {
@@ -285,6 +302,15 @@ pub async fn resolve_recipient(
                 known: peer_names(&snapshot),
             })
         }
+    }
+}
+
+/// How `send` names the state of one of our transactions.
+fn own_tx_state(state: &shared::node::OwnTxState) -> &'static str {
+    match state {
+        shared::node::OwnTxState::Pending => "pending",
+        shared::node::OwnTxState::Confirmed { .. } => "confirmed",
+        shared::node::OwnTxState::Dropped { .. } => "dropped",
     }
 }
 

@@ -8,6 +8,7 @@
 //!   node calls; another transport (WebRTC) would produce the same `Link`.
 //! - [`miner`]: one thread per core calling `shared::mining::mine` on disjoint nonce ranges.
 //! - [`store`]: the append-only, checksummed, fsynced block log that survives `kill -9`.
+//! - [`txstore`]: our own pending transactions, rewritten atomically on every change.
 //! - [`keystore`]: the node's key seed in a 0600 file.
 //! - [`cli`], [`app`], [`menu`], [`report`]: the command line, the subcommands, the interactive
 //!   menu and what they print.
@@ -25,5 +26,6 @@ pub mod report;
 pub mod runtime;
 pub mod store;
 pub mod transport;
+pub mod txstore;
 
 pub use runtime::{NodeHandle, NodeOptions, Snapshot};

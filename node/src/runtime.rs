@@ -14,6 +14,7 @@ use crate::keystore::{self, KeyError};
 use crate::miner::{FoundBlock, Miner};
 use crate::store::{BlockLog, StoreError};
 use crate::transport::{self, ConnectError, Link, LinkEvent, LinkInfo, Outgoing};
+use crate::txstore::TxStore;
 use serde::Serialize;
 use shared::node::{Handshake, Node, NodeConfig, NodeEvent, Output, SendError, SyncState};
 use shared::protocol::{PeerId, RelayErrorCode};
@@ -79,6 +80,11 @@ impl Clock {
     }
 }
 
+/// Where our own pending transactions of `network` are kept (see [`crate::txstore`]).
+pub fn own_txs_path(data_dir: &Path, network: &str) -> PathBuf {
+    data_dir.join("chains").join(network).join("own-txs.log")
+}
+
 /// What a node needs to start.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
@@ -112,6 +118,9 @@ pub enum NodeError {
     Connect(#[from] ConnectError),
     #[error(transparent)]
     Send(#[from] SendError),
+    /// The payment could not be stored, so it was not reported as sent.
+    #[error("storage failed: {0}")]
+    Storage(String),
 }
 
 /// Waiting for a condition on the snapshot failed.
@@ -240,7 +249,7 @@ enum Command {
         to: Address,
         amount: u64,
         fee: u64,
-        reply: oneshot::Sender<Result<Hash, SendError>>,
+        reply: oneshot::Sender<Result<Hash, NodeError>>,
     },
     Inspect(Box<dyn FnOnce(&Node) + Send>),
     Shutdown(oneshot::Sender<()>),
@@ -270,6 +279,8 @@ impl NodeHandle {
         }
         let log_path = block_log_path(&options.data_dir, options.params.name);
         let (store, recovered) = BlockLog::open(&log_path)?;
+        let (txs, stored_txs) =
+            TxStore::open(&own_txs_path(&options.data_dir, options.params.name))?;
         let clock = Clock::start();
         let network = options.params.name;
         let mut node = Node::new(NodeConfig {
@@ -286,6 +297,11 @@ impl NodeHandle {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "loaded the stored chain"
         );
+        let loaded_txs = stored_txs.len();
+        node.handle_stored_transactions(stored_txs, clock.now_ms());
+        if loaded_txs > 0 {
+            tracing::info!(transactions = loaded_txs, "loaded our pending transactions");
+        }
         let (miner, found) = Miner::start(options.threads);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -296,6 +312,7 @@ impl NodeHandle {
             last_tick_ms: None,
             network,
             store,
+            txs,
             miner,
             link: None,
             connection: Connection::Offline,
@@ -401,7 +418,8 @@ impl NodeHandle {
         .await
     }
 
-    /// Signs, queues and announces a payment; returns the transaction id.
+    /// Signs, queues, stores and announces a payment; returns the transaction id once the
+    /// transaction is on disk.
     pub async fn send(&self, to: Address, amount: u64, fee: u64) -> Result<Hash, NodeError> {
         Ok(self
             .request(|reply| Command::Send {
@@ -470,6 +488,8 @@ struct Runtime {
     last_tick_ms: Option<u64>,
     network: &'static str,
     store: BlockLog,
+    /// Our own pending transactions; rewritten at most once per step.
+    txs: TxStore,
     miner: Miner,
     link: Option<Link>,
     connection: Connection,
@@ -596,6 +616,13 @@ impl Runtime {
             } => {
                 let result = self.node.send_transaction(to, amount, fee, now);
                 self.drain().await;
+                // The payment is on disk before it is reported as sent: the next start (or the
+                // next `node send`) must know its nonce is taken.
+                self.flush_store();
+                let result = match (&self.fatal, result) {
+                    (Some(error), Ok(_)) => Err(NodeError::Storage(error.to_string())),
+                    (_, result) => result.map_err(NodeError::Send),
+                };
                 let _ = reply.send(result);
             }
             Command::Inspect(look) => look(&self.node),
@@ -719,7 +746,8 @@ impl Runtime {
                         self.miner.start_job(job);
                     }
                 }
-                Output::StoreTransaction(_) | Output::DeleteTransaction(_) => {}
+                Output::StoreTransaction(tx) => self.txs.put(tx),
+                Output::DeleteTransaction(id) => self.txs.remove(&id),
                 Output::StopMining => self.miner.stop(),
                 Output::Event(event) => self.on_node_event(event),
             }
@@ -729,11 +757,17 @@ impl Runtime {
     /// Makes the blocks accepted since the last flush durable, with one fsync. The loop calls
     /// it at the end of every step, before the step's snapshot is published.
     fn flush_store(&mut self) {
-        if self.unstored.is_empty() || self.fatal.is_some() {
+        if self.fatal.is_some() {
             return;
         }
-        let blocks = std::mem::take(&mut self.unstored);
-        if let Err(error) = self.store.append(&blocks) {
+        if !self.unstored.is_empty() {
+            let blocks = std::mem::take(&mut self.unstored);
+            if let Err(error) = self.store.append(&blocks) {
+                self.fail(error);
+                return;
+            }
+        }
+        if let Err(error) = self.txs.flush() {
             self.fail(error);
         }
     }

@@ -327,3 +327,46 @@ async fn send_by_peer_name_waits_for_the_hello() {
     bob.shutdown().await;
     relay.stop().await;
 }
+
+/// Two `send`s back to back from one data directory: the second must not reuse the first's
+/// nonce (it used to start again at 0, and one of the two payments was lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_twice_in_a_row_uses_the_next_nonce() {
+    let relay = TestRelay::start().await;
+    let room = relay.url("twice");
+    let dir = tempfile::tempdir().unwrap();
+    let bank = start_node("bank", dir.path()).await;
+    let bob = start_node("bob", dir.path()).await;
+    bank.connect(&room).await.unwrap();
+    bob.connect(&room).await.unwrap();
+    bank.mine_blocks(2).await.unwrap();
+    common::wait_all(&[&bank, &bob], "bob has the coins' blocks", |s| {
+        common::converged(s) && s[1].height == 2
+    })
+    .await;
+    bank.shutdown().await;
+    let to = bob.snapshot().address.to_string();
+    let mut sent = Vec::new();
+    for _ in 0..2 {
+        let run = run_node(
+            &dir.path().join("bank"),
+            &[
+                "--name", "bank", "--relay", &room, "send", "--to", &to, "--amount", "3", "--json",
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        sent.push(run.json());
+    }
+    assert_ne!(sent[0]["id"], sent[1]["id"]);
+    assert_eq!(sent[0]["nonce"], 0, "{}", sent[0]);
+    assert_eq!(sent[1]["nonce"], 1, "{}", sent[1]);
+    assert_eq!(sent[1]["state"], "pending");
+    common::wait_all(&[&bob], "both payments in bob's mempool", |s| {
+        s[0].mempool == 2
+    })
+    .await;
+    bob.shutdown().await;
+    relay.stop().await;
+}
