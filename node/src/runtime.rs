@@ -421,14 +421,13 @@ impl NodeHandle {
     /// Signs, queues, stores and announces a payment; returns the transaction id once the
     /// transaction is on disk.
     pub async fn send(&self, to: Address, amount: u64, fee: u64) -> Result<Hash, NodeError> {
-        Ok(self
-            .request(|reply| Command::Send {
-                to,
-                amount,
-                fee,
-                reply,
-            })
-            .await??)
+        self.request(|reply| Command::Send {
+            to,
+            amount,
+            fee,
+            reply,
+        })
+        .await?
     }
 
     /// Runs `look` on the node between two steps (to read the chain, balances, peers).
