@@ -6,6 +6,7 @@
 //!   does what its outputs ask; [`runtime::NodeHandle`] is how everything else talks to it.
 //! - [`transport`]: the one seam to the network. A [`transport::Link`] turns relay frames into
 //!   node calls; another transport (WebRTC) would produce the same `Link`.
+//! - [`inbox`]: the bounded queue a link's reader fills without waiting for the node.
 //! - [`miner`]: one thread per core calling `shared::mining::mine` on disjoint nonce ranges.
 //! - [`store`]: the append-only, checksummed, fsynced block log that survives `kill -9`.
 //! - [`txstore`]: our own pending transactions, rewritten atomically on every change.
@@ -19,6 +20,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod inbox;
 pub mod keystore;
 pub mod menu;
 pub mod miner;
