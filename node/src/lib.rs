@@ -8,6 +8,7 @@
 //!   node calls; another transport (WebRTC) would produce the same `Link`.
 //! - [`inbox`]: the bounded queue a link's reader fills without waiting for the node.
 //! - [`miner`]: one thread per core calling `shared::mining::mine` on disjoint nonce ranges.
+//! - [`sanitize`]: network text (peer names, relay reasons) made safe to print.
 //! - [`store`]: the append-only, checksummed, fsynced block log that survives `kill -9`.
 //! - [`txstore`]: our own pending transactions, rewritten atomically on every change.
 //! - [`keystore`]: the node's key seed in a 0600 file.
@@ -26,6 +27,7 @@ pub mod menu;
 pub mod miner;
 pub mod report;
 pub mod runtime;
+pub mod sanitize;
 pub mod store;
 pub mod transport;
 pub mod txstore;

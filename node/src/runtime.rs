@@ -46,6 +46,31 @@ pub const HELLO_GRACE: Duration = Duration::from_secs(5);
 /// enough (milliseconds) that commands and found blocks are not kept waiting.
 pub const LINK_BATCH: usize = 64;
 
+/// The first retries after a lost connection wait about this long (with jitter): a relay that
+/// restarts is back within a second or two, and a person watching should not wait longer.
+pub const RECONNECT_FIRST_DELAY: Duration = Duration::from_secs(1);
+/// Retries at [`RECONNECT_FIRST_DELAY`] before the delay starts doubling.
+pub const RECONNECT_FAST_ATTEMPTS: u32 = 3;
+/// The longest wait between two retries: a relay down for long is not hammered (every node of a
+/// classroom retries at once), and one that comes back is found within half a minute.
+pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// How long to wait before reconnection attempt `attempt` (1 for the first). `jitter` in
+/// `[0, 1)` spreads the delay over 50%..150% of its nominal value, so nodes dropped together do
+/// not come back together.
+pub fn reconnect_delay(attempt: u32, jitter: f64) -> Duration {
+    let doublings = attempt.saturating_sub(RECONNECT_FAST_ATTEMPTS).min(16);
+    let nominal = RECONNECT_FIRST_DELAY
+        .saturating_mul(1 << doublings)
+        .min(RECONNECT_MAX_DELAY);
+    nominal.mul_f64(0.5 + jitter.clamp(0.0, 1.0))
+}
+
+/// A uniform number in `[0, 1)` from the OS (0.5, the nominal delay, if it has none).
+fn jitter() -> f64 {
+    getrandom::u32().map_or(0.5, |bits| f64::from(bits) / (f64::from(u32::MAX) + 1.0))
+}
+
 /// Milliseconds since the Unix epoch by the system's wall clock.
 fn wall_clock_ms() -> u64 {
     SystemTime::now()
@@ -145,6 +170,12 @@ pub enum RuntimeEvent {
     Disconnected {
         reason: String,
     },
+    /// The connection was lost and will be tried again after `delay` (attempt `attempt`).
+    Reconnecting {
+        attempt: u32,
+        delay: Duration,
+        reason: String,
+    },
     RelayError {
         code: RelayErrorCode,
         message: String,
@@ -166,6 +197,18 @@ pub enum Connection {
         url: String,
         reason: String,
     },
+}
+
+/// A lost connection the runtime is trying to get back by itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reconnecting {
+    pub url: String,
+    /// The attempt that comes next (1 for the first).
+    pub attempt: u32,
+    /// When it starts, on the node's clock; `None` while an attempt is under way.
+    pub next_attempt_ms: Option<u64>,
+    /// Why the connection (or the last attempt) failed.
+    pub reason: String,
 }
 
 /// One peer as the user sees it.
@@ -190,6 +233,8 @@ pub struct Snapshot {
     pub address: Address,
     pub network: &'static str,
     pub connection: Connection,
+    /// Set while a lost connection is being retried (see [`NodeHandle::set_auto_reconnect`]).
+    pub reconnecting: Option<Reconnecting>,
     pub height: u64,
     pub tip: Hash,
     pub total_work: Work,
@@ -239,6 +284,7 @@ impl Snapshot {
 enum Command {
     Attach(Box<Link>, oneshot::Sender<()>),
     Detach(oneshot::Sender<()>),
+    SetAutoReconnect(bool, oneshot::Sender<()>),
     /// Start or stop mining; with a budget, stop by itself once that many more blocks are ours.
     SetMining {
         on: bool,
@@ -327,6 +373,9 @@ impl NodeHandle {
             truncated_bytes: recovered.truncated_bytes,
             replaying: true,
             fatal: None,
+            auto_reconnect: false,
+            reconnecting: None,
+            connecting: None,
         };
         runtime.drain().await;
         runtime.flush_store();
@@ -383,6 +432,14 @@ impl NodeHandle {
         self.request(|reply| Command::Attach(Box::new(link), reply))
             .await?;
         Ok(info)
+    }
+
+    /// With `on`, a connection that drops is tried again by itself, with backoff (see
+    /// [`reconnect_delay`]), until it is back, [`NodeHandle::disconnect`] or another
+    /// [`NodeHandle::connect`]. Off by default: a subcommand fails fast instead.
+    pub async fn set_auto_reconnect(&self, on: bool) -> Result<(), NodeError> {
+        self.request(|reply| Command::SetAutoReconnect(on, reply))
+            .await
     }
 
     /// Leaves the room after sending what is queued.
@@ -505,6 +562,10 @@ struct Runtime {
     truncated_bytes: u64,
     /// True while the events of the stored-chain replay are drained at start.
     replaying: bool,
+    auto_reconnect: bool,
+    reconnecting: Option<Reconnecting>,
+    /// The reconnection attempt under way.
+    connecting: Option<JoinHandle<Result<Link, ConnectError>>>,
     fatal: Option<StoreError>,
 }
 
@@ -525,6 +586,7 @@ impl Runtime {
         rate_sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop_reply = loop {
             let wake = self.next_wake();
+            let retry = self.reconnect_wake();
             tokio::select! {
                 command = commands.recv() => match command {
                     None => break None,
@@ -537,6 +599,8 @@ impl Runtime {
                 Some(block) = found.recv() => self.on_found(block).await,
                 _ = sleep_until(wake) => self.on_tick().await,
                 _ = rate_sample.tick() => self.sample_hash_rate(),
+                _ = sleep_until(retry) => self.start_reconnect(),
+                attempt = next_attempt(&mut self.connecting) => self.on_reconnect_attempt(attempt).await,
             }
             self.flush_store();
             if let Some(error) = &self.fatal {
@@ -549,6 +613,7 @@ impl Runtime {
         };
         self.miner.stop();
         self.flush_store();
+        self.cancel_reconnect();
         if let Some(link) = self.link.take() {
             link.close().await;
         }
@@ -570,24 +635,19 @@ impl Runtime {
         let now = self.clock.now_ms();
         match command {
             Command::Attach(link, reply) => {
-                if let Some(old) = self.link.take() {
-                    self.node.handle_disconnected(now);
-                    self.drain().await;
-                    tokio::spawn(old.close());
+                self.cancel_reconnect();
+                self.attach(*link).await;
+                let _ = reply.send(());
+            }
+            Command::SetAutoReconnect(on, reply) => {
+                self.auto_reconnect = on;
+                if !on {
+                    self.cancel_reconnect();
                 }
-                let info = link.info().clone();
-                self.connection = Connection::Connected {
-                    url: info.url.clone(),
-                    room: info.room.clone(),
-                    peer_id: info.peer_id.clone(),
-                };
-                self.link = Some(*link);
-                transport::deliver_welcome(&mut self.node, &info, now);
-                self.drain().await;
-                let _ = self.events.send(RuntimeEvent::Connected(info));
                 let _ = reply.send(());
             }
             Command::Detach(reply) => {
+                self.cancel_reconnect();
                 if let Some(link) = self.link.take() {
                     self.node.handle_disconnected(now);
                     self.drain().await;
@@ -630,6 +690,87 @@ impl Runtime {
         Next::Continue
     }
 
+    async fn attach(&mut self, link: Link) {
+        let now = self.clock.now_ms();
+        if let Some(old) = self.link.take() {
+            self.node.handle_disconnected(now);
+            self.drain().await;
+            tokio::spawn(old.close());
+        }
+        let info = link.info().clone();
+        self.connection = Connection::Connected {
+            url: info.url.clone(),
+            room: info.room.clone(),
+            peer_id: info.peer_id.clone(),
+        };
+        self.link = Some(link);
+        transport::deliver_welcome(&mut self.node, &info, now);
+        self.drain().await;
+        let _ = self.events.send(RuntimeEvent::Connected(info));
+    }
+
+    fn cancel_reconnect(&mut self) {
+        self.reconnecting = None;
+        if let Some(attempt) = self.connecting.take() {
+            attempt.abort();
+        }
+    }
+
+    /// Plans reconnection attempt `attempt` to `url` after its backoff, and says so.
+    fn schedule_reconnect(&mut self, url: String, attempt: u32, reason: String) {
+        let delay = reconnect_delay(attempt, jitter());
+        tracing::warn!(%url, attempt, delay_ms = delay.as_millis() as u64, reason = %crate::sanitize::printable(&reason), "connection lost; reconnecting");
+        let _ = self.events.send(RuntimeEvent::Reconnecting {
+            attempt,
+            delay,
+            reason: reason.clone(),
+        });
+        self.reconnecting = Some(Reconnecting {
+            url,
+            attempt,
+            next_attempt_ms: Some(self.clock.now_ms() + delay.as_millis() as u64),
+            reason,
+        });
+    }
+
+    fn reconnect_wake(&self) -> Option<tokio::time::Instant> {
+        let at = self.reconnecting.as_ref()?.next_attempt_ms?;
+        Some(self.clock.instant_at(at))
+    }
+
+    /// The retry's time came: connect in the background, so the node keeps running meanwhile.
+    fn start_reconnect(&mut self) {
+        let Some(reconnecting) = &mut self.reconnecting else {
+            return;
+        };
+        reconnecting.next_attempt_ms = None;
+        let url = reconnecting.url.clone();
+        tracing::info!(%url, attempt = reconnecting.attempt, "reconnecting");
+        self.connecting = Some(tokio::spawn(
+            async move { transport::connect_relay(&url).await },
+        ));
+    }
+
+    async fn on_reconnect_attempt(&mut self, attempt: Result<Link, ConnectError>) {
+        self.connecting = None;
+        let Some(reconnecting) = self.reconnecting.take() else {
+            return;
+        };
+        match attempt {
+            Ok(link) => {
+                tracing::info!(url = %reconnecting.url, attempts = reconnecting.attempt, "reconnected");
+                self.attach(link).await;
+            }
+            Err(error) => {
+                self.schedule_reconnect(
+                    reconnecting.url,
+                    reconnecting.attempt + 1,
+                    error.to_string(),
+                );
+            }
+        }
+    }
+
     /// Handles `event` and whatever else the link already has queued (up to [`LINK_BATCH`]), so
     /// a burst of sync replies costs one fsync rather than one each.
     async fn on_link_events(&mut self, event: LinkEvent) {
@@ -664,10 +805,15 @@ impl Runtime {
                 .unwrap_or_default();
             let reason = closed_reason.unwrap_or_default();
             self.connection = Connection::Lost {
-                url,
+                url: url.clone(),
                 reason: reason.clone(),
             };
-            let _ = self.events.send(RuntimeEvent::Disconnected { reason });
+            let _ = self.events.send(RuntimeEvent::Disconnected {
+                reason: reason.clone(),
+            });
+            if self.auto_reconnect && !url.is_empty() {
+                self.schedule_reconnect(url, 1, reason);
+            }
         }
         self.drain().await;
     }
@@ -806,6 +952,7 @@ impl Runtime {
             address: node.address(),
             network: self.network,
             connection: self.connection.clone(),
+            reconnecting: self.reconnecting.clone(),
             height: tip.height,
             tip: tip.hash,
             total_work: tip.total_work,
@@ -831,6 +978,38 @@ impl Runtime {
             ticks: self.ticks,
             last_tick_ms: self.last_tick_ms,
             next_tick_ms: node.poll_timeout(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnection_starts_near_a_second_then_backs_off_to_a_cap() {
+        let nominal = |attempt| reconnect_delay(attempt, 0.5);
+        for attempt in 1..=RECONNECT_FAST_ATTEMPTS {
+            assert_eq!(nominal(attempt), RECONNECT_FIRST_DELAY, "attempt {attempt}");
+        }
+        assert_eq!(
+            nominal(RECONNECT_FAST_ATTEMPTS + 1),
+            2 * RECONNECT_FIRST_DELAY
+        );
+        assert_eq!(
+            nominal(RECONNECT_FAST_ATTEMPTS + 2),
+            4 * RECONNECT_FIRST_DELAY
+        );
+        assert_eq!(nominal(1_000), RECONNECT_MAX_DELAY);
+        // Jitter spreads each delay over half to one and a half times its nominal value.
+        assert_eq!(reconnect_delay(1, 0.0), Duration::from_millis(500));
+        assert!(reconnect_delay(1, 0.999_999) < Duration::from_millis(1_500));
+        assert_eq!(
+            reconnect_delay(1_000, 1.0),
+            RECONNECT_MAX_DELAY.mul_f64(1.5)
+        );
+        for _ in 0..100 {
+            assert!((0.0..1.0).contains(&jitter()));
         }
     }
 }
@@ -861,6 +1040,22 @@ fn peer_summary(peer: &shared::node::PeerInfo, now_ms: u64) -> PeerSummary {
 async fn sleep_until(wake: Option<tokio::time::Instant>) {
     match wake {
         Some(wake) => tokio::time::sleep_until(wake).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The outcome of the reconnection attempt under way; never, without one.
+async fn next_attempt(
+    connecting: &mut Option<JoinHandle<Result<Link, ConnectError>>>,
+) -> Result<Link, ConnectError> {
+    match connecting {
+        Some(attempt) => match attempt.await {
+            Ok(result) => result,
+            Err(error) => Err(ConnectError::Unreachable {
+                url: String::new(),
+                reason: format!("the attempt failed: {error}"),
+            }),
+        },
         None => std::future::pending().await,
     }
 }
