@@ -362,6 +362,10 @@ async fn mine(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
+    if blocks.is_none() {
+        // Mining until Ctrl-C outlives relay restarts: a dropped connection comes back by itself.
+        handle.set_auto_reconnect(true).await?;
+    }
     let mut events = handle.subscribe();
     let before = handle.snapshot();
     let (start, hashes_before) = (before.blocks_mined, before.hashes);

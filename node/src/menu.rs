@@ -42,6 +42,8 @@ pub async fn run(
         settings.data_dir.display()
     )?;
     let mut url = settings.relay_url.clone();
+    // A dropped connection comes back by itself; the status line above the menu says so.
+    handle.set_auto_reconnect(true).await?;
     if !settings.offline {
         connect(handle, &url, out).await?;
     }
@@ -176,9 +178,17 @@ fn show_connection(handle: &NodeHandle, out: &mut dyn Write) -> Result<(), AppEr
             snapshot.peers.len(),
             if snapshot.syncing { ", syncing" } else { "" }
         ),
-        Connection::Lost { reason, .. } => {
-            format!("connection lost ({reason}); choose 1 to reconnect")
-        }
+        Connection::Lost { reason, .. } => match &snapshot.reconnecting {
+            Some(retry) => format!(
+                "connection lost ({}); reconnecting by itself (attempt {}), or choose 1",
+                crate::sanitize::printable(reason),
+                retry.attempt
+            ),
+            None => format!(
+                "connection lost ({}); choose 1 to reconnect",
+                crate::sanitize::printable(reason)
+            ),
+        },
     };
     writeln!(
         out,
@@ -241,7 +251,7 @@ async fn add_transaction(
         }
     };
     match handle.send(address, amount, fee).await {
-        Ok(id) => writeln!(out, "transaction {id} queued and announced")?,
+        Ok(id) => writeln!(out, "transaction {id} stored, queued and announced")?,
         Err(crate::runtime::NodeError::Stopped(reason)) => return Err(AppError::Stopped(reason)),
         Err(error) => writeln!(out, "refused: {error}")?,
     }

@@ -982,38 +982,6 @@ impl Runtime {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reconnection_starts_near_a_second_then_backs_off_to_a_cap() {
-        let nominal = |attempt| reconnect_delay(attempt, 0.5);
-        for attempt in 1..=RECONNECT_FAST_ATTEMPTS {
-            assert_eq!(nominal(attempt), RECONNECT_FIRST_DELAY, "attempt {attempt}");
-        }
-        assert_eq!(
-            nominal(RECONNECT_FAST_ATTEMPTS + 1),
-            2 * RECONNECT_FIRST_DELAY
-        );
-        assert_eq!(
-            nominal(RECONNECT_FAST_ATTEMPTS + 2),
-            4 * RECONNECT_FIRST_DELAY
-        );
-        assert_eq!(nominal(1_000), RECONNECT_MAX_DELAY);
-        // Jitter spreads each delay over half to one and a half times its nominal value.
-        assert_eq!(reconnect_delay(1, 0.0), Duration::from_millis(500));
-        assert!(reconnect_delay(1, 0.999_999) < Duration::from_millis(1_500));
-        assert_eq!(
-            reconnect_delay(1_000, 1.0),
-            RECONNECT_MAX_DELAY.mul_f64(1.5)
-        );
-        for _ in 0..100 {
-            assert!((0.0..1.0).contains(&jitter()));
-        }
-    }
-}
-
 fn peer_summary(peer: &shared::node::PeerInfo, now_ms: u64) -> PeerSummary {
     let silent = now_ms.saturating_sub(peer.joined_at_ms) > HELLO_GRACE.as_millis() as u64;
     let (state, refusal) = match &peer.handshake {
@@ -1026,7 +994,11 @@ fn peer_summary(peer: &shared::node::PeerInfo, now_ms: u64) -> PeerSummary {
     };
     PeerSummary {
         id: peer.id.clone(),
-        name: peer.name.clone(),
+        // Names are the peer's choice: made printable once here for every view of the snapshot.
+        name: peer
+            .name
+            .as_deref()
+            .map(|name| crate::sanitize::printable(name).into_owned()),
         address: peer.address,
         state,
         refusal,
@@ -1071,7 +1043,8 @@ async fn next_link_event(link: &mut Option<Link>) -> LinkEvent {
 fn log_event(node: &Node, event: &NodeEvent) {
     let peer_name = |peer: &PeerId| {
         node.peer(peer)
-            .and_then(|info| info.name.clone())
+            .and_then(|info| info.name.as_deref())
+            .map(|name| crate::sanitize::printable(name).into_owned())
             .unwrap_or_else(|| peer.short().to_owned())
     };
     match event {
@@ -1099,9 +1072,11 @@ fn log_event(node: &Node, event: &NodeEvent) {
             name,
             address,
         } => {
+            let name = crate::sanitize::printable(name);
             tracing::info!(peer = %peer.short(), %name, address = %address.short(), "peer said hello")
         }
         NodeEvent::PeerRefused { peer, reason } => {
+            let reason = crate::sanitize::printable(reason);
             tracing::warn!(peer = %peer.short(), %reason, "peer refused: it is not on our network")
         }
         NodeEvent::PeerMisbehaved {
@@ -1126,5 +1101,37 @@ fn log_event(node: &Node, event: &NodeEvent) {
                 tracing::info!(target_height, "syncing")
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnection_starts_near_a_second_then_backs_off_to_a_cap() {
+        let nominal = |attempt| reconnect_delay(attempt, 0.5);
+        for attempt in 1..=RECONNECT_FAST_ATTEMPTS {
+            assert_eq!(nominal(attempt), RECONNECT_FIRST_DELAY, "attempt {attempt}");
+        }
+        assert_eq!(
+            nominal(RECONNECT_FAST_ATTEMPTS + 1),
+            2 * RECONNECT_FIRST_DELAY
+        );
+        assert_eq!(
+            nominal(RECONNECT_FAST_ATTEMPTS + 2),
+            4 * RECONNECT_FIRST_DELAY
+        );
+        assert_eq!(nominal(1_000), RECONNECT_MAX_DELAY);
+        // Jitter spreads each delay over half to one and a half times its nominal value.
+        assert_eq!(reconnect_delay(1, 0.0), Duration::from_millis(500));
+        assert!(reconnect_delay(1, 0.999_999) < Duration::from_millis(1_500));
+        assert_eq!(
+            reconnect_delay(1_000, 1.0),
+            RECONNECT_MAX_DELAY.mul_f64(1.5)
+        );
+        for _ in 0..100 {
+            assert!((0.0..1.0).contains(&jitter()));
+        }
     }
 }

@@ -164,10 +164,12 @@ pub fn deliver(node: &mut Node, event: LinkEvent, now_ms: u64) -> bool {
         LinkEvent::PeerLeft(peer) => node.handle_peer_left(&peer, now_ms),
         LinkEvent::Message { from, payload } => node.handle_message(&from, &payload, now_ms),
         LinkEvent::RelayError { code, message } => {
+            let message = crate::sanitize::printable(&message);
             tracing::warn!(code = code.as_str(), %message, "the relay refused a frame");
         }
         LinkEvent::Closed { reason } => {
-            tracing::warn!(%reason, "disconnected from the network");
+            let shown = crate::sanitize::printable(&reason);
+            tracing::warn!(reason = %shown, "disconnected from the network");
             node.handle_disconnected(now_ms);
             return true;
         }

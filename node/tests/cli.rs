@@ -152,6 +152,7 @@ async fn the_menu_reports_a_dropped_connection_and_reconnects() {
     read_until(&mut stdout, &mut seen, 0, "choose 1-8").await;
     assert!(seen.contains("joined room menu"), "{seen}");
 
+    let addr = relay.addr;
     relay.stop().await;
     // Ask for the status until the menu has noticed the relay is gone.
     loop {
@@ -162,7 +163,19 @@ async fn the_menu_reports_a_dropped_connection_and_reconnects() {
             break;
         }
     }
-    assert!(seen.contains("choose 1 to reconnect"), "{seen}");
+    assert!(seen.contains("reconnecting by itself"), "{seen}");
+
+    // The relay comes back where it was: the menu's node rejoins without being told.
+    let relay = TestRelay::restart_on(addr).await;
+    loop {
+        let from = seen.len();
+        stdin.write_all(b"7\n").await.unwrap();
+        read_until(&mut stdout, &mut seen, from, "choose 1-8").await;
+        if seen[from..].contains("connection: room menu") {
+            break;
+        }
+    }
+    relay.stop().await;
 
     // A new relay; the menu reconnects to it when told.
     let relay = TestRelay::start().await;
