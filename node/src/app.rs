@@ -1,9 +1,8 @@
-//! The program: starts a node from the [`Settings`], then either opens the interactive menu or
-//! runs one subcommand (connect, sync, act, exit). Every failure is an [`AppError`] with its own
+//! The subcommands (connect, sync, act, exit) and the errors of the program; [`crate::program`]
+//! starts the node and picks between them and the menu. Every failure is an [`AppError`] with its own
 //! exit code, so scripts can tell "the relay is down" from "the peer never said hello".
 
 use crate::cli::{Command, Settings, SettingsError};
-use crate::menu;
 use crate::report;
 use crate::runtime::{
     Connection, NodeError, NodeHandle, NodeOptions, RuntimeEvent, Snapshot, StartError, WaitError,
@@ -16,7 +15,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -115,24 +114,8 @@ pub fn node_options(settings: &Settings) -> NodeOptions {
     }
 }
 
-/// Runs the program: the menu without a subcommand, else the subcommand. `input` yields the
-/// lines typed on stdin (the menu's only source), `None` at the end of input.
-pub async fn run(
-    settings: Settings,
-    command: Option<Command>,
-    out: &mut dyn Write,
-    input: mpsc::Receiver<String>,
-) -> Result<(), AppError> {
-    let handle = NodeHandle::start(node_options(&settings)).await?;
-    let result = match command {
-        None => menu::run(&handle, &settings, out, input).await,
-        Some(command) => run_command(&handle, &settings, command, out).await,
-    };
-    handle.shutdown().await;
-    result
-}
-
-async fn run_command(
+/// Runs one subcommand on a started node: connect, sync, act.
+pub async fn run_command(
     handle: &NodeHandle,
     settings: &Settings,
     command: Command,

@@ -1,5 +1,5 @@
 //! The tabchain native node as a library, so tests and benchmarks drive the same code as the
-//! binary. `main.rs` only parses the command line, sets up logging and calls [`app::run`].
+//! binary. `main.rs` only parses the command line, sets up logging and calls [`program::run`].
 //!
 //! Map of the crate:
 //! - [`runtime`]: the driver task that owns the `shared` [`shared::node::Node`] state machine and
@@ -12,8 +12,8 @@
 //! - [`store`]: the append-only, checksummed, fsynced block log that survives `kill -9`.
 //! - [`txstore`]: our own pending transactions, rewritten atomically on every change.
 //! - [`keystore`]: the node's key seed in a 0600 file.
-//! - [`cli`], [`app`], [`menu`], [`report`]: the command line, the subcommands, the interactive
-//!   menu and what they print.
+//! - [`cli`], [`program`], [`app`], [`menu`], [`report`]: the command line, the program (start,
+//!   then menu or subcommand), the subcommands, the interactive menu and what they print.
 //!
 //! Invariants: all chain logic stays in `shared` (this crate only moves bytes, keeps time, stores
 //! and draws); every block the node reports as ours or as imported is on disk first; every queue
@@ -25,6 +25,7 @@ pub mod inbox;
 pub mod keystore;
 pub mod menu;
 pub mod miner;
+pub mod program;
 pub mod report;
 pub mod runtime;
 pub mod sanitize;

@@ -41,6 +41,21 @@ pub async fn run(
         snapshot.stored_blocks,
         settings.data_dir.display()
     )?;
+    // What the store had to repair at start is said here, not only in the log.
+    if snapshot.truncated_bytes > 0 {
+        writeln!(
+            out,
+            "warning: the block store ended in a torn record (a crash?): {} byte(s) cut off; the blocks before it loaded, the rest will sync again",
+            snapshot.truncated_bytes
+        )?;
+    }
+    if snapshot.rejected_stored_blocks > 0 {
+        writeln!(
+            out,
+            "warning: {} stored block(s) broke a rule and were deleted from the store",
+            snapshot.rejected_stored_blocks
+        )?;
+    }
     let mut url = settings.relay_url.clone();
     // A dropped connection comes back by itself; the status line above the menu says so.
     handle.set_auto_reconnect(true).await?;
