@@ -6,6 +6,9 @@
 //!
 //! Run: `cargo run --release -p node --example hashrate` (add `-- --seconds 5 --blocks 5000`).
 
+#[path = "../tests/common/testkit.rs"]
+mod testkit;
+
 use node::miner::Miner;
 use node::runtime::{NodeHandle, NodeOptions};
 use shared::node::MiningJob;
@@ -84,8 +87,8 @@ async fn main() {
     let url = format!("ws://{addr}/ws/bench");
 
     let params = NetworkParams::test();
-    let blocks = node::testkit::synthetic_chain(&params, Address([9; 20]), chain_len);
-    node::testkit::preload(&dir.path().join("server"), &params, &blocks).unwrap();
+    let blocks = testkit::synthetic_chain(&params, Address([9; 20]), chain_len);
+    testkit::preload(&dir.path().join("server"), &params, &blocks).unwrap();
     let options = |name: &str| NodeOptions {
         name: name.into(),
         params: params.clone(),

@@ -1,10 +1,9 @@
-//! The program: starts a node from the [`Settings`], then either opens the interactive menu or
-//! runs one subcommand (connect, sync, act, exit). Every failure is an [`AppError`] with its own
+//! The subcommands (connect, sync, act, exit) and the errors of the program; [`crate::program`]
+//! starts the node and picks between them and the menu. Every failure is an [`AppError`] with its own
 //! exit code, so scripts can tell "the relay is down" from "the peer never said hello".
 
 use crate::address_book::{self, BookError};
 use crate::cli::{Command, Settings, SettingsError};
-use crate::menu;
 use crate::report;
 use crate::runtime::{
     Connection, NodeError, NodeHandle, NodeOptions, RuntimeEvent, Snapshot, StartError, WaitError,
@@ -18,7 +17,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -87,6 +86,7 @@ impl From<NodeError> for AppError {
             NodeError::Stopped(reason) => AppError::Stopped(reason),
             NodeError::Connect(error) => AppError::Connect(error),
             NodeError::Send(error) => AppError::Rejected(error),
+            NodeError::Storage(reason) => AppError::Storage(reason),
         }
     }
 }
@@ -120,29 +120,8 @@ pub fn node_options(settings: &Settings) -> NodeOptions {
     }
 }
 
-/// Runs the program: the menu without a subcommand, else the subcommand. `input` yields the
-/// lines typed on stdin (the menu's only source), `None` at the end of input.
-pub async fn run(
-    settings: Settings,
-    command: Option<Command>,
-    out: &mut dyn Write,
-    input: mpsc::Receiver<String>,
-) -> Result<(), AppError> {
-    if let Some(command) = &command {
-        if let Some(result) = address_book_command(&settings, command, out) {
-            return result;
-        }
-    }
-    let handle = NodeHandle::start(node_options(&settings)).await?;
-    let result = match command {
-        None => menu::run(&handle, &settings, out, input).await,
-        Some(command) => run_command(&handle, &settings, command, out).await,
-    };
-    handle.shutdown().await;
-    result
-}
-
-async fn run_command(
+/// Runs one subcommand on a started node: connect, sync, act.
+pub async fn run_command(
     handle: &NodeHandle,
     settings: &Settings,
     command: Command,
@@ -208,7 +187,16 @@ async fn run_command(
                 .wait_for(settings.timeout, |s| s.ready_peers().next().is_some())
                 .await
                 .map_err(|_| AppError::NoPeers(settings.timeout))?;
+            // The transaction is on disk when `send` returns, so the next run knows its nonce.
             let id = handle.send(address, amount, fee).await?;
+            let (nonce, state) = handle
+                .inspect(move |node| {
+                    node.own_transactions()
+                        .find(|own| own.id == id)
+                        .map(|own| (own.tx.nonce, own_tx_state(&own.state)))
+                })
+                .await?
+                .unwrap_or((0, "unknown"));
             // Leaving the room sends what is queued first, so the payment has left when we exit.
             handle.disconnect().await?;
             #[derive(Serialize)]
@@ -218,6 +206,8 @@ async fn run_command(
                 to_name: Option<&'a str>,
                 amount: u64,
                 fee: u64,
+                nonce: u64,
+                state: &'static str,
             }
             if json {
                 print_json(
@@ -228,6 +218,8 @@ async fn run_command(
                         to_name: recipient.name.as_deref(),
                         amount,
                         fee,
+                        nonce,
+                        state,
                     },
                 )?;
             } else {
@@ -235,7 +227,10 @@ async fn run_command(
                     Some(name) => format!("{name} ({address})"),
                     None => address.to_hex(),
                 };
-                writeln!(out, "sent {amount} to {to} (fee {fee}): transaction {id}")?;
+                writeln!(
+                    out,
+                    "sent {amount} to {to} (fee {fee}): transaction {id}, nonce {nonce}, {state}"
+                )?;
             }
         }
         Command::Mine {
@@ -284,7 +279,7 @@ pub async fn connect_and_sync(
 }
 
 /// The `pin`, `unpin` and `pins` commands, which need no node; `None` for every other command.
-fn address_book_command(
+pub fn address_book_command(
     settings: &Settings,
     command: &Command,
     out: &mut dyn Write,
@@ -370,6 +365,15 @@ pub async fn resolve_recipient(
     }
 }
 
+/// How `send` names the state of one of our transactions.
+fn own_tx_state(state: &shared::node::OwnTxState) -> &'static str {
+    match state {
+        shared::node::OwnTxState::Pending => "pending",
+        shared::node::OwnTxState::Confirmed { .. } => "confirmed",
+        shared::node::OwnTxState::Dropped { .. } => "dropped",
+    }
+}
+
 #[derive(Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 enum MineLine {
@@ -392,6 +396,10 @@ async fn mine(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), AppError> {
+    if blocks.is_none() {
+        // Mining until Ctrl-C outlives relay restarts: a dropped connection comes back by itself.
+        handle.set_auto_reconnect(true).await?;
+    }
     let mut events = handle.subscribe();
     let before = handle.snapshot();
     let (start, hashes_before) = (before.blocks_mined, before.hashes);

@@ -1,4 +1,4 @@
-//! The `node` binary: parses the command line, sets up logging on stderr, runs [`node::app::run`]
+//! The `node` binary: parses the command line, sets up logging on stderr, runs [`node::program::run`]
 //! and turns its error into a message and an exit code.
 
 use anyhow::Context;
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     };
     let input = node::menu::stdin_lines();
     let mut out = std::io::stdout();
-    let result = runtime.block_on(node::app::run(settings, cli.command, &mut out, input));
+    let result = runtime.block_on(node::program::run(settings, cli.command, &mut out, input));
     // The stdin thread may be blocked in a read; do not wait for it.
     runtime.shutdown_background();
     match result {

@@ -42,7 +42,24 @@ pub async fn run(
         snapshot.stored_blocks,
         settings.data_dir.display()
     )?;
+    // What the store had to repair at start is said here, not only in the log.
+    if snapshot.truncated_bytes > 0 {
+        writeln!(
+            out,
+            "warning: the block store ended in a torn record (a crash?): {} byte(s) cut off; the blocks before it loaded, the rest will sync again",
+            snapshot.truncated_bytes
+        )?;
+    }
+    if snapshot.rejected_stored_blocks > 0 {
+        writeln!(
+            out,
+            "warning: {} stored block(s) broke a rule and were deleted from the store",
+            snapshot.rejected_stored_blocks
+        )?;
+    }
     let mut url = settings.relay_url.clone();
+    // A dropped connection comes back by itself; the status line above the menu says so.
+    handle.set_auto_reconnect(true).await?;
     if !settings.offline {
         connect(handle, &url, out).await?;
     }
@@ -180,9 +197,17 @@ fn show_connection(handle: &NodeHandle, out: &mut dyn Write) -> Result<(), AppEr
             snapshot.peers.len(),
             if snapshot.syncing { ", syncing" } else { "" }
         ),
-        Connection::Lost { reason, .. } => {
-            format!("connection lost ({reason}); choose 1 to reconnect")
-        }
+        Connection::Lost { reason, .. } => match &snapshot.reconnecting {
+            Some(retry) => format!(
+                "connection lost ({}); reconnecting by itself (attempt {}), or choose 1",
+                crate::sanitize::printable(reason),
+                retry.attempt
+            ),
+            None => format!(
+                "connection lost ({}); choose 1 to reconnect",
+                crate::sanitize::printable(reason)
+            ),
+        },
     };
     writeln!(
         out,
@@ -259,7 +284,7 @@ async fn add_transaction(
         }
     };
     match handle.send(address, amount, fee).await {
-        Ok(id) => writeln!(out, "transaction {id} queued and announced")?,
+        Ok(id) => writeln!(out, "transaction {id} stored, queued and announced")?,
         Err(crate::runtime::NodeError::Stopped(reason)) => return Err(AppError::Stopped(reason)),
         Err(error) => writeln!(out, "refused: {error}")?,
     }

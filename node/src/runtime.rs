@@ -14,6 +14,7 @@ use crate::keystore::{self, KeyError};
 use crate::miner::{FoundBlock, Miner};
 use crate::store::{BlockLog, StoreError};
 use crate::transport::{self, ConnectError, Link, LinkEvent, LinkInfo, Outgoing};
+use crate::txstore::TxStore;
 use serde::Serialize;
 use shared::node::{Node, NodeConfig, NodeEvent, Output, SendError, SyncState};
 use shared::protocol::{PeerId, RelayErrorCode};
@@ -31,9 +32,13 @@ use tokio::task::JoinHandle;
 pub const COMMAND_QUEUE: usize = 64;
 /// Events kept for slow subscribers before the oldest are skipped (they see `Lagged`).
 pub const EVENT_BUFFER: usize = 4_096;
-/// How often the node gets `handle_tick` (stalled requests, score decay) and the hash rate is
-/// measured: the node's own timeouts are in seconds.
-pub const TICK: Duration = Duration::from_secs(1);
+/// How often the miner's hash rate is measured for the status line. The node itself is ticked
+/// only when it asks (`poll_timeout`), not on this beat.
+pub const HASH_RATE_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest gap between two ticks. The node's deadlines are met at once, but a deadline it
+/// keeps reporting as passed after a tick (a bug) would otherwise spin the loop on one core;
+/// a few milliseconds is far below any of its timeouts (hundreds of ms and more).
+pub const MIN_TICK_GAP: Duration = Duration::from_millis(5);
 /// How long a peer that joined may take to say hello before "synced" stops waiting for it: a
 /// node answers at once, so a peer still silent after this is broken or not a tabchain node.
 pub const HELLO_GRACE: Duration = Duration::from_secs(5);
@@ -42,11 +47,68 @@ pub const HELLO_GRACE: Duration = Duration::from_secs(5);
 /// enough (milliseconds) that commands and found blocks are not kept waiting.
 pub const LINK_BATCH: usize = 64;
 
-/// Milliseconds since the Unix epoch: the node's clock.
-pub fn now_ms() -> u64 {
+/// The first retries after a lost connection wait about this long (with jitter): a relay that
+/// restarts is back within a second or two, and a person watching should not wait longer.
+pub const RECONNECT_FIRST_DELAY: Duration = Duration::from_secs(1);
+/// Retries at [`RECONNECT_FIRST_DELAY`] before the delay starts doubling.
+pub const RECONNECT_FAST_ATTEMPTS: u32 = 3;
+/// The longest wait between two retries: a relay down for long is not hammered (every node of a
+/// classroom retries at once), and one that comes back is found within half a minute.
+pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// How long to wait before reconnection attempt `attempt` (1 for the first). `jitter` in
+/// `[0, 1)` spreads the delay over 50%..150% of its nominal value, so nodes dropped together do
+/// not come back together.
+pub fn reconnect_delay(attempt: u32, jitter: f64) -> Duration {
+    let doublings = attempt.saturating_sub(RECONNECT_FAST_ATTEMPTS).min(16);
+    let nominal = RECONNECT_FIRST_DELAY
+        .saturating_mul(1 << doublings)
+        .min(RECONNECT_MAX_DELAY);
+    nominal.mul_f64(0.5 + jitter.clamp(0.0, 1.0))
+}
+
+/// A uniform number in `[0, 1)` from the OS (0.5, the nominal delay, if it has none).
+fn jitter() -> f64 {
+    getrandom::u32().map_or(0.5, |bits| f64::from(bits) / (f64::from(u32::MAX) + 1.0))
+}
+
+/// Milliseconds since the Unix epoch by the system's wall clock.
+fn wall_clock_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// The node's clock: wall-clock milliseconds read once at start, advanced by tokio's monotonic
+/// clock. Deadlines the node names in milliseconds (`poll_timeout`) become tokio instants
+/// exactly, and a test that pauses tokio's clock (`start_paused`, `advance`) controls the
+/// node's time too. A wall clock stepped while the node runs is not followed; block times are
+/// checked with minutes of slack, and the next start reads it again.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    origin_ms: u64,
+    origin: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn start() -> Clock {
+        Clock {
+            origin_ms: wall_clock_ms(),
+            origin: tokio::time::Instant::now(),
+        }
+    }
+    pub fn now_ms(&self) -> u64 {
+        self.origin_ms + self.origin.elapsed().as_millis() as u64
+    }
+    /// The tokio instant of a time on this clock (now, for a time before the clock started).
+    pub fn instant_at(&self, ms: u64) -> tokio::time::Instant {
+        self.origin + Duration::from_millis(ms.saturating_sub(self.origin_ms))
+    }
+}
+
+/// Where our own pending transactions of `network` are kept (see [`crate::txstore`]).
+pub fn own_txs_path(data_dir: &Path, network: &str) -> PathBuf {
+    data_dir.join("chains").join(network).join("own-txs.log")
 }
 
 /// What a node needs to start.
@@ -82,6 +144,9 @@ pub enum NodeError {
     Connect(#[from] ConnectError),
     #[error(transparent)]
     Send(#[from] SendError),
+    /// The payment could not be stored, so it was not reported as sent.
+    #[error("storage failed: {0}")]
+    Storage(String),
 }
 
 /// Waiting for a condition on the snapshot failed.
@@ -104,6 +169,12 @@ pub enum RuntimeEvent {
     },
     Connected(LinkInfo),
     Disconnected {
+        reason: String,
+    },
+    /// The connection was lost and will be tried again after `delay` (attempt `attempt`).
+    Reconnecting {
+        attempt: u32,
+        delay: Duration,
         reason: String,
     },
     RelayError {
@@ -129,6 +200,18 @@ pub enum Connection {
     },
 }
 
+/// A lost connection the runtime is trying to get back by itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reconnecting {
+    pub url: String,
+    /// The attempt that comes next (1 for the first).
+    pub attempt: u32,
+    /// When it starts, on the node's clock; `None` while an attempt is under way.
+    pub next_attempt_ms: Option<u64>,
+    /// Why the connection (or the last attempt) failed.
+    pub reason: String,
+}
+
 /// One peer as the user sees it: the view both UIs share (its `state` is a [`PeerState`]).
 pub type PeerSummary = shared::view::PeerView;
 
@@ -139,6 +222,8 @@ pub struct Snapshot {
     pub address: Address,
     pub network: &'static str,
     pub connection: Connection,
+    /// Set while a lost connection is being retried (see [`NodeHandle::set_auto_reconnect`]).
+    pub reconnecting: Option<Reconnecting>,
     pub height: u64,
     pub tip: Hash,
     pub total_work: Work,
@@ -164,6 +249,11 @@ pub struct Snapshot {
     pub truncated_bytes: u64,
     /// Why the runtime stopped, if it did.
     pub fatal: Option<String>,
+    /// Calls of `handle_tick` so far, the time of the last one and the next instant the node
+    /// asked for (`poll_timeout`): the runtime sleeps until then, not on a fixed beat.
+    pub ticks: u64,
+    pub last_tick_ms: Option<u64>,
+    pub next_tick_ms: Option<u64>,
 }
 
 impl Snapshot {
@@ -188,6 +278,7 @@ impl Snapshot {
 enum Command {
     Attach(Box<Link>, oneshot::Sender<()>),
     Detach(oneshot::Sender<()>),
+    SetAutoReconnect(bool, oneshot::Sender<()>),
     /// Start or stop mining; with a budget, stop by itself once that many more blocks are ours.
     SetMining {
         on: bool,
@@ -198,7 +289,7 @@ enum Command {
         to: Address,
         amount: u64,
         fee: u64,
-        reply: oneshot::Sender<Result<Hash, SendError>>,
+        reply: oneshot::Sender<Result<Hash, NodeError>>,
     },
     Inspect(Box<dyn FnOnce(&Node) + Send>),
     Shutdown(oneshot::Sender<()>),
@@ -228,6 +319,9 @@ impl NodeHandle {
         }
         let log_path = block_log_path(&options.data_dir, options.params.name);
         let (store, recovered) = BlockLog::open(&log_path)?;
+        let (txs, stored_txs) =
+            TxStore::open(&own_txs_path(&options.data_dir, options.params.name))?;
+        let clock = Clock::start();
         let network = options.params.name;
         let mut node = Node::new(NodeConfig {
             params: options.params,
@@ -236,20 +330,29 @@ impl NodeHandle {
         });
         let loaded_blocks = recovered.blocks.len();
         let started = Instant::now();
-        node.handle_stored_blocks(recovered.blocks, now_ms());
+        node.handle_stored_blocks(recovered.blocks, clock.now_ms());
         tracing::info!(
             blocks = loaded_blocks,
             height = node.tree().tip_height(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "loaded the stored chain"
         );
+        let loaded_txs = stored_txs.len();
+        node.handle_stored_transactions(stored_txs, clock.now_ms());
+        if loaded_txs > 0 {
+            tracing::info!(transactions = loaded_txs, "loaded our pending transactions");
+        }
         let (miner, found) = Miner::start(options.threads);
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let mut runtime = Runtime {
             node,
+            clock,
+            ticks: 0,
+            last_tick_ms: None,
             network,
             store,
+            txs,
             miner,
             link: None,
             connection: Connection::Offline,
@@ -264,6 +367,9 @@ impl NodeHandle {
             truncated_bytes: recovered.truncated_bytes,
             replaying: true,
             fatal: None,
+            auto_reconnect: false,
+            reconnecting: None,
+            connecting: None,
         };
         runtime.drain().await;
         runtime.flush_store();
@@ -322,6 +428,14 @@ impl NodeHandle {
         Ok(info)
     }
 
+    /// With `on`, a connection that drops is tried again by itself, with backoff (see
+    /// [`reconnect_delay`]), until it is back, [`NodeHandle::disconnect`] or another
+    /// [`NodeHandle::connect`]. Off by default: a subcommand fails fast instead.
+    pub async fn set_auto_reconnect(&self, on: bool) -> Result<(), NodeError> {
+        self.request(|reply| Command::SetAutoReconnect(on, reply))
+            .await
+    }
+
     /// Leaves the room after sending what is queued.
     pub async fn disconnect(&self) -> Result<(), NodeError> {
         self.request(Command::Detach).await
@@ -355,16 +469,16 @@ impl NodeHandle {
         .await
     }
 
-    /// Signs, queues and announces a payment; returns the transaction id.
+    /// Signs, queues, stores and announces a payment; returns the transaction id once the
+    /// transaction is on disk.
     pub async fn send(&self, to: Address, amount: u64, fee: u64) -> Result<Hash, NodeError> {
-        Ok(self
-            .request(|reply| Command::Send {
-                to,
-                amount,
-                fee,
-                reply,
-            })
-            .await??)
+        self.request(|reply| Command::Send {
+            to,
+            amount,
+            fee,
+            reply,
+        })
+        .await?
     }
 
     /// Runs `look` on the node between two steps (to read the chain, balances, peers).
@@ -419,8 +533,13 @@ impl NodeHandle {
 
 struct Runtime {
     node: Node,
+    clock: Clock,
+    ticks: u64,
+    last_tick_ms: Option<u64>,
     network: &'static str,
     store: BlockLog,
+    /// Our own pending transactions; rewritten at most once per step.
+    txs: TxStore,
     miner: Miner,
     link: Option<Link>,
     connection: Connection,
@@ -437,6 +556,10 @@ struct Runtime {
     truncated_bytes: u64,
     /// True while the events of the stored-chain replay are drained at start.
     replaying: bool,
+    auto_reconnect: bool,
+    reconnecting: Option<Reconnecting>,
+    /// The reconnection attempt under way.
+    connecting: Option<JoinHandle<Result<Link, ConnectError>>>,
     fatal: Option<StoreError>,
 }
 
@@ -453,9 +576,11 @@ impl Runtime {
         mut found: mpsc::Receiver<FoundBlock>,
         snapshots: watch::Sender<Arc<Snapshot>>,
     ) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rate_sample = tokio::time::interval(HASH_RATE_INTERVAL);
+        rate_sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop_reply = loop {
+            let wake = self.next_wake();
+            let retry = self.reconnect_wake();
             tokio::select! {
                 command = commands.recv() => match command {
                     None => break None,
@@ -466,7 +591,10 @@ impl Runtime {
                 },
                 event = next_link_event(&mut self.link) => self.on_link_events(event).await,
                 Some(block) = found.recv() => self.on_found(block).await,
-                _ = tick.tick() => self.on_tick().await,
+                _ = sleep_until(wake) => self.on_tick().await,
+                _ = rate_sample.tick() => self.sample_hash_rate(),
+                _ = sleep_until(retry) => self.start_reconnect(),
+                attempt = next_attempt(&mut self.connecting) => self.on_reconnect_attempt(attempt).await,
             }
             self.flush_store();
             if let Some(error) = &self.fatal {
@@ -479,6 +607,7 @@ impl Runtime {
         };
         self.miner.stop();
         self.flush_store();
+        self.cancel_reconnect();
         if let Some(link) = self.link.take() {
             link.close().await;
         }
@@ -497,27 +626,22 @@ impl Runtime {
     }
 
     async fn on_command(&mut self, command: Command) -> Next {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         match command {
             Command::Attach(link, reply) => {
-                if let Some(old) = self.link.take() {
-                    self.node.handle_disconnected(now);
-                    self.drain().await;
-                    tokio::spawn(old.close());
+                self.cancel_reconnect();
+                self.attach(*link).await;
+                let _ = reply.send(());
+            }
+            Command::SetAutoReconnect(on, reply) => {
+                self.auto_reconnect = on;
+                if !on {
+                    self.cancel_reconnect();
                 }
-                let info = link.info().clone();
-                self.connection = Connection::Connected {
-                    url: info.url.clone(),
-                    room: info.room.clone(),
-                    peer_id: info.peer_id.clone(),
-                };
-                self.link = Some(*link);
-                transport::deliver_welcome(&mut self.node, &info, now);
-                self.drain().await;
-                let _ = self.events.send(RuntimeEvent::Connected(info));
                 let _ = reply.send(());
             }
             Command::Detach(reply) => {
+                self.cancel_reconnect();
                 if let Some(link) = self.link.take() {
                     self.node.handle_disconnected(now);
                     self.drain().await;
@@ -545,12 +669,100 @@ impl Runtime {
             } => {
                 let result = self.node.send_transaction(to, amount, fee, now);
                 self.drain().await;
+                // The payment is on disk before it is reported as sent: the next start (or the
+                // next `node send`) must know its nonce is taken.
+                self.flush_store();
+                let result = match (&self.fatal, result) {
+                    (Some(error), Ok(_)) => Err(NodeError::Storage(error.to_string())),
+                    (_, result) => result.map_err(NodeError::Send),
+                };
                 let _ = reply.send(result);
             }
             Command::Inspect(look) => look(&self.node),
             Command::Shutdown(reply) => return Next::Stop(reply),
         }
         Next::Continue
+    }
+
+    async fn attach(&mut self, link: Link) {
+        let now = self.clock.now_ms();
+        if let Some(old) = self.link.take() {
+            self.node.handle_disconnected(now);
+            self.drain().await;
+            tokio::spawn(old.close());
+        }
+        let info = link.info().clone();
+        self.connection = Connection::Connected {
+            url: info.url.clone(),
+            room: info.room.clone(),
+            peer_id: info.peer_id.clone(),
+        };
+        self.link = Some(link);
+        transport::deliver_welcome(&mut self.node, &info, now);
+        self.drain().await;
+        let _ = self.events.send(RuntimeEvent::Connected(info));
+    }
+
+    fn cancel_reconnect(&mut self) {
+        self.reconnecting = None;
+        if let Some(attempt) = self.connecting.take() {
+            attempt.abort();
+        }
+    }
+
+    /// Plans reconnection attempt `attempt` to `url` after its backoff, and says so.
+    fn schedule_reconnect(&mut self, url: String, attempt: u32, reason: String) {
+        let delay = reconnect_delay(attempt, jitter());
+        tracing::warn!(%url, attempt, delay_ms = delay.as_millis() as u64, reason = %crate::sanitize::printable(&reason), "connection lost; reconnecting");
+        let _ = self.events.send(RuntimeEvent::Reconnecting {
+            attempt,
+            delay,
+            reason: reason.clone(),
+        });
+        self.reconnecting = Some(Reconnecting {
+            url,
+            attempt,
+            next_attempt_ms: Some(self.clock.now_ms() + delay.as_millis() as u64),
+            reason,
+        });
+    }
+
+    fn reconnect_wake(&self) -> Option<tokio::time::Instant> {
+        let at = self.reconnecting.as_ref()?.next_attempt_ms?;
+        Some(self.clock.instant_at(at))
+    }
+
+    /// The retry's time came: connect in the background, so the node keeps running meanwhile.
+    fn start_reconnect(&mut self) {
+        let Some(reconnecting) = &mut self.reconnecting else {
+            return;
+        };
+        reconnecting.next_attempt_ms = None;
+        let url = reconnecting.url.clone();
+        tracing::info!(%url, attempt = reconnecting.attempt, "reconnecting");
+        self.connecting = Some(tokio::spawn(
+            async move { transport::connect_relay(&url).await },
+        ));
+    }
+
+    async fn on_reconnect_attempt(&mut self, attempt: Result<Link, ConnectError>) {
+        self.connecting = None;
+        let Some(reconnecting) = self.reconnecting.take() else {
+            return;
+        };
+        match attempt {
+            Ok(link) => {
+                tracing::info!(url = %reconnecting.url, attempts = reconnecting.attempt, "reconnected");
+                self.attach(link).await;
+            }
+            Err(error) => {
+                self.schedule_reconnect(
+                    reconnecting.url,
+                    reconnecting.attempt + 1,
+                    error.to_string(),
+                );
+            }
+        }
     }
 
     /// Handles `event` and whatever else the link already has queued (up to [`LINK_BATCH`]), so
@@ -566,7 +778,7 @@ impl Runtime {
     }
 
     async fn on_link_event(&mut self, event: LinkEvent) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let closed_reason = match &event {
             LinkEvent::Closed { reason } => Some(reason.clone()),
             LinkEvent::RelayError { code, message } => {
@@ -587,16 +799,21 @@ impl Runtime {
                 .unwrap_or_default();
             let reason = closed_reason.unwrap_or_default();
             self.connection = Connection::Lost {
-                url,
+                url: url.clone(),
                 reason: reason.clone(),
             };
-            let _ = self.events.send(RuntimeEvent::Disconnected { reason });
+            let _ = self.events.send(RuntimeEvent::Disconnected {
+                reason: reason.clone(),
+            });
+            if self.auto_reconnect && !url.is_empty() {
+                self.schedule_reconnect(url, 1, reason);
+            }
         }
         self.drain().await;
     }
 
     async fn on_found(&mut self, found: FoundBlock) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let hash = found.block.hash();
         let height = found.block.header.height;
         // The node judges the job id: a block for an old job is ignored, a refused one gets
@@ -621,8 +838,24 @@ impl Runtime {
     }
 
     async fn on_tick(&mut self) {
-        self.node.handle_tick(now_ms());
+        let now = self.clock.now_ms();
+        self.ticks += 1;
+        self.last_tick_ms = Some(now);
+        self.node.handle_tick(now);
         self.drain().await;
+    }
+
+    /// When the node next needs `handle_tick`: the instant it named, but not sooner than
+    /// [`MIN_TICK_GAP`] after the last tick. `None` while it has no deadline.
+    fn next_wake(&self) -> Option<tokio::time::Instant> {
+        let deadline = self.clock.instant_at(self.node.poll_timeout()?);
+        let earliest = self
+            .last_tick_ms
+            .map(|last| self.clock.instant_at(last) + MIN_TICK_GAP);
+        Some(earliest.map_or(deadline, |earliest| deadline.max(earliest)))
+    }
+
+    fn sample_hash_rate(&mut self) {
         let (then, hashes_then) = self.last_rate_sample;
         let hashes = self.miner.hashes();
         let elapsed = then.elapsed().as_secs_f64();
@@ -652,7 +885,8 @@ impl Runtime {
                         self.miner.start_job(job);
                     }
                 }
-                Output::StoreTransaction(_) | Output::DeleteTransaction(_) => {}
+                Output::StoreTransaction(tx) => self.txs.put(tx),
+                Output::DeleteTransaction(id) => self.txs.remove(&id),
                 Output::StopMining => self.miner.stop(),
                 Output::Event(event) => self.on_node_event(event),
             }
@@ -662,11 +896,17 @@ impl Runtime {
     /// Makes the blocks accepted since the last flush durable, with one fsync. The loop calls
     /// it at the end of every step, before the step's snapshot is published.
     fn flush_store(&mut self) {
-        if self.unstored.is_empty() || self.fatal.is_some() {
+        if self.fatal.is_some() {
             return;
         }
-        let blocks = std::mem::take(&mut self.unstored);
-        if let Err(error) = self.store.append(&blocks) {
+        if !self.unstored.is_empty() {
+            let blocks = std::mem::take(&mut self.unstored);
+            if let Err(error) = self.store.append(&blocks) {
+                self.fail(error);
+                return;
+            }
+        }
+        if let Err(error) = self.txs.flush() {
             self.fail(error);
         }
     }
@@ -674,7 +914,7 @@ impl Runtime {
     fn fail(&mut self, error: StoreError) {
         self.miner.stop();
         if self.node.is_mining() {
-            self.node.set_mining(false, now_ms());
+            self.node.set_mining(false, self.clock.now_ms());
         }
         self.fatal = Some(error);
     }
@@ -706,6 +946,7 @@ impl Runtime {
             address: node.address(),
             network: self.network,
             connection: self.connection.clone(),
+            reconnecting: self.reconnecting.clone(),
             height: tip.height,
             tip: tip.hash,
             total_work: tip.total_work,
@@ -714,7 +955,7 @@ impl Runtime {
             requests_in_flight: node.blocks_in_flight() > 0,
             peers: node
                 .peers()
-                .map(|peer| peer_summary(peer, now_ms()))
+                .map(|peer| peer_summary(peer, self.clock.now_ms()))
                 .collect(),
             mining: node.is_mining(),
             miner_threads: self.miner.threads(),
@@ -728,12 +969,39 @@ impl Runtime {
             rejected_stored_blocks: self.rejected_stored_blocks,
             truncated_bytes: self.truncated_bytes,
             fatal: self.fatal.as_ref().map(ToString::to_string),
+            ticks: self.ticks,
+            last_tick_ms: self.last_tick_ms,
+            next_tick_ms: node.poll_timeout(),
         }
     }
 }
 
 fn peer_summary(peer: &shared::node::PeerInfo, now_ms: u64) -> PeerSummary {
     shared::view::peer_view(peer, now_ms, HELLO_GRACE.as_millis() as u64)
+}
+
+/// Sleeps until `wake`, or forever without one.
+async fn sleep_until(wake: Option<tokio::time::Instant>) {
+    match wake {
+        Some(wake) => tokio::time::sleep_until(wake).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The outcome of the reconnection attempt under way; never, without one.
+async fn next_attempt(
+    connecting: &mut Option<JoinHandle<Result<Link, ConnectError>>>,
+) -> Result<Link, ConnectError> {
+    match connecting {
+        Some(attempt) => match attempt.await {
+            Ok(result) => result,
+            Err(error) => Err(ConnectError::Unreachable {
+                url: String::new(),
+                reason: format!("the attempt failed: {error}"),
+            }),
+        },
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_link_event(link: &mut Option<Link>) -> LinkEvent {
@@ -747,7 +1015,8 @@ async fn next_link_event(link: &mut Option<Link>) -> LinkEvent {
 fn log_event(node: &Node, event: &NodeEvent) {
     let peer_name = |peer: &PeerId| {
         node.peer(peer)
-            .and_then(|info| info.name.clone())
+            .and_then(|info| info.name.as_deref())
+            .map(|name| crate::sanitize::printable(name).into_owned())
             .unwrap_or_else(|| peer.short().to_owned())
     };
     match event {
@@ -775,9 +1044,11 @@ fn log_event(node: &Node, event: &NodeEvent) {
             name,
             address,
         } => {
+            let name = crate::sanitize::printable(name);
             tracing::info!(peer = %peer.short(), %name, address = %address.short(), "peer said hello")
         }
         NodeEvent::PeerRefused { peer, reason } => {
+            let reason = crate::sanitize::printable(reason);
             tracing::warn!(peer = %peer.short(), %reason, "peer refused: it is not on our network")
         }
         NodeEvent::PeerMisbehaved {
@@ -802,5 +1073,37 @@ fn log_event(node: &Node, event: &NodeEvent) {
                 tracing::info!(target_height, "syncing")
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnection_starts_near_a_second_then_backs_off_to_a_cap() {
+        let nominal = |attempt| reconnect_delay(attempt, 0.5);
+        for attempt in 1..=RECONNECT_FAST_ATTEMPTS {
+            assert_eq!(nominal(attempt), RECONNECT_FIRST_DELAY, "attempt {attempt}");
+        }
+        assert_eq!(
+            nominal(RECONNECT_FAST_ATTEMPTS + 1),
+            2 * RECONNECT_FIRST_DELAY
+        );
+        assert_eq!(
+            nominal(RECONNECT_FAST_ATTEMPTS + 2),
+            4 * RECONNECT_FIRST_DELAY
+        );
+        assert_eq!(nominal(1_000), RECONNECT_MAX_DELAY);
+        // Jitter spreads each delay over half to one and a half times its nominal value.
+        assert_eq!(reconnect_delay(1, 0.0), Duration::from_millis(500));
+        assert!(reconnect_delay(1, 0.999_999) < Duration::from_millis(1_500));
+        assert_eq!(
+            reconnect_delay(1_000, 1.0),
+            RECONNECT_MAX_DELAY.mul_f64(1.5)
+        );
+        for _ in 0..100 {
+            assert!((0.0..1.0).contains(&jitter()));
+        }
     }
 }

@@ -33,13 +33,13 @@ const MAX_DECODED_TXS: usize = MAX_RECORD_BYTES / shared::tx::TX_ENCODED_LEN;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("could not open the block store {path}: {source}")]
+    #[error("could not open the store file {path}: {source}")]
     Open { path: PathBuf, source: io::Error },
-    #[error("could not read the block store {path}: {source}")]
+    #[error("could not read the store file {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
     #[error("{}", describe_write_error(path, source))]
     Write { path: PathBuf, source: io::Error },
-    #[error("the block store {path} failed earlier and accepts no more writes")]
+    #[error("the store file {path} failed earlier and accepts no more writes")]
     Poisoned { path: PathBuf },
 }
 
@@ -61,12 +61,12 @@ fn is_disk_full(error: &io::Error) -> bool {
 fn describe_write_error(path: &Path, source: &io::Error) -> String {
     if is_disk_full(source) {
         format!(
-            "the disk is full: could not write the block store {} ({source}); free some space and restart",
+            "the disk is full: could not write the store file {} ({source}); free some space and restart",
             path.display()
         )
     } else {
         format!(
-            "could not write the block store {}: {source}",
+            "could not write the store file {}: {source}",
             path.display()
         )
     }
@@ -293,7 +293,7 @@ fn scan(mut reader: impl Read) -> io::Result<(Vec<Record>, u64)> {
 }
 
 /// Fills `buffer`; false if the input ended first (a torn record or the clean end).
-fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<bool> {
+pub(crate) fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<bool> {
     let mut filled = 0;
     while filled < buffer.len() {
         match reader.read(&mut buffer[filled..]) {

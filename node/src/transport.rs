@@ -10,6 +10,7 @@
 //! envelope of `shared::protocol::relay`. [`connect_relay`] opens it, waits for the `welcome`
 //! frame (proof the relay accepted us into the room) and starts one reader and one writer task.
 
+use crate::inbox::{inbox, InboxReader, InboxWriter};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::value::RawValue;
 use shared::node::Node;
@@ -27,13 +28,15 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time for queued frames and the close frame to leave when we disconnect on purpose.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Frames from the relay waiting for the runtime. The runtime takes them as fast as the node
-/// handles them; when it falls behind, the reader stops reading and TCP pushes back on the relay.
-pub const INCOMING_QUEUE: usize = 1_024;
 /// Payloads waiting to be written; the relay's own per-peer queue holds about as many.
 pub const OUTGOING_QUEUE: usize = 1_024;
-/// The largest message we accept from the relay: a maximum-size payload plus its envelope.
-pub const MAX_INCOMING_MESSAGE: usize = MAX_FRAME_BYTES + 4_096;
+/// The largest WebSocket message a link reads at all. A relay may be configured with a frame
+/// limit above the protocol's ([`MAX_FRAME_BYTES`]); a message between the two is read whole
+/// and handed to the node, which refuses that one message as oversized and penalises its sender
+/// while the link stays up. tungstenite cannot skip a message, so only beyond this bound does
+/// the link close: 8 MiB is eight times the protocol's limit, which no sane relay exceeds, and
+/// is what one such message may cost us in memory.
+pub const MAX_WEBSOCKET_MESSAGE: usize = 8 << 20;
 
 /// Something the network did, in the terms the node understands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,7 +104,7 @@ pub struct LinkClosed;
 /// An open connection to the network. Drop it or call [`Link::close`] to leave.
 pub struct Link {
     info: LinkInfo,
-    events: mpsc::Receiver<LinkEvent>,
+    events: InboxReader,
     outgoing: mpsc::Sender<Outgoing>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
@@ -124,7 +127,12 @@ impl Link {
 
     /// An event that is already waiting, if any.
     pub fn try_next_event(&mut self) -> Option<LinkEvent> {
-        self.events.try_recv().ok()
+        self.events.try_recv()
+    }
+
+    /// Messages shed because the runtime fell behind the socket (see [`crate::inbox`]).
+    pub fn shed_messages(&self) -> u64 {
+        self.events.shed()
     }
 
     /// Queues a payload; waits while the queue is full.
@@ -156,10 +164,12 @@ pub fn deliver(node: &mut Node, event: LinkEvent, now_ms: u64) -> bool {
         LinkEvent::PeerLeft(peer) => node.handle_peer_left(&peer, now_ms),
         LinkEvent::Message { from, payload } => node.handle_message(&from, &payload, now_ms),
         LinkEvent::RelayError { code, message } => {
+            let message = crate::sanitize::printable(&message);
             tracing::warn!(code = code.as_str(), %message, "the relay refused a frame");
         }
         LinkEvent::Closed { reason } => {
-            tracing::warn!(%reason, "disconnected from the network");
+            let shown = crate::sanitize::printable(&reason);
+            tracing::warn!(reason = %shown, "disconnected from the network");
             node.handle_disconnected(now_ms);
             return true;
         }
@@ -193,8 +203,8 @@ pub async fn connect_relay(url: &str) -> Result<Link, ConnectError> {
     // rustls needs a process-wide crypto provider for wss://; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_INCOMING_MESSAGE))
-        .max_frame_size(Some(MAX_INCOMING_MESSAGE));
+        .max_message_size(Some(MAX_WEBSOCKET_MESSAGE))
+        .max_frame_size(Some(MAX_WEBSOCKET_MESSAGE));
     let unreachable = |reason: String| ConnectError::Unreachable {
         url: url.clone(),
         reason,
@@ -264,38 +274,9 @@ pub async fn connect_relay(url: &str) -> Result<Link, ConnectError> {
     };
     tracing::info!(url = %info.url, room = %info.room, peer = %info.peer_id.short(), peers = info.peers.len(), "joined the room");
 
-    let (events_tx, events) = mpsc::channel(INCOMING_QUEUE);
+    let (events_tx, events) = inbox();
     let (outgoing, mut outgoing_rx) = mpsc::channel::<Outgoing>(OUTGOING_QUEUE);
-    let reader = tokio::spawn(async move {
-        let reason = loop {
-            let event = match stream.next().await {
-                None => break "the relay closed the connection".to_owned(),
-                Some(Err(error)) => break format!("connection error: {error}"),
-                Some(Ok(Message::Close(frame))) => {
-                    break match frame {
-                        Some(frame) if !frame.reason.is_empty() => {
-                            format!("the relay closed the connection: {}", frame.reason)
-                        }
-                        Some(frame) => format!("the relay closed the connection ({})", frame.code),
-                        None => "the relay closed the connection".to_owned(),
-                    }
-                }
-                Some(Ok(Message::Text(text))) => match relay_frame_event(&text) {
-                    Some(event) if tracing::enabled!(tracing::Level::TRACE) => {
-                        tracing::trace!(bytes = text.len(), kind = event_kind(&event), "frame in");
-                        event
-                    }
-                    Some(event) => event,
-                    None => continue,
-                },
-                Some(Ok(_)) => continue,
-            };
-            if events_tx.send(event).await.is_err() {
-                return;
-            }
-        };
-        let _ = events_tx.send(LinkEvent::Closed { reason }).await;
-    });
+    let reader = tokio::spawn(read_socket(stream, events_tx));
     let writer = tokio::spawn(async move {
         while let Some(outgoing) = outgoing_rx.recv().await {
             let Some(frame) = client_frame_json(outgoing) else {
@@ -318,6 +299,42 @@ pub async fn connect_relay(url: &str) -> Result<Link, ConnectError> {
     })
 }
 
+/// The reader task: takes every frame off the socket as it comes and queues it, never waiting
+/// for the node (see [`crate::inbox`] for the bound and what is shed when full).
+async fn read_socket<S>(mut stream: S, events: InboxWriter)
+where
+    S: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    let reason = loop {
+        let event = match stream.next().await {
+            None => break "the relay closed the connection".to_owned(),
+            Some(Err(error)) => break format!("connection error: {error}"),
+            Some(Ok(Message::Close(frame))) => {
+                break match frame {
+                    Some(frame) if !frame.reason.is_empty() => {
+                        format!("the relay closed the connection: {}", frame.reason)
+                    }
+                    Some(frame) => format!("the relay closed the connection ({})", frame.code),
+                    None => "the relay closed the connection".to_owned(),
+                }
+            }
+            Some(Ok(Message::Text(text))) => match relay_frame_event(&text) {
+                Some(event) if tracing::enabled!(tracing::Level::TRACE) => {
+                    tracing::trace!(bytes = text.len(), kind = event_kind(&event), "frame in");
+                    event
+                }
+                Some(event) => event,
+                None => continue,
+            },
+            Some(Ok(_)) => continue,
+        };
+        if !events.push(event).await {
+            return;
+        }
+    };
+    events.push(LinkEvent::Closed { reason }).await;
+}
+
 fn event_kind(event: &LinkEvent) -> &'static str {
     match event {
         LinkEvent::PeerJoined(_) => "peer_joined",
@@ -333,10 +350,17 @@ fn relay_frame_event(text: &str) -> Option<LinkEvent> {
     match RelayFrame::from_json(text) {
         Ok(RelayFrame::PeerJoined { peer_id }) => Some(LinkEvent::PeerJoined(peer_id)),
         Ok(RelayFrame::PeerLeft { peer_id }) => Some(LinkEvent::PeerLeft(peer_id)),
-        Ok(RelayFrame::Message { from, payload }) => Some(LinkEvent::Message {
-            from,
-            payload: payload.get().to_owned(),
-        }),
+        Ok(RelayFrame::Message { from, payload }) => {
+            if payload.get().len() > MAX_FRAME_BYTES {
+                // Handed on all the same: the node refuses it as `oversized message` and
+                // penalises the sender; the link is not at fault.
+                tracing::warn!(peer = %from.short(), bytes = payload.get().len(), limit = MAX_FRAME_BYTES, "oversized message from a peer");
+            }
+            Some(LinkEvent::Message {
+                from,
+                payload: payload.get().to_owned(),
+            })
+        }
         Ok(RelayFrame::Error { code, message }) => Some(LinkEvent::RelayError { code, message }),
         Ok(RelayFrame::Welcome { .. }) => None,
         Err(error) => {

@@ -152,6 +152,7 @@ async fn the_menu_reports_a_dropped_connection_and_reconnects() {
     read_until(&mut stdout, &mut seen, 0, "choose 1-8").await;
     assert!(seen.contains("joined room menu"), "{seen}");
 
+    let addr = relay.addr;
     relay.stop().await;
     // Ask for the status until the menu has noticed the relay is gone.
     loop {
@@ -162,7 +163,19 @@ async fn the_menu_reports_a_dropped_connection_and_reconnects() {
             break;
         }
     }
-    assert!(seen.contains("choose 1 to reconnect"), "{seen}");
+    assert!(seen.contains("reconnecting by itself"), "{seen}");
+
+    // The relay comes back where it was: the menu's node rejoins without being told.
+    let relay = TestRelay::restart_on(addr).await;
+    loop {
+        let from = seen.len();
+        stdin.write_all(b"7\n").await.unwrap();
+        read_until(&mut stdout, &mut seen, from, "choose 1-8").await;
+        if seen[from..].contains("connection: room menu") {
+            break;
+        }
+    }
+    relay.stop().await;
 
     // A new relay; the menu reconnects to it when told.
     let relay = TestRelay::start().await;
@@ -381,5 +394,48 @@ async fn a_name_two_peers_claim_is_refused_until_it_is_pinned() {
     assert_eq!(pins.json()[0]["address"], serde_json::json!(real));
     bob.shutdown().await;
     rogue.shutdown().await;
+    relay.stop().await;
+}
+
+/// Two `send`s back to back from one data directory: the second must not reuse the first's
+/// nonce (it used to start again at 0, and one of the two payments was lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_twice_in_a_row_uses_the_next_nonce() {
+    let relay = TestRelay::start().await;
+    let room = relay.url("twice");
+    let dir = tempfile::tempdir().unwrap();
+    let bank = start_node("bank", dir.path()).await;
+    let bob = start_node("bob", dir.path()).await;
+    bank.connect(&room).await.unwrap();
+    bob.connect(&room).await.unwrap();
+    bank.mine_blocks(2).await.unwrap();
+    common::wait_all(&[&bank, &bob], "bob has the coins' blocks", |s| {
+        common::converged(s) && s[1].height == 2
+    })
+    .await;
+    bank.shutdown().await;
+    let to = bob.snapshot().address.to_string();
+    let mut sent = Vec::new();
+    for _ in 0..2 {
+        let run = run_node(
+            &dir.path().join("bank"),
+            &[
+                "--name", "bank", "--relay", &room, "send", "--to", &to, "--amount", "3", "--json",
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        sent.push(run.json());
+    }
+    assert_ne!(sent[0]["id"], sent[1]["id"]);
+    assert_eq!(sent[0]["nonce"], 0, "{}", sent[0]);
+    assert_eq!(sent[1]["nonce"], 1, "{}", sent[1]);
+    assert_eq!(sent[1]["state"], "pending");
+    common::wait_all(&[&bob], "both payments in bob's mempool", |s| {
+        s[0].mempool == 2
+    })
+    .await;
+    bob.shutdown().await;
     relay.stop().await;
 }

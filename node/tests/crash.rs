@@ -100,8 +100,8 @@ async fn kill_9_during_block_import_then_resync_from_the_peer() {
     let relay = TestRelay::start().await;
     let dir = tempfile::tempdir().unwrap();
     let params = NetworkParams::test();
-    let blocks = node::testkit::synthetic_chain(&params, shared::Address([9; 20]), CHAIN);
-    node::testkit::preload(&dir.path().join("server"), &params, &blocks).unwrap();
+    let blocks = common::testkit::synthetic_chain(&params, shared::Address([9; 20]), CHAIN);
+    common::testkit::preload(&dir.path().join("server"), &params, &blocks).unwrap();
     let server = start_node("server", dir.path()).await;
     assert_eq!(server.snapshot().height, CHAIN as u64);
     let room = relay.url("import");

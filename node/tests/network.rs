@@ -156,9 +156,15 @@ async fn a_silent_peer_does_not_hold_up_sync_forever() {
     let relay = TestRelay::start().await;
     let room = relay.url("silent");
     // Something joins the room and never says hello (a broken client, not a tabchain node).
-    let (_silent, _) = tokio_tungstenite::connect_async(room.as_str())
+    let (mut silent, _) = tokio_tungstenite::connect_async(room.as_str())
         .await
         .unwrap();
+    // The relay confirms the join with a welcome; only then is it in the room for alice to see.
+    let welcome = futures_util::StreamExt::next(&mut silent).await;
+    assert!(
+        matches!(&welcome, Some(Ok(message)) if message.to_text().is_ok_and(|text| text.contains("welcome"))),
+        "{welcome:?}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let alice = start_node("alice", dir.path()).await;
     alice.connect(&room).await.unwrap();
@@ -181,8 +187,8 @@ async fn a_newcomer_syncs_a_long_chain_within_the_default_relay_limits() {
     let room = relay.url("long");
     let dir = tempfile::tempdir().unwrap();
     let params = shared::NetworkParams::test();
-    let blocks = node::testkit::synthetic_chain(&params, shared::Address([9; 20]), BLOCKS);
-    node::testkit::preload(&dir.path().join("server"), &params, &blocks).unwrap();
+    let blocks = common::testkit::synthetic_chain(&params, shared::Address([9; 20]), BLOCKS);
+    common::testkit::preload(&dir.path().join("server"), &params, &blocks).unwrap();
     let server = start_node("server", dir.path()).await;
     assert_eq!(server.snapshot().height, BLOCKS as u64);
     server.connect(&room).await.unwrap();

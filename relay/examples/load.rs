@@ -196,7 +196,9 @@ impl Server {
         let mut command = match kind {
             Kind::Relay | Kind::RelayBefore | Kind::Fleet => {
                 let binary = match kind {
-                    Kind::RelayBefore => args.relay_before_bin.as_ref().expect("relay before binary"),
+                    Kind::RelayBefore => {
+                        args.relay_before_bin.as_ref().expect("relay before binary")
+                    }
                     _ => &args.relay_bin,
                 };
                 let mut command = Command::new(binary);

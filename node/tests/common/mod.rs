@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod testkit;
+
 use futures_util::future::select_all;
 use node::runtime::{NodeHandle, NodeOptions, Snapshot};
 use shared::NetworkParams;
@@ -37,13 +39,32 @@ impl TestRelay {
         .await
     }
 
+    /// The relay of [`TestRelay::start`] again on `addr`.
+    pub async fn restart_on(addr: SocketAddr) -> TestRelay {
+        TestRelay::start_on(
+            addr,
+            relay::Config {
+                rate_per_second: 1_000_000,
+                rate_burst: 1_000_000,
+                flood_drops_before_disconnect: 1_000_000,
+                ..relay::Config::default()
+            },
+        )
+        .await
+    }
+
     /// A relay with the limits a deployed relay has by default.
     pub async fn start_with_default_limits() -> TestRelay {
         TestRelay::start_with(relay::Config::default()).await
     }
 
     pub async fn start_with(config: relay::Config) -> TestRelay {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        TestRelay::start_on("127.0.0.1:0".parse().unwrap(), config).await
+    }
+
+    /// A relay on `addr` (a stopped relay's address, to restart it where its peers look).
+    pub async fn start_on(addr: SocketAddr, config: relay::Config) -> TestRelay {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let static_dir = tempfile::tempdir().unwrap();
         std::fs::write(static_dir.path().join("index.html"), "<!doctype html>").unwrap();

@@ -1,12 +1,13 @@
-//! Helpers for tests and benchmarks (not used by the node itself): a valid chain made without
-//! waiting for the clock, and a data directory preloaded with it.
+//! Test support, kept out of the node's library (the integration tests and the `hashrate`
+//! example include this file): a valid chain made without waiting for the clock, and a data
+//! directory preloaded with it.
 //!
 //! The chain's timestamps start at the network's genesis time and advance by the target block
 //! interval, so difficulty never rises however fast the blocks are made, and every block is in
 //! the past for a node that checks it now.
 
-use crate::runtime::block_log_path;
-use crate::store::{BlockLog, StoreError};
+use node::runtime::block_log_path;
+use node::store::{BlockLog, StoreError};
 use shared::chain::BlockTree;
 use shared::mining::{mine, MiningOutcome};
 use shared::{Address, Block, NetworkParams};
