@@ -168,9 +168,12 @@ async fn a_silent_peer_does_not_hold_up_sync_forever() {
     let dir = tempfile::tempdir().unwrap();
     let alice = start_node("alice", dir.path()).await;
     alice.connect(&room).await.unwrap();
-    let first = alice.snapshot();
-    assert_eq!(first.peers.len(), 1);
-    assert!(!first.is_synced(), "a new peer gets time to say hello");
+    // The snapshot after the welcome is published at the end of the runtime's step.
+    let first = wait_all(&[&alice], "alice sees the silent peer", |s| {
+        s[0].peers.len() == 1
+    })
+    .await;
+    assert!(!first[0].is_synced(), "a new peer gets time to say hello");
     let synced = wait_all(&[&alice], "synced despite the silent peer", |s| {
         s[0].is_synced()
     })

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::metrics::Rejection;
 use crate::rate::TokenBucket;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -235,6 +235,38 @@ impl<K: std::hash::Hash + Eq> JoinBuckets<K> {
             .take(1.0, now)
     }
 }
+
+// ---- what a socket carries through HTTP to the routes ----
+
+/// The remote address of a request, put into its extensions for the routes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RemoteAddr(pub(crate) SocketAddr);
+
+/// What a socket holds of the caps, in its requests' extensions, so a WebSocket upgrade can take
+/// it along: a connection slot, or (over a cap) one of the few refusal slots.
+#[derive(Clone)]
+pub(crate) struct Hold(Arc<Mutex<Option<Held>>>);
+
+pub(crate) enum Held {
+    Slot(SocketSlot),
+    Refusal(Rejection, OwnedSemaphorePermit),
+}
+
+impl Hold {
+    pub(crate) fn new(held: Held) -> Hold {
+        Hold(Arc::new(Mutex::new(Some(held))))
+    }
+    pub(crate) fn take(&self) -> Option<Held> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+}
+
+/// The rejection of a socket admitted only to be refused, for the routes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Refused(pub(crate) Rejection);
 
 #[cfg(test)]
 mod tests {

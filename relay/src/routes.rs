@@ -14,10 +14,10 @@
 //! A socket admitted only to be refused (over a cap) still gets `/healthz` and `/metrics`, a
 //! WebSocket that is told `server_full`, and a 503 or 429 for anything else.
 
+use crate::admission::{Held, Hold, Refused, RemoteAddr};
 use crate::connection::{self, PeerSocket};
 use crate::hub::{HubHealth, RoomName};
 use crate::metrics::Rejection;
-use crate::server::{Held, Hold, Refused, RemoteAddr};
 use crate::Relay;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;

@@ -9,17 +9,15 @@
 //! connection lives at most `--http-timeout-secs` (headers, body and response together), so a
 //! client that asks for a file and never reads it gives its socket back.
 
-use crate::admission::{Admitted, SocketSlot};
+use crate::admission::{Admitted, Held, Hold, Refused, RemoteAddr};
 use crate::Relay;
 use hyper::body::Incoming;
 use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, warn};
 
 /// A client must send its request headers within this time, or the connection is dropped
@@ -36,33 +34,6 @@ const REFUSAL_DEADLINE: Duration = Duration::from_secs(2);
 /// Pause after an accept error that is not about one connection (for example, out of file
 /// descriptors), so the loop does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
-
-/// The remote address of a request, put into its extensions for the routes.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct RemoteAddr(pub(crate) SocketAddr);
-
-/// What a socket holds of the caps, in its requests' extensions, so a WebSocket upgrade can take
-/// it along: a connection slot, or (over a cap) one of the few refusal slots.
-#[derive(Clone)]
-pub(crate) struct Hold(Arc<Mutex<Option<Held>>>);
-
-pub(crate) enum Held {
-    Slot(SocketSlot),
-    Refusal(crate::metrics::Rejection, OwnedSemaphorePermit),
-}
-
-impl Hold {
-    pub(crate) fn take(&self) -> Option<Held> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
-    }
-}
-
-/// The rejection of a socket admitted only to be refused, for the routes.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Refused(pub(crate) crate::metrics::Rejection);
 
 /// Accepts and serves until the relay's shutdown token is cancelled; then stops accepting and
 /// gives HTTP requests in flight a moment to finish.
@@ -103,7 +74,7 @@ pub(crate) async fn serve(listener: TcpListener, relay: Arc<Relay>) {
         if let Err(error) = stream.set_nodelay(true) {
             debug!(%error, "could not set TCP_NODELAY");
         }
-        let hold = Hold(Arc::new(Mutex::new(Some(held))));
+        let hold = Hold::new(held);
         let service = TowerToHyperService::new(routes.clone());
         let request_hold = hold.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
