@@ -25,7 +25,7 @@ use crate::tree_view::{ReorgRecord, MAX_REORG_RECORDS};
 use futures::future::{AbortHandle, Abortable};
 use gloo_timers::future::TimeoutFuture;
 use serde_json::value::RawValue;
-use shared::node::{Node, NodeConfig, NodeEvent, Output, SyncState};
+use shared::node::{Node, NodeConfig, NodeEvent, Output, SendError, SyncState};
 use shared::protocol::{ClientFrame, PeerId, RelayFrame};
 use shared::{Address, Hash};
 use std::cell::{Cell, RefCell};
@@ -36,6 +36,12 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use yew::UseReducerDispatcher;
 
+/// Why a new name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenameError {
+    #[error("a name needs at least one character")]
+    Empty,
+}
 /// The UI gets a new picture of the node at most this often.
 pub const SNAPSHOT_INTERVAL_MS: u32 = 120;
 /// Storage writes are gathered this long into one IndexedDB transaction (a found block, and a
@@ -846,9 +852,8 @@ impl Driver {
         });
     }
 
-    pub fn send_coins(&self, to: Address, amount: u64, fee: u64) -> Result<Hash, String> {
+    pub fn send_coins(&self, to: Address, amount: u64, fee: u64) -> Result<Hash, SendError> {
         self.drive(|node, now| node.send_transaction(to, amount, fee, now))
-            .map_err(|error| error.to_string())
     }
 
     pub fn is_online(&self) -> bool {
@@ -891,8 +896,8 @@ impl Driver {
 
     /// Saves a new name and reloads the page: the name is part of the hello every peer
     /// got, so the node starts again under it (the chain and keys stay).
-    pub fn rename(&self, name: &str) -> Result<(), String> {
-        let name = clean_name(name).ok_or("a name needs at least one character")?;
+    pub fn rename(&self, name: &str) -> Result<(), RenameError> {
+        let name = clean_name(name).ok_or(RenameError::Empty)?;
         let mut identity = self.identity.borrow().clone();
         identity.name = name;
         *self.identity.borrow_mut() = identity.clone();

@@ -39,7 +39,7 @@ pub fn IdentityPanel() -> Html {
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
             if let Err(why) = driver.rename(&draft) {
-                error.set(Some(why));
+                error.set(Some(why.to_string()));
             }
         })
     };

@@ -16,8 +16,8 @@ enum SendFormError {
     BadAmount,
     #[error("the fee must be a whole number")]
     BadFee,
-    #[error("{0}")]
-    Refused(String),
+    #[error(transparent)]
+    Refused(#[from] shared::node::SendError),
 }
 
 /// Why a name was not pinned.
