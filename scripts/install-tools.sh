@@ -13,6 +13,8 @@ want() { [ $# -eq 0 ] && return 0; return 1; }
 parts=("$@")
 has_part() { [ ${#parts[@]} -eq 0 ] && return 0; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 log() { echo "[install-tools] $*" >&2; }
+# Debian's nats-server lands in /usr/sbin, which a non-login PATH may leave out.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 if has_part wasm; then
   if ! rustup target list --installed | grep -q '^wasm32-unknown-unknown$'; then

@@ -41,6 +41,8 @@ fn tools_path() -> String {
         path.push(':');
         path.push_str(&existing);
     }
+    // Debian puts nats-server in /usr/sbin, which a non-login PATH may leave out.
+    path.push_str(":/usr/sbin:/sbin");
     path
 }
 
