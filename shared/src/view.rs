@@ -773,6 +773,40 @@ pub fn own_transactions(node: &Node, names: &Names) -> Vec<OwnTxView> {
     rows
 }
 
+/// What the tamper sandbox shows of one edited copy of a block: the checks a reader can follow
+/// by eye, each done by the consensus code itself. `parent_hash` is the (recomputed) hash of the
+/// copy before it, `None` for the first copy; `subsidy_and_fees` what its coinbase should pay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TamperChecks {
+    pub proof_of_work: bool,
+    pub tx_root: bool,
+    pub signatures: bool,
+    pub coinbase: bool,
+    /// Its `prev_hash` still equals the hash of the block before it.
+    pub link: bool,
+}
+
+impl TamperChecks {
+    pub fn valid(&self) -> bool {
+        self.proof_of_work && self.tx_root && self.signatures && self.coinbase && self.link
+    }
+}
+
+pub fn tamper_checks(
+    block: &Block,
+    parent_hash: Option<Hash>,
+    expected_coinbase: u64,
+    chain_id: &Hash,
+) -> TamperChecks {
+    TamperChecks {
+        proof_of_work: crate::mining::meets_target(&block.header),
+        tx_root: block.compute_tx_root() == block.header.tx_root,
+        signatures: crate::validation::verify_signatures(&block.transactions, chain_id).is_ok(),
+        coinbase: block.coinbase.amount == expected_coinbase,
+        link: parent_hash.is_none_or(|parent| parent == block.header.prev_hash),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,8 @@
 //! link to its parent breaking. The real chain is never touched.
 
 use shared::block::Block;
-use shared::mining::meets_target;
 use shared::node::Node;
-use shared::validation::verify_signatures;
+use shared::view::{tamper_checks, TamperChecks};
 use shared::Hash;
 
 /// Blocks copied into the sandbox: enough to watch the breakage run down several links.
@@ -48,17 +47,13 @@ pub struct SandboxRow {
     pub original_hash: Hash,
     pub hash: Hash,
     pub edited: bool,
-    pub proof_of_work: bool,
-    pub tx_root: bool,
-    pub signatures: bool,
-    pub coinbase: bool,
-    /// Its `prev_hash` still equals the (recomputed) hash of the block before it.
-    pub link: bool,
+    /// The checks, done by `shared::view` (the consensus code), not here.
+    pub checks: TamperChecks,
 }
 
 impl SandboxRow {
     pub fn valid(&self) -> bool {
-        self.proof_of_work && self.tx_root && self.signatures && self.coinbase && self.link
+        self.checks.valid()
     }
 }
 
@@ -120,11 +115,12 @@ impl Sandbox {
                     original_hash: self.original_hashes[index],
                     hash,
                     edited: self.edited[index],
-                    proof_of_work: meets_target(&block.header),
-                    tx_root: block.compute_tx_root() == block.header.tx_root,
-                    signatures: verify_signatures(&block.transactions, &self.chain_id).is_ok(),
-                    coinbase: block.coinbase.amount == self.expected_coinbase[index],
-                    link: previous.is_none_or(|previous| previous == block.header.prev_hash),
+                    checks: tamper_checks(
+                        block,
+                        previous,
+                        self.expected_coinbase[index],
+                        &self.chain_id,
+                    ),
                 };
                 previous = Some(hash);
                 row
@@ -152,8 +148,11 @@ mod tests {
         let rows = sandbox.rows();
         assert!(rows[1].edited);
         assert_ne!(rows[1].hash, rows[1].original_hash);
-        assert!(!rows[2].link, "the next block still points at the old hash");
-        assert!(rows[3].link && rows[0].link);
+        assert!(
+            !rows[2].checks.link,
+            "the next block still points at the old hash"
+        );
+        assert!(rows[3].checks.link && rows[0].checks.link);
         assert_eq!(
             node.node.tree().tip_hash(),
             tip,
@@ -171,8 +170,8 @@ mod tests {
             amount: 1_000_000,
         });
         let rows = sandbox.rows();
-        assert!(!rows[0].coinbase);
-        assert!(rows[0].tx_root, "the forger recomputed the root");
-        assert!(!rows[1].link);
+        assert!(!rows[0].checks.coinbase);
+        assert!(rows[0].checks.tx_root, "the forger recomputed the root");
+        assert!(!rows[1].checks.link);
     }
 }

@@ -132,8 +132,8 @@ pub fn TamperSandbox() -> Html {
                                             <span class="muted">{ format!(" ({})", row.original_hash.short()) }</span>
                                         }
                                     </td>
-                                    { mark(row.proof_of_work) }{ mark(row.tx_root) }{ mark(row.signatures) }
-                                    { mark(row.coinbase) }{ mark(row.link) }
+                                    { mark(row.checks.proof_of_work) }{ mark(row.checks.tx_root) }{ mark(row.checks.signatures) }
+                                    { mark(row.checks.coinbase) }{ mark(row.checks.link) }
                                 </tr>
                             }
                         }) }
