@@ -183,7 +183,7 @@ impl Node {
     /// a paced request or status, a queued hello, a score that decays, our transactions'
     /// re-announcement. Drivers sleep until it (or until something arrives).
     pub fn poll_timeout(&self) -> Option<u64> {
-        let status = self.status_due.then(|| self.status_deadline()).flatten();
+        let status = self.status_due.then(|| self.status_deadline());
         let hellos = (!self.hello_queue.is_empty()).then(|| self.hellos.next_token_ms());
         let decay = self
             .peers
@@ -286,7 +286,7 @@ impl Node {
             return;
         };
         info.muted = muted;
-        self.sync.pause_peer(peer);
+        self.sync.reset_peer(peer);
         if !muted {
             self.send_hello(peer);
             if self.peers[peer].handshake == Handshake::Done {
@@ -742,18 +742,18 @@ impl Node {
     }
 
     /// When a due status may go out: now in sync, else one interval after the last one.
-    fn status_deadline(&self) -> Option<u64> {
+    fn status_deadline(&self) -> u64 {
         let syncing = matches!(self.sync.state(), SyncState::Syncing { .. });
         match (syncing, self.last_status_ms) {
-            (true, Some(last)) => Some(last + STATUS_INTERVAL_WHILE_SYNCING_MS),
-            _ => Some(self.now_ms),
+            (true, Some(last)) => last + STATUS_INTERVAL_WHILE_SYNCING_MS,
+            _ => self.now_ms,
         }
     }
 
     /// Broadcasts our `status` for a tip change: at once when in sync, at most once per
     /// [`STATUS_INTERVAL_WHILE_SYNCING_MS`] while syncing, whatever holds the sync up.
     fn announce_status_if_due(&mut self, now_ms: u64) {
-        if !self.status_due || self.status_deadline().is_some_and(|due| now_ms < due) {
+        if !self.status_due || now_ms < self.status_deadline() {
             return;
         }
         self.status_due = false;
@@ -792,7 +792,7 @@ impl Node {
         if let Some(peer) = self.peers.get_mut(from) {
             peer.handshake = Handshake::Refused(reason.clone());
         }
-        self.sync.pause_peer(from);
+        self.sync.reset_peer(from);
         self.event(NodeEvent::PeerRefused {
             peer: from.clone(),
             reason,
@@ -813,7 +813,7 @@ impl Node {
         }
         let (score, banned) = (peer.misbehavior, peer.banned);
         if newly_banned {
-            self.sync.pause_peer(peer_id);
+            self.sync.reset_peer(peer_id);
         }
         self.event(NodeEvent::PeerMisbehaved {
             peer: peer_id.clone(),

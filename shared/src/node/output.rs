@@ -175,3 +175,41 @@ impl OutputQueue {
         self.dropped_events
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_the_oldest_event_and_never_a_data_output() {
+        let mut queue = OutputQueue::default();
+        queue.push(Output::DeleteBlock(Hash::ZERO));
+        for height in 0..(MAX_QUEUED_EVENTS as u64 + 5) {
+            queue.push(Output::Event(NodeEvent::SyncChanged(SyncState::Syncing {
+                target_height: height,
+            })));
+        }
+        assert_eq!(queue.dropped_events(), 5);
+        assert_eq!(queue.pop(), Some(Output::DeleteBlock(Hash::ZERO)));
+        assert_eq!(
+            queue.pop(),
+            Some(Output::Event(NodeEvent::SyncChanged(SyncState::Syncing {
+                target_height: 5
+            }))),
+            "the oldest events went first"
+        );
+        assert!(
+            !queue.backlogged(),
+            "events never make the queue backlogged"
+        );
+        for _ in 0..MAX_QUEUED_OUTPUTS {
+            queue.push(Output::StopMining);
+        }
+        assert!(queue.backlogged());
+        assert_eq!(
+            queue.dropped_events(),
+            5,
+            "data outputs are kept, all of them"
+        );
+    }
+}

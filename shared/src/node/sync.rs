@@ -47,8 +47,8 @@ pub const WINDOW_STALL_MS: u64 = 5_000;
 /// nobody needs each step); in sync, every tip change is announced at once. Either way it goes
 /// out: the deadline is part of `poll_timeout`.
 pub const STATUS_INTERVAL_WHILE_SYNCING_MS: u64 = 1_000;
-/// Headers kept per peer while their chain does not yet beat ours (four full replies, about
-/// 200 KB per peer in memory). A peer whose chain needs more than that to beat ours has its
+/// Headers kept per peer while their chain does not yet beat ours (four full replies, 256 KB
+/// per peer in memory: 96 bytes of header and 32 of hash each). A peer whose chain needs more than that to beat ours has its
 /// blocks fetched anyway, in order, as far as they go.
 pub const MAX_PENDING_HEADERS: usize = 4 * MAX_HEADERS_PER_MESSAGE;
 /// Fresh `get_headers` to one peer (not the continuation of a full reply) at most this often:
@@ -148,8 +148,9 @@ impl Sync {
     pub(crate) fn state(&self) -> SyncState {
         self.state
     }
-    /// Forgets what `peer` was asked and showed, keeping its failure record.
-    fn reset_peer(&mut self, peer: &PeerId) {
+    /// Forgets what `peer` was asked and showed, keeping its failure record (it left the sync
+    /// for now: muted, refused, banned, or it failed a claim).
+    pub(crate) fn reset_peer(&mut self, peer: &PeerId) {
         let Some(state) = self.peers.get_mut(peer) else {
             return;
         };
@@ -168,9 +169,6 @@ impl Sync {
     pub(crate) fn remove_peer(&mut self, peer: &PeerId) {
         self.reset_peer(peer);
         self.peers.remove(peer);
-    }
-    pub(crate) fn pause_peer(&mut self, peer: &PeerId) {
-        self.reset_peer(peer);
     }
 }
 
@@ -192,13 +190,17 @@ impl Node {
                 Claim::False
             };
         }
-        let (our_work, our_tip) = (self.tree.tip_work(), self.tree.tip_hash());
-        // The order of the fork choice: more work, or equal work and a lower hash.
-        if tip.total_work > our_work || (tip.total_work == our_work && tip.hash < our_tip) {
+        if self.beats_our_tip(tip.total_work, &tip.hash) {
             Claim::Better
         } else {
             Claim::NotBetter
         }
+    }
+
+    /// The order of the fork choice: more work than our tip, or equal work and a lower hash.
+    fn beats_our_tip(&self, work: Work, hash: &Hash) -> bool {
+        let our_work = self.tree.tip_work();
+        work > our_work || (work == our_work && *hash < self.tree.tip_hash())
     }
 
     /// Whether `peer`'s claim is one we act on now.
@@ -412,18 +414,16 @@ impl Node {
                 }
             }
         }
-        let our_work = self.tree.tip_work();
-        let our_tip = self.tree.tip_hash();
+        let beats_ours = {
+            let state = &self.sync.peers[from];
+            state
+                .headers
+                .back()
+                .is_some_and(|(hash, _)| self.beats_our_tip(state.headers_work, hash))
+        };
         let state = self.sync.peers.get_mut(from).expect("asked above");
         state.headers_asked_ms = None;
         state.more_after = if full { last_sent } else { None };
-        let beats_ours = !state.headers.is_empty()
-            && (state.headers_work > our_work
-                || (state.headers_work == our_work
-                    && state
-                        .headers
-                        .back()
-                        .is_some_and(|(hash, _)| *hash < our_tip)));
         let window_full = state.headers.len() >= MAX_PENDING_HEADERS;
         if beats_ours || (window_full && full) {
             self.request_blocks(from, now_ms);
@@ -505,8 +505,7 @@ impl Node {
             let mut hashes = Vec::new();
             for hash in candidates.by_ref() {
                 let wanted = !self.sync.in_flight.contains_key(&hash)
-                    && !self.tree.contains(&hash)
-                    && !self.tree.is_orphan(&hash)
+                    && !arrived(&self.tree, &hash)
                     && !self.tree.is_known_invalid(&hash);
                 if wanted {
                     self.sync.in_flight.insert(hash, peer.clone());
@@ -530,7 +529,7 @@ impl Node {
             state
                 .headers
                 .iter()
-                .all(|(hash, _)| self.tree.contains(hash) || self.tree.is_orphan(hash))
+                .all(|(hash, _)| arrived(&self.tree, hash))
         };
         for hashes in &requests {
             state.requests.push_back(BlockRequest {
@@ -603,8 +602,7 @@ impl Node {
                 && (state.last_delivery_ms > since
                     || (state.requests.is_empty()
                         && state.headers.iter().any(|(hash, _)| {
-                            !self.tree.contains(hash)
-                                && !self.tree.is_orphan(hash)
+                            !arrived(&self.tree, hash)
                                 && self.sync.in_flight.get(hash) != Some(other)
                         })))
         })
@@ -707,6 +705,11 @@ impl Node {
             .checked_add(window)
             .is_some_and(|reach| reach < self.tree.tip_work())
     }
+}
+
+/// A block we hold, in the tree or waiting for its parent in the orphan pool.
+fn arrived(tree: &crate::chain::BlockTree, hash: &Hash) -> bool {
+    tree.contains(hash) || tree.is_orphan(hash)
 }
 
 fn state_continues(state: &PeerSync) -> bool {
