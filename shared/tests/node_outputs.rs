@@ -270,3 +270,40 @@ fn a_peer_flooding_requests_draws_replies_only_at_its_budget() {
         "{replies} replies to 1,000 requests in a second (budget {allowed})"
     );
 }
+
+#[test]
+fn a_peer_sending_orphans_draws_fresh_header_requests_at_most_once_a_second() {
+    use shared::node::HEADERS_REQUEST_INTERVAL_MS;
+    let mut setup = node_with(&[]);
+    // A branch we do not have: every block of it after the first arrives as an orphan.
+    let mut other = BlockTree::new(NetworkParams::test());
+    let branch = extend(&mut other, carol().address(), 41);
+    let mut asked = 0;
+    let empty_reply = NodeMessage::Headers {
+        headers: Vec::new(),
+    }
+    .encode();
+    for block in &branch[1..] {
+        let outputs = deliver(&mut setup, block);
+        let requests = outputs
+            .iter()
+            .filter(|output| matches!(output, Output::Send { payload, .. } if payload.contains("\"get_headers\"")))
+            .count();
+        asked += requests;
+        if requests > 0 {
+            // Answered at once, so the next orphan finds no request open: only the pacing
+            // stands between it and a fresh request.
+            setup
+                .node
+                .handle_message(&setup.peer, &empty_reply, setup.now);
+            while setup.node.poll_output().is_some() {}
+        }
+        setup.now += 20;
+    }
+    // 40 orphans over 800 ms: one request, and no second one before the interval has passed.
+    assert!(HEADERS_REQUEST_INTERVAL_MS >= 800);
+    assert_eq!(
+        asked, 1,
+        "{asked} get_headers for 40 orphans within one interval"
+    );
+}
