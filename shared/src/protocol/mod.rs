@@ -1,7 +1,9 @@
 //! The wire protocol, in two layers so the relay can forward without understanding the chain:
 //! [`relay`] is the envelope between a peer and the relay, [`message`] is what nodes say to each
-//! other inside it. Both are JSON; `docs/protocol.md` documents every field.
+//! other inside it. Both are JSON; `docs/protocol.md` documents every field. [`link`] frames
+//! node messages on a direct link between two tabs (a WebRTC data channel).
 
+pub mod link;
 pub mod message;
 pub mod relay;
 
