@@ -1,5 +1,6 @@
-//! The state of our link to the relay, as the status bar shows it. How long the transport waits
-//! between tries is `browser::reconnect`.
+//! The state of our link to the relay, as the status bar shows it, beside the direct links to
+//! other tabs that carry the room while the relay is away. How long the transport waits between
+//! tries is `browser::reconnect`.
 
 /// What the status bar says about the relay connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,8 +34,50 @@ impl ConnectionState {
             ConnectionState::Connected { .. } => "connected".into(),
             ConnectionState::Waiting { retry_at_ms, .. } => {
                 let seconds = retry_at_ms.saturating_sub(now_ms).div_ceil(1000);
-                format!("disconnected, retry in {seconds}s")
+                format!("server offline, retry in {seconds}s")
             }
+        }
+    }
+
+    /// The status line: the relay's state, then the open direct links when there are any
+    /// ("server offline, retry in 2s · 3 direct links"), so a tab that still reaches its
+    /// peers while the relay is down says both.
+    pub fn describe_with_links(&self, now_ms: u64, direct_links: usize) -> String {
+        let relay = self.describe(now_ms);
+        match direct_links {
+            0 => relay,
+            1 => format!("{relay} · 1 direct link"),
+            links => format!("{relay} · {links} direct links"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_says_the_relay_state_and_the_direct_links() {
+        let waiting = ConnectionState::Waiting {
+            retry_at_ms: 2_500,
+            reason: "the relay closed the connection".into(),
+        };
+        let connected = ConnectionState::Connected {
+            peer_id: "ab".into(),
+        };
+        let cases = [
+            (&waiting, 3, "server offline, retry in 2s · 3 direct links"),
+            (&waiting, 0, "server offline, retry in 2s"),
+            (&connected, 1, "connected · 1 direct link"),
+            (&connected, 0, "connected"),
+            (
+                &ConnectionState::Offline,
+                2,
+                "offline (by choice) · 2 direct links",
+            ),
+        ];
+        for (state, links, text) in cases {
+            assert_eq!(state.describe_with_links(1_000, links), text);
         }
     }
 }
