@@ -167,6 +167,23 @@ impl Client {
         self.send_text(serde_json::to_string(&frame).unwrap()).await;
     }
 
+    /// A `signal` frame to one peer (WebRTC signaling, routed like `send`).
+    pub async fn signal_to(&mut self, to: &PeerId, payload: &str) {
+        let frame = ClientFrame::signal(
+            to.clone(),
+            RawValue::from_string(payload.to_owned()).unwrap(),
+        );
+        self.send_text(serde_json::to_string(&frame).unwrap()).await;
+    }
+
+    /// The next `signal` frame: (from, raw payload text). Panics on anything else.
+    pub async fn recv_signal(&mut self) -> (PeerId, String) {
+        match self.recv().await {
+            RelayFrame::Signal { from, payload } => (from, payload.get().to_owned()),
+            other => panic!("expected a signal, got {other:?}"),
+        }
+    }
+
     pub async fn send_text(&mut self, text: String) {
         timeout(WAIT, self.ws.send(Message::text(text)))
             .await

@@ -72,10 +72,16 @@ pub enum ClientFrameKind {
     Broadcast,
     /// Deliver to the peer named in `to`.
     Send,
+    /// Deliver to the peer named in `to`, as a `signal` frame: WebRTC signaling between two tabs
+    /// (offers, answers, ICE candidates). Routed like `send`; a distinct type so the receiving
+    /// tab's transport can take it out before its node sees it. The payload is a
+    /// [`crate::protocol::signal::Signal`] by convention; the relay does not look.
+    Signal,
 }
 
 /// A frame from a peer to the relay.
-/// `{"type":"broadcast","payload":{...}}` or `{"type":"send","to":"<peer id>","payload":{...}}`.
+/// `{"type":"broadcast","payload":{...}}`, `{"type":"send","to":"<peer id>","payload":{...}}` or
+/// `{"type":"signal","to":"<peer id>","payload":{...}}`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ClientFrame {
     #[serde(rename = "type")]
@@ -100,6 +106,13 @@ impl ClientFrame {
             payload,
         }
     }
+    pub fn signal(to: PeerId, payload: Box<RawValue>) -> ClientFrame {
+        ClientFrame {
+            kind: ClientFrameKind::Signal,
+            to: Some(to),
+            payload,
+        }
+    }
 }
 
 /// Why the relay refused something. Sent in an `error` frame, or as the reason of a close frame.
@@ -108,7 +121,7 @@ impl ClientFrame {
 pub enum RelayErrorCode {
     /// The frame is not a valid client frame (bad JSON, unknown type, missing field).
     MalformedEnvelope,
-    /// `send` named a peer that is not in the room.
+    /// `send` or `signal` named a peer that is not in the room.
     UnknownPeer,
     /// The frame exceeded the size limit; the connection is closed.
     FrameTooLarge,
@@ -163,6 +176,12 @@ pub enum RelayFrame {
         from: PeerId,
         payload: Box<RawValue>,
     },
+    /// A signaling payload another peer sent to us (by `signal`): for the transport that sets up
+    /// direct links, not for the node.
+    Signal {
+        from: PeerId,
+        payload: Box<RawValue>,
+    },
     Error {
         code: RelayErrorCode,
         message: String,
@@ -173,9 +192,20 @@ impl RelayFrame {
     /// Builds the JSON of a `message` frame around raw payload JSON without parsing it; the relay
     /// forwards with this. `payload` must be the raw JSON text of a value (as it arrived).
     pub fn message_json(from: &PeerId, payload: &RawValue) -> String {
+        Self::forwarded_json("message", from, payload)
+    }
+
+    /// Builds the JSON of a `signal` frame the same way as [`RelayFrame::message_json`].
+    pub fn signal_json(from: &PeerId, payload: &RawValue) -> String {
+        Self::forwarded_json("signal", from, payload)
+    }
+
+    fn forwarded_json(kind: &str, from: &PeerId, payload: &RawValue) -> String {
         let raw = payload.get();
         let mut out = String::with_capacity(raw.len() + 64);
-        out.push_str(r#"{"type":"message","from":""#);
+        out.push_str(r#"{"type":""#);
+        out.push_str(kind);
+        out.push_str(r#"","from":""#);
         out.push_str(from.as_str());
         out.push_str(r#"","payload":"#);
         out.push_str(raw);
@@ -221,6 +251,10 @@ impl RelayFrame {
                 from: flat.from.ok_or_else(|| missing("from"))?,
                 payload: flat.payload.ok_or_else(|| missing("payload"))?,
             },
+            "signal" => RelayFrame::Signal {
+                from: flat.from.ok_or_else(|| missing("from"))?,
+                payload: flat.payload.ok_or_else(|| missing("payload"))?,
+            },
             "error" => RelayFrame::Error {
                 code: flat.code.ok_or_else(|| missing("code"))?,
                 message: flat.message.unwrap_or_default(),
@@ -231,5 +265,60 @@ impl RelayFrame {
                 )))
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn signal_frames_keep_their_own_type_and_the_payload_untouched() {
+        let peer = PeerId::from_bytes([0xab; 16]);
+        let payload = raw(r#"{"kind":"offer", "sdp":"v=0\r\n"}"#);
+        let built = RelayFrame::signal_json(&peer, &payload);
+        assert_eq!(
+            built,
+            format!(
+                r#"{{"type":"signal","from":"{peer}","payload":{{"kind":"offer", "sdp":"v=0\r\n"}}}}"#
+            )
+        );
+        match RelayFrame::from_json(&built).unwrap() {
+            RelayFrame::Signal { from, payload: got } => {
+                assert_eq!(from, peer);
+                assert_eq!(got.get(), payload.get(), "byte for byte, spacing included");
+            }
+            other => panic!("expected a signal, got {other:?}"),
+        }
+        // The serde form and the builder agree, and a `message` stays a `message`.
+        let frame = RelayFrame::Signal {
+            from: peer.clone(),
+            payload: payload.clone(),
+        };
+        assert_eq!(frame.to_json(), built);
+        assert!(matches!(
+            RelayFrame::from_json(&RelayFrame::message_json(&peer, &payload)),
+            Ok(RelayFrame::Message { .. })
+        ));
+        assert!(RelayFrame::from_json(r#"{"type":"signal","payload":{}}"#).is_err());
+    }
+
+    #[test]
+    fn client_signal_frames_name_their_receiver() {
+        let to = PeerId::from_bytes([1; 16]);
+        let text =
+            serde_json::to_string(&ClientFrame::signal(to.clone(), raw(r#"{"kind":"bye"}"#)))
+                .unwrap();
+        assert_eq!(
+            text,
+            format!(r#"{{"type":"signal","to":"{to}","payload":{{"kind":"bye"}}}}"#)
+        );
+        let parsed: ClientFrame = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed.kind, ClientFrameKind::Signal);
+        assert_eq!(parsed.to, Some(to));
     }
 }
