@@ -256,6 +256,7 @@ pub async fn connect_relay(url: &str) -> Result<Link, ConnectError> {
             peer_id,
             room,
             peers,
+            ..
         }) => LinkInfo {
             url: url.clone(),
             room,

@@ -1,11 +1,14 @@
-//! `signal` frames: WebRTC signaling between two tabs, routed like `send` but kept a frame type of
-//! its own (so a tab's transport can take it before its node sees it) and counted apart.
+//! Direct links between tabs, as far as the relay takes part: `signal` frames (WebRTC signaling
+//! routed like `send` but kept a frame type of its own, so a tab's transport can take it before its
+//! node sees it, and counted apart), and the STUN/TURN servers every `welcome` names.
 
 mod common;
 
-use common::{config, TestRelay};
+use common::{config, next_frame, TestRelay};
+use futures_util::StreamExt;
+use relay::config::IceUrl;
 use relay::Config;
-use shared::protocol::{PeerId, RelayErrorCode, RelayFrame};
+use shared::protocol::{IceServer, PeerId, RelayErrorCode, RelayFrame};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 fn expect_error(frame: RelayFrame, expected: RelayErrorCode) {
@@ -135,5 +138,54 @@ async fn a_signal_over_the_frame_limit_closes_the_connection_like_any_frame() {
         RelayFrame::PeerLeft { peer_id } => assert_eq!(peer_id, alice.id),
         other => panic!("bob got {other:?}"),
     }
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_welcome_always_lists_ice_servers_and_none_by_default() {
+    let relay = TestRelay::start(config()).await;
+    let mut ws = relay.connect_raw("/ws/rtc").await;
+    let text = tokio::time::timeout(common::WAIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .into_text()
+        .unwrap();
+    assert!(
+        text.ends_with(r#","ice_servers":[]}"#),
+        "the field is there, empty: {text}"
+    );
+    relay.shutdown().await.unwrap();
+
+    let relay = TestRelay::start(Config {
+        ice_servers: vec![
+            IceUrl::parse("stun:127.0.0.1:3478").unwrap(),
+            IceUrl::parse("turn:127.0.0.1:3478?transport=udp").unwrap(),
+        ],
+        ice_username: Some("tabs".into()),
+        ice_credential: Some("s3cret".into()),
+        ..config()
+    })
+    .await;
+    let first = relay.join("rtc").await;
+    let mut raw = relay.connect_raw("/ws/rtc").await;
+    let RelayFrame::Welcome { ice_servers, .. } = next_frame(&mut raw).await else {
+        panic!("no welcome");
+    };
+    let expected = vec![
+        IceServer {
+            urls: vec!["stun:127.0.0.1:3478".into()],
+            username: None,
+            credential: None,
+        },
+        IceServer {
+            urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+            username: Some("tabs".into()),
+            credential: Some("s3cret".into()),
+        },
+    ];
+    assert_eq!(ice_servers, expected);
+    assert_eq!(first.ice_servers, expected, "every joiner gets them");
     relay.shutdown().await.unwrap();
 }

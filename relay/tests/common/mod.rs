@@ -6,7 +6,7 @@
 use futures_util::{SinkExt, StreamExt};
 use relay::Config;
 use serde_json::value::RawValue;
-use shared::protocol::{ClientFrame, PeerId, RelayFrame};
+use shared::protocol::{ClientFrame, IceServer, PeerId, RelayFrame};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -122,6 +122,8 @@ pub struct Client {
     pub room: String,
     /// Peers present when we joined, from the welcome.
     pub peers: Vec<PeerId>,
+    /// STUN/TURN servers, from the welcome.
+    pub ice_servers: Vec<IceServer>,
 }
 
 impl Client {
@@ -132,11 +134,13 @@ impl Client {
                 peer_id,
                 room,
                 peers,
+                ice_servers,
             } => Client {
                 ws,
                 id: peer_id,
                 room,
                 peers,
+                ice_servers,
             },
             other => panic!("expected welcome, got {other:?}"),
         }

@@ -9,7 +9,7 @@ pub mod relay;
 pub mod signal;
 
 pub use message::{NodeMessage, ProtocolError, TipStatus, PROTOCOL_VERSION};
-pub use relay::{ClientFrame, ClientFrameKind, PeerId, RelayErrorCode, RelayFrame};
+pub use relay::{ClientFrame, ClientFrameKind, IceServer, PeerId, RelayErrorCode, RelayFrame};
 pub use signal::{Signal, SignalError, MAX_SIGNAL_BYTES};
 
 /// The largest frame either layer accepts (1 MiB). A full block is at most 200 KB of canonical

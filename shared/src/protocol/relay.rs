@@ -155,6 +155,20 @@ impl RelayErrorCode {
     }
 }
 
+/// A STUN or TURN server for the tabs' direct links, as the relay hands it out in `welcome`:
+/// the shape of WebRTC's `RTCIceServer`, so a tab passes it to `RTCPeerConnection` as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs.
+    pub urls: Vec<String>,
+    /// For TURN only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// For TURN only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// A frame from the relay to a peer.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -164,6 +178,9 @@ pub enum RelayFrame {
         peer_id: PeerId,
         room: String,
         peers: Vec<PeerId>,
+        /// STUN/TURN servers for direct links; empty when the relay names none (tabs then connect
+        /// directly only where host candidates reach: one machine, one LAN).
+        ice_servers: Vec<IceServer>,
     },
     PeerJoined {
         peer_id: PeerId,
@@ -227,6 +244,7 @@ impl RelayFrame {
             peer_id: Option<PeerId>,
             room: Option<String>,
             peers: Option<Vec<PeerId>>,
+            ice_servers: Option<Vec<IceServer>>,
             from: Option<PeerId>,
             payload: Option<Box<RawValue>>,
             code: Option<RelayErrorCode>,
@@ -240,6 +258,8 @@ impl RelayFrame {
                 peer_id: flat.peer_id.ok_or_else(|| missing("peer_id"))?,
                 room: flat.room.ok_or_else(|| missing("room"))?,
                 peers: flat.peers.ok_or_else(|| missing("peers"))?,
+                // Relays from before direct links send none: no servers.
+                ice_servers: flat.ice_servers.unwrap_or_default(),
             },
             "peer_joined" => RelayFrame::PeerJoined {
                 peer_id: flat.peer_id.ok_or_else(|| missing("peer_id"))?,
@@ -305,6 +325,59 @@ mod tests {
             Ok(RelayFrame::Message { .. })
         ));
         assert!(RelayFrame::from_json(r#"{"type":"signal","payload":{}}"#).is_err());
+    }
+
+    #[test]
+    fn welcome_carries_ice_servers_and_an_old_welcome_has_none() {
+        let peer = PeerId::from_bytes([2; 16]);
+        let welcome = RelayFrame::Welcome {
+            peer_id: peer.clone(),
+            room: "lobby".into(),
+            peers: vec![],
+            ice_servers: vec![
+                IceServer {
+                    urls: vec!["stun:stun.example.org:3478".into()],
+                    username: None,
+                    credential: None,
+                },
+                IceServer {
+                    urls: vec!["turn:turn.example.org:3478?transport=udp".into()],
+                    username: Some("tab".into()),
+                    credential: Some("secret".into()),
+                },
+            ],
+        };
+        let text = welcome.to_json();
+        assert_eq!(
+            text,
+            format!(
+                r#"{{"type":"welcome","peer_id":"{peer}","room":"lobby","peers":[],"ice_servers":[{{"urls":["stun:stun.example.org:3478"]}},{{"urls":["turn:turn.example.org:3478?transport=udp"],"username":"tab","credential":"secret"}}]}}"#
+            )
+        );
+        let RelayFrame::Welcome { ice_servers, .. } = RelayFrame::from_json(&text).unwrap() else {
+            panic!("not a welcome");
+        };
+        let RelayFrame::Welcome {
+            ice_servers: expected,
+            ..
+        } = welcome
+        else {
+            unreachable!()
+        };
+        assert_eq!(ice_servers, expected);
+        // An empty list is written out, not left away.
+        let empty = RelayFrame::Welcome {
+            peer_id: peer.clone(),
+            room: "lobby".into(),
+            peers: vec![],
+            ice_servers: vec![],
+        };
+        assert!(empty.to_json().ends_with(r#""ice_servers":[]}"#));
+        let old = format!(r#"{{"type":"welcome","peer_id":"{peer}","room":"lobby","peers":[]}}"#);
+        match RelayFrame::from_json(&old).unwrap() {
+            RelayFrame::Welcome { ice_servers, .. } => assert!(ice_servers.is_empty()),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
