@@ -390,11 +390,26 @@ fn forward(relay: &Relay, room: &RoomName, peer: &PeerId, text: &str) -> Result<
                 .send_to(room, peer, &to, message)
                 .map_err(|_| Refusal::UnknownPeer)
         }
+        (ClientFrameKind::Signal, Some(to)) => {
+            // Routed exactly like `send`, only wrapped as a `signal` frame, and counted apart so
+            // an operator can see how much of the traffic sets up direct links.
+            let signal = counted(relay, RelayFrame::signal_json(peer, &frame.payload))?;
+            relay
+                .hub
+                .send_to(room, peer, &to, signal)
+                .map_err(|_| Refusal::UnknownPeer)?;
+            relay.metrics.signal_frames.inc();
+            relay.metrics.signal_bytes.add(text.len() as u64);
+            Ok(())
+        }
         (ClientFrameKind::Broadcast, Some(_)) => Err(Refusal::Malformed(
             "`broadcast` goes to the whole room and takes no `to`".to_owned(),
         )),
         (ClientFrameKind::Send, None) => Err(Refusal::Malformed(
             "`send` needs `to`, the peer id to deliver to".to_owned(),
+        )),
+        (ClientFrameKind::Signal, None) => Err(Refusal::Malformed(
+            "`signal` needs `to`, the peer id to deliver to".to_owned(),
         )),
     }
 }

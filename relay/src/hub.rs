@@ -18,7 +18,7 @@
 
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Push};
-use shared::protocol::{PeerId, RelayFrame};
+use shared::protocol::{IceServer, PeerId, RelayFrame};
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::HashMap;
 use std::future::Future;
@@ -122,14 +122,21 @@ type Room = HashMap<PeerId, Outbox>;
 pub struct LocalHub {
     shards: [Mutex<HashMap<RoomName, Room>>; ROOM_SHARDS],
     max_peers_per_room: usize,
+    /// What every `welcome` lists for direct links (`Config::welcome_ice_servers`).
+    ice_servers: Vec<IceServer>,
     metrics: Arc<Metrics>,
 }
 
 impl LocalHub {
-    pub fn new(max_peers_per_room: usize, metrics: Arc<Metrics>) -> LocalHub {
+    pub fn new(
+        max_peers_per_room: usize,
+        ice_servers: Vec<IceServer>,
+        metrics: Arc<Metrics>,
+    ) -> LocalHub {
         LocalHub {
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             max_peers_per_room,
+            ice_servers,
             metrics,
         }
     }
@@ -169,6 +176,7 @@ impl LocalHub {
             peer_id: peer.clone(),
             room: room.as_str().to_owned(),
             peers,
+            ice_servers: self.ice_servers.clone(),
         };
         self.deliver(&outbox, Utf8Bytes::from(welcome.to_json()));
         let joined = Utf8Bytes::from(
@@ -280,7 +288,7 @@ mod tests {
 
     #[test]
     fn join_welcomes_and_announces_then_leave_announces() {
-        let hub = LocalHub::new(2, Arc::new(Metrics::default()));
+        let hub = LocalHub::new(2, Vec::new(), Arc::new(Metrics::default()));
         let room = RoomName::parse("r").unwrap();
         let (a, b) = (outbox(), outbox());
         hub.join_now(&room, &peer(1), a.clone()).unwrap();

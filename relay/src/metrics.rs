@@ -138,6 +138,9 @@ pub struct Metrics {
     pub bytes_in: Counter,
     pub messages_out: Counter,
     pub bytes_out: Counter,
+    /// `signal` frames forwarded (also counted in `messages_in`), and their bytes as received.
+    pub signal_frames: Counter,
+    pub signal_bytes: Counter,
     pub dropped_rate_limited: Counter,
     pub dropped_malformed: Counter,
     pub dropped_unknown_peer: Counter,
@@ -226,6 +229,18 @@ impl Metrics {
             "counter",
             "Payload bytes of frames written to peers.",
             &[("", self.bytes_out.get())],
+        );
+        family(
+            "relay_signal_frames_total",
+            "counter",
+            "Signal frames (WebRTC signaling between tabs) forwarded; part of relay_messages_in_total.",
+            &[("", self.signal_frames.get())],
+        );
+        family(
+            "relay_signal_bytes_total",
+            "counter",
+            "Bytes of the signal frames forwarded, as received; part of relay_bytes_in_total.",
+            &[("", self.signal_bytes.get())],
         );
         family(
             "relay_dropped_total",

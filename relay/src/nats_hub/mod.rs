@@ -39,7 +39,7 @@ use async_nats::{Client, ConnectOptions, Event, Subject};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use metrics::BrokerMetrics;
-use shared::protocol::{PeerId, RelayFrame};
+use shared::protocol::{IceServer, PeerId, RelayFrame};
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -131,6 +131,8 @@ struct Shared {
     publishes: mpsc::Sender<Publish>,
     next_room_id: AtomicU64,
     max_peers_per_room: usize,
+    /// What every `welcome` lists for direct links.
+    ice_servers: Vec<IceServer>,
     metrics: Arc<Metrics>,
     broker: BrokerMetrics,
     stop: CancellationToken,
@@ -219,6 +221,7 @@ impl NatsHub {
     pub async fn connect(
         url: &str,
         max_peers_per_room: usize,
+        ice_servers: Vec<IceServer>,
         metrics: Arc<Metrics>,
     ) -> Result<NatsHub, BrokerError> {
         let relay_id = RelayId::random();
@@ -267,6 +270,7 @@ impl NatsHub {
             publishes,
             next_room_id: AtomicU64::new(0),
             max_peers_per_room,
+            ice_servers,
             metrics,
             broker: BrokerMetrics::default(),
             stop: CancellationToken::new(),
@@ -421,6 +425,7 @@ impl Shared {
             peer_id: peer.clone(),
             room: room.as_str().to_owned(),
             peers,
+            ice_servers: self.ice_servers.clone(),
         };
         deliver(&self.metrics, &outbox, Utf8Bytes::from(welcome.to_json()));
         state.deliver_all(&self.metrics, &joined_frame(peer));

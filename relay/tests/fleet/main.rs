@@ -63,11 +63,26 @@ async fn peers_on_two_relays_share_a_room() {
     bob.broadcast(r#"{"hello":"from B"}"#).await;
     expect_message(&mut alice, &bob.id, r#"{"hello":"from B"}"#).await;
 
-    // `send` across relays, both ways (signaling for direct links goes this way).
+    // `send` across relays, both ways.
     alice.send_to(&bob.id, r#"{"offer":"sdp"}"#).await;
     expect_message(&mut bob, &alice.id, r#"{"offer":"sdp"}"#).await;
     bob.send_to(&alice.id, r#"{"answer":"sdp"}"#).await;
     expect_message(&mut alice, &bob.id, r#"{"answer":"sdp"}"#).await;
+    // `signal` (signaling for direct links) crosses relays the same way and stays a `signal`.
+    let offer = r#"{"kind":"offer", "sdp":"v=0"}"#;
+    alice.signal_to(&bob.id, offer).await;
+    assert_eq!(
+        bob.recv_signal().await,
+        (alice.id.clone(), offer.to_owned())
+    );
+    bob.signal_to(&alice.id, r#"{"kind":"bye"}"#).await;
+    assert_eq!(
+        alice.recv_signal().await,
+        (bob.id.clone(), r#"{"kind":"bye"}"#.to_owned())
+    );
+    // Each relay counts the signals its own peers sent.
+    assert_eq!(a.metric("relay_signal_frames_total").await, 1);
+    assert_eq!(b.metric("relay_signal_frames_total").await, 1);
     // The other room heard none of it: the next thing the stranger gets is its own peer's join.
     let mut other = a.join("class_1").await;
     assert_eq!(other.peers, vec![stranger.id.clone()]);
@@ -75,8 +90,13 @@ async fn peers_on_two_relays_share_a_room() {
     other.broadcast("1").await;
     expect_message(&mut stranger, &other.id, "1").await;
 
-    // A send to nobody in the room is refused, as on one relay.
+    // A send or a signal to nobody in the room is refused, as on one relay.
     alice.send_to(&stranger.id, "{}").await;
+    match alice.recv().await {
+        RelayFrame::Error { code, .. } => assert_eq!(code, RelayErrorCode::UnknownPeer),
+        other => panic!("expected unknown_peer, got {other:?}"),
+    }
+    alice.signal_to(&stranger.id, r#"{"kind":"bye"}"#).await;
     match alice.recv().await {
         RelayFrame::Error { code, .. } => assert_eq!(code, RelayErrorCode::UnknownPeer),
         other => panic!("expected unknown_peer, got {other:?}"),
