@@ -36,4 +36,16 @@ if [ "$status" -ne 0 ]; then
   echo "[e2e] relay log:" >&2
   tail -50 "$log" >&2
 fi
+
+# Direct links (WebRTC) run in a network namespace of their own with only loopback up: there
+# Chromium's ICE finds 127.0.0.1 and nothing else (in the host's namespace it would gather every
+# interface and try outside hosts). The test starts, kills and restarts its own relay on a port
+# of that namespace. `unshare -n` needs root (or CAP_SYS_ADMIN).
+echo "[e2e] direct links (WebRTC), in a network namespace with only loopback" >&2
+unshare -n env \
+  E2E_BASE="http://127.0.0.1:3030" \
+  E2E_RELAY_BIN="$target_dir/release/relay" \
+  E2E_STATIC_DIR="$PWD/dist" \
+  bash -c 'ip link set lo up && exec node --test --test-concurrency=1 --test-timeout=300000 e2e/tests-rtc/' \
+  || status=$?
 exit "$status"

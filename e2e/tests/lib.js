@@ -23,15 +23,26 @@ const CHROMIUM_ARGS = [
   '--disable-backgrounding-occluded-windows',
 ];
 
-/** A fresh browser with its own profile (so IndexedDB starts empty). */
-export async function launch() {
+/** A fresh browser with its own profile (so IndexedDB starts empty); `args` are added flags. */
+export async function launch({ args = [] } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'tabchain-e2e-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...args],
     viewport: { width: 1400, height: 1000 },
   });
+  return context;
+}
+
+/**
+ * A browser whose tabs can open WebRTC data channels to each other on a machine with only a
+ * loopback interface (run it inside `unshare -n`, see run.sh): Chromium gathers no ICE candidate
+ * at all there unless loopback is allowed and the page holds a media permission.
+ */
+export async function launchWithDirectLinks() {
+  const context = await launch({ args: ['--allow-loopback-in-peer-connection'] });
+  await context.grantPermissions(['microphone'], { origin: BASE });
   return context;
 }
 

@@ -2,8 +2,11 @@
 //!
 //! `?room=class-3` picks the room (default `lobby`), `?relay=ws://host:port` overrides the relay
 //! (default: the page's own origin), `?net=classroom` or `?net=test` picks the network
-//! parameters (default: the main network). Parsing is pure so it is tested natively.
+//! parameters (default: the main network), `?max_links=N` lowers the number of direct WebRTC
+//! links this tab keeps (default [`MAX_DIRECT_LINKS`]; 0 leaves every message to the relay).
+//! Parsing is pure so it is tested natively.
 
+use shared::node::MAX_DIRECT_LINKS;
 use shared::protocol::relay::{valid_room_name, DEFAULT_ROOM};
 use shared::NetworkParams;
 
@@ -14,6 +17,8 @@ pub struct Config {
     /// The full WebSocket URL of the room, e.g. `ws://127.0.0.1:3030/ws/lobby`.
     pub relay_url: String,
     pub network: NetworkParams,
+    /// The most direct links the node keeps (`NodeConfig::max_direct_links`).
+    pub max_direct_links: usize,
     /// Problems with the URL that fell back to a default; shown in the event log.
     pub warnings: Vec<String>,
 }
@@ -50,10 +55,29 @@ impl Config {
             }
             None => origin_ws(protocol, host),
         };
+        let max_direct_links = match query_param(search, "max_links") {
+            Some(text) => match text.parse::<usize>() {
+                Ok(count) if count <= MAX_DIRECT_LINKS => count,
+                Ok(_) => {
+                    warnings.push(format!(
+                        "max_links can only lower the number of direct links; using {MAX_DIRECT_LINKS}"
+                    ));
+                    MAX_DIRECT_LINKS
+                }
+                Err(_) => {
+                    warnings.push(format!(
+                        "max_links {text:?} is not a number; using {MAX_DIRECT_LINKS}"
+                    ));
+                    MAX_DIRECT_LINKS
+                }
+            },
+            None => MAX_DIRECT_LINKS,
+        };
         Config {
             relay_url: room_url(&base, &room),
             room,
             network,
+            max_direct_links,
             warnings,
         }
     }
@@ -182,5 +206,26 @@ mod tests {
         assert_eq!(config.network_label(), "main");
         assert_eq!(config.relay_url, "ws://h/ws/lobby");
         assert_eq!(config.warnings.len(), 2);
+    }
+
+    #[test]
+    fn max_links_only_lowers_the_default() {
+        let cases = [
+            ("", MAX_DIRECT_LINKS, 0),
+            ("?max_links=0", 0, 0),
+            ("?max_links=2", 2, 0),
+            (
+                &*format!("?max_links={}", MAX_DIRECT_LINKS + 1),
+                MAX_DIRECT_LINKS,
+                1,
+            ),
+            ("?max_links=-1", MAX_DIRECT_LINKS, 1),
+            ("?max_links=many", MAX_DIRECT_LINKS, 1),
+        ];
+        for (search, links, warnings) in cases {
+            let config = Config::from_location("http:", "h", search);
+            assert_eq!(config.max_direct_links, links, "{search}");
+            assert_eq!(config.warnings.len(), warnings, "{search}");
+        }
     }
 }

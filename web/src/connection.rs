@@ -43,12 +43,20 @@ impl ConnectionState {
     /// ("server offline, retry in 2s · 3 direct links"), so a tab that still reaches its
     /// peers while the relay is down says both.
     pub fn describe_with_links(&self, now_ms: u64, direct_links: usize) -> String {
-        let relay = self.describe(now_ms);
-        match direct_links {
-            0 => relay,
-            1 => format!("{relay} · 1 direct link"),
-            links => format!("{relay} · {links} direct links"),
-        }
+        format!(
+            "{}{}",
+            self.describe(now_ms),
+            direct_links_suffix(direct_links)
+        )
+    }
+}
+
+/// What the status line adds for the open direct links: nothing for none.
+pub fn direct_links_suffix(direct_links: usize) -> String {
+    match direct_links {
+        0 => String::new(),
+        1 => " · 1 direct link".into(),
+        links => format!(" · {links} direct links"),
     }
 }
 

@@ -25,6 +25,15 @@ pub fn clock(ms: u64) -> String {
     )
 }
 
+/// A round trip: "0.6 ms" below 10 ms (a loopback or LAN link), "42 ms" above.
+pub fn round_trip(micros: u64) -> String {
+    if micros < 10_000 {
+        format!("{:.1} ms", micros as f64 / 1_000.0)
+    } else {
+        format!("{} ms", (micros + 500) / 1_000)
+    }
+}
+
 /// "2^23.7": cumulative work is astronomically large, its logarithm reads well.
 pub fn work(log2: f64) -> String {
     format!("2^{log2:.1}")
@@ -48,5 +57,19 @@ mod tests {
     fn times_read_well() {
         assert_eq!(ago(100_000, 40_000), "1m ago");
         assert_eq!(clock(3_723_000), "01:02:03");
+    }
+
+    #[test]
+    fn round_trips_read_in_milliseconds() {
+        let cases = [
+            (0, "0.0 ms"),
+            (640, "0.6 ms"),
+            (9_949, "9.9 ms"),
+            (10_000, "10 ms"),
+            (41_600, "42 ms"),
+        ];
+        for (micros, text) in cases {
+            assert_eq!(round_trip(micros), text);
+        }
     }
 }

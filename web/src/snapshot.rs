@@ -6,11 +6,12 @@
 use crate::relation::{relation, Relation};
 use crate::tree_view::{draw_tree, ReorgRecord, TreeDrawing};
 use shared::block::Block;
-use shared::node::{Node, SyncState};
-use shared::protocol::TipStatus;
+use shared::node::{LinkState, Node, SyncState};
+use shared::protocol::{PeerId, TipStatus};
 use shared::view::{self, AccountView, AddressBook, Names, OwnTxView, RuleView};
 use shared::work::Work;
 use shared::{Address, Hash};
+use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -35,6 +36,8 @@ pub struct NodeSnapshot {
     pub mining: bool,
     pub block_count: usize,
     pub peers: Vec<PeerRow>,
+    /// Peers whose direct link is open (the node routes to them over it).
+    pub direct_links: usize,
     pub own_txs: Vec<OwnTxView>,
     pub tree: TreeDrawing,
 }
@@ -45,6 +48,41 @@ pub struct PeerRow {
     pub view: view::PeerView,
     pub relation: Relation,
     pub total_work_log2: Option<f64>,
+    pub link: Link,
+    /// The direct link's last heartbeat round trip, in microseconds.
+    pub rtt_us: Option<u64>,
+}
+
+/// How we reach a peer, as the peer table says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Over the relay only.
+    Relayed,
+    /// A direct link is being opened; meanwhile the relay carries everything.
+    Connecting,
+    /// Over a WebRTC data channel.
+    Direct,
+}
+
+impl Link {
+    /// The stable word in `data-link`, and what the table shows.
+    pub fn key(self) -> &'static str {
+        match self {
+            Link::Relayed => "relayed",
+            Link::Connecting => "connecting",
+            Link::Direct => "direct",
+        }
+    }
+}
+
+impl From<LinkState> for Link {
+    fn from(state: LinkState) -> Link {
+        match state {
+            LinkState::None => Link::Relayed,
+            LinkState::Connecting => Link::Connecting,
+            LinkState::Direct => Link::Direct,
+        }
+    }
 }
 
 impl Deref for PeerRow {
@@ -58,20 +96,39 @@ impl Deref for PeerRow {
 pub const ACCOUNTS_SHOWN: usize = 50;
 
 impl NodeSnapshot {
-    pub fn build(node: &Node, reorgs: &[ReorgRecord]) -> NodeSnapshot {
-        NodeSnapshot::build_with(node, reorgs, &crate::address_book::current())
+    /// `rtts`: each direct link's last round trip in microseconds.
+    pub fn build(
+        node: &Node,
+        reorgs: &[ReorgRecord],
+        rtts: &BTreeMap<PeerId, u64>,
+    ) -> NodeSnapshot {
+        NodeSnapshot::build_with(node, reorgs, rtts, &crate::address_book::current())
     }
 
     /// The snapshot with names from `book` before the peers' own.
-    pub fn build_with(node: &Node, reorgs: &[ReorgRecord], book: &AddressBook) -> NodeSnapshot {
+    pub fn build_with(
+        node: &Node,
+        reorgs: &[ReorgRecord],
+        rtts: &BTreeMap<PeerId, u64>,
+        book: &AddressBook,
+    ) -> NodeSnapshot {
         let tree = node.tree();
         let names = Names::new(node, book);
         let peers: Vec<PeerRow> = view::peer_views(node, 0, HELLO_GRACE_MS)
             .into_iter()
-            .map(|peer| PeerRow {
-                relation: relation(tree, peer.tip.as_ref()),
-                total_work_log2: peer.tip.map(|tip| tip.total_work.log2()),
-                view: peer,
+            .map(|peer| {
+                let link = node
+                    .peer(&peer.id)
+                    .map_or(Link::Relayed, |info| info.link.into());
+                PeerRow {
+                    relation: relation(tree, peer.tip.as_ref()),
+                    total_work_log2: peer.tip.map(|tip| tip.total_work.log2()),
+                    rtt_us: (link == Link::Direct)
+                        .then(|| rtts.get(&peer.id).copied())
+                        .flatten(),
+                    link,
+                    view: peer,
+                }
             })
             .collect();
         let peer_tips: Vec<(String, TipStatus)> = peers
@@ -93,6 +150,10 @@ impl NodeSnapshot {
             block_count: tree.block_count(),
             own_txs: view::own_transactions(node, &names),
             tree: draw_tree(tree, &peer_tips, reorgs),
+            direct_links: peers
+                .iter()
+                .filter(|peer| peer.link == Link::Direct)
+                .count(),
             peers,
         }
     }

@@ -8,8 +8,14 @@
 //! It decides nothing about the chain. What it does decide is mechanical: when to tick, when to
 //! write (a bounded [`WriteQueue`], flushed early when it grows and when the page is hidden),
 //! and to stop taking peer messages while storage is far behind.
+//!
+//! The network is two pieces: the relay ([`Transport`]: presence, signaling, and every message
+//! without a direct link) and the direct links ([`Links`], WebRTC data channels). The node says
+//! which link to open or close and routes each message (`Output::Send`'s `route`); the driver
+//! carries it there, and sends over the relay whatever a direct link could not carry.
 
 use super::miner::MinerPool;
+use super::rtc::{LinkEvent, Links};
 use super::schedule::{Arm, TickScheduler};
 use super::storage::{request_persistence, Storage, StorageError, Write};
 use super::transport::{RelayTransport, Transport, TransportEvent};
@@ -25,8 +31,8 @@ use crate::tree_view::{ReorgRecord, MAX_REORG_RECORDS};
 use futures::future::{AbortHandle, Abortable};
 use gloo_timers::future::TimeoutFuture;
 use serde_json::value::RawValue;
-use shared::node::{Node, NodeConfig, NodeEvent, Output, SendError, SyncState};
-use shared::protocol::{ClientFrame, PeerId, RelayFrame};
+use shared::node::{Node, NodeConfig, NodeEvent, Output, Route, SendError, SyncState};
+use shared::protocol::{ClientFrame, PeerId, RelayFrame, Signal};
 use shared::{Address, Hash};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -110,6 +116,12 @@ pub struct Driver {
     storage: Option<Storage>,
     prefix: String,
     transport: RefCell<Option<Box<dyn Transport>>>,
+    links: RefCell<Option<Links>>,
+    /// Sent to the relay on every connection of this page (`?resume=`), so the relay gives us
+    /// the same peer id after a reconnect, or after it restarted: peers linked to us directly
+    /// meanwhile still know us by it. Random per page load, kept only in memory (a reload is a
+    /// new node).
+    resume_token: [u8; 32],
     miner: RefCell<Option<Rc<MinerPool>>>,
     node_dispatch: UseReducerDispatcher<NodeState>,
     log_dispatch: UseReducerDispatcher<LogState>,
@@ -205,6 +217,8 @@ impl Driver {
         };
         session_set(SESSION_IDENTITY_KEY, &identity.id);
         let keypair = identity.keypair().ok_or(BootError::DamagedKey)?;
+        let mut resume_token = [0u8; 32];
+        getrandom::fill(&mut resume_token).map_err(BootError::Randomness)?;
         let prefix = format!("{}/{}/", identity.id, config.network.name);
         let session = Rc::new(Session {
             config: config.clone(),
@@ -215,6 +229,7 @@ impl Driver {
             params: config.network.clone(),
             name: identity.name.clone(),
             keypair,
+            max_direct_links: config.max_direct_links,
         });
         let driver = Rc::new_cyclic(|this| Driver {
             node: RefCell::new(node),
@@ -223,6 +238,8 @@ impl Driver {
             storage,
             prefix,
             transport: RefCell::new(None),
+            links: RefCell::new(None),
+            resume_token,
             miner: RefCell::new(None),
             node_dispatch,
             log_dispatch,
@@ -371,12 +388,24 @@ impl Driver {
         });
 
         let weak = self.this.clone();
-        let transport =
-            RelayTransport::connect(self.session.config.relay_url.clone(), move |event| {
-                if let Some(driver) = weak.upgrade() {
-                    driver.on_transport(event);
-                }
-            });
+        let links = Links::new(move |event| {
+            if let Some(driver) = weak.upgrade() {
+                driver.on_link(event);
+            }
+        });
+        *self.links.borrow_mut() = Some(links);
+
+        let weak = self.this.clone();
+        let url = format!(
+            "{}?resume={}",
+            self.session.config.relay_url,
+            hex::encode(self.resume_token)
+        );
+        let transport = RelayTransport::connect(url, move |event| {
+            if let Some(driver) = weak.upgrade() {
+                driver.on_transport(event);
+            }
+        });
         *self.transport.borrow_mut() = Some(Box::new(transport));
 
         let weak = self.this.clone();
@@ -458,8 +487,19 @@ impl Driver {
         let mut entries = Vec::new();
         for output in outputs {
             match output {
-                Output::Send { to, payload } => self.send_frame(Some(to), payload),
+                Output::Send {
+                    to,
+                    payload,
+                    route: Route::Direct,
+                } => self.send_direct(to, payload),
+                Output::Send {
+                    to,
+                    payload,
+                    route: Route::Relay,
+                } => self.send_frame(Some(to), payload),
                 Output::Broadcast { payload } => self.send_frame(None, payload),
+                Output::OpenLink { peer } => self.open_link(peer),
+                Output::CloseLink { peer } => self.close_link(&peer),
                 Output::StoreBlock(block) => {
                     if let Ok(json) = serde_json::to_string(block.as_ref()) {
                         self.queue_write(Write::PutBlock(block.hash(), json));
@@ -561,6 +601,171 @@ impl Driver {
         }
     }
 
+    // ---- direct links ----
+
+    /// Over the link when it is open; what it cannot carry goes over the relay, in order.
+    fn send_direct(&self, to: PeerId, payload: String) {
+        let sent = match self.links.borrow().as_ref() {
+            Some(links) => links.send(&to, payload),
+            None => Err(vec![payload]),
+        };
+        if let Err(payloads) = sent {
+            self.send_over_relay(&to, payloads);
+        }
+    }
+
+    fn send_over_relay(&self, to: &PeerId, payloads: Vec<String>) {
+        for payload in payloads {
+            self.send_frame(Some(to.clone()), payload);
+        }
+    }
+
+    fn open_link(&self, peer: PeerId) {
+        // Offline by choice is a partition: no link is opened (its signaling could not go
+        // out anyway). The node hears the link is down, on the next task, not inside the call
+        // that asked for it.
+        let opened = if self.online.get() {
+            self.links
+                .borrow()
+                .as_ref()
+                .map(|links| links.open(peer.clone()))
+        } else {
+            None
+        };
+        match opened {
+            Some(Ok(())) => {}
+            Some(Err(reason)) => {
+                self.log(
+                    LogKind::Relay,
+                    format!(
+                        "could not open a direct link to peer {}: {reason}",
+                        peer.short()
+                    ),
+                );
+                self.link_down_later(peer);
+            }
+            None => self.link_down_later(peer),
+        }
+    }
+
+    fn close_link(&self, peer: &PeerId) {
+        let unsent = self
+            .links
+            .borrow()
+            .as_ref()
+            .and_then(|links| links.close(peer));
+        if let Some(unsent) = unsent {
+            self.send_over_relay(peer, unsent);
+            self.send_signal(peer, &Signal::Bye);
+        }
+    }
+
+    fn link_down_later(&self, peer: PeerId) {
+        let weak = self.this.clone();
+        spawn_local(async move {
+            if let Some(driver) = weak.upgrade() {
+                driver.drive(|node, now| node.handle_link_down(&peer, now));
+            }
+        });
+    }
+
+    fn send_signal(&self, to: &PeerId, signal: &Signal) {
+        let Ok(text) = signal.encode() else {
+            return; // an offer over the signal cap: the link never opens and times out
+        };
+        let Ok(raw) = RawValue::from_string(text) else {
+            return;
+        };
+        if let Some(transport) = self.transport.borrow().as_ref() {
+            // Refused while the relay is away: the link cannot open without it, and the node
+            // gives up on it at its deadline.
+            let _ = transport.send(&ClientFrame::signal(to.clone(), raw));
+        }
+    }
+
+    /// A signal from another tab, through the relay. It goes to the links, never to the node:
+    /// the node only says whether it wants the link an offer proposes.
+    fn on_signal(&self, from: PeerId, text: &str) {
+        let signal = match Signal::decode(text) {
+            Ok(signal) => signal,
+            Err(error) => {
+                self.log(
+                    LogKind::Relay,
+                    format!("peer {} sent a bad signal: {error}", from.short()),
+                );
+                return;
+            }
+        };
+        match signal {
+            Signal::Offer { sdp } => {
+                // A fresh offer means the other side started over: the old link goes first.
+                self.drop_link(&from);
+                let wanted = self.online.get() && self.drive(|node, _| node.accepts_link(&from));
+                let accepted = match (wanted, self.links.borrow().as_ref()) {
+                    (true, Some(links)) => links.accept(from.clone(), sdp).map(|_| ()),
+                    _ => Err(super::rtc::LinkDown::Signaling("not wanted".into())),
+                };
+                if accepted.is_err() {
+                    self.send_signal(&from, &Signal::Bye);
+                    if wanted {
+                        self.drive(|node, now| node.handle_link_down(&from, now));
+                    }
+                }
+            }
+            Signal::Bye => self.drop_link(&from),
+            signal => {
+                if let Some(links) = self.links.borrow().as_ref() {
+                    links.signal(&from, signal);
+                }
+            }
+        }
+    }
+
+    /// Closes our link to `peer` if there is one (it said bye, or offers anew) and tells the
+    /// node; what the link still had queued goes over the relay.
+    fn drop_link(&self, peer: &PeerId) {
+        let unsent = self
+            .links
+            .borrow()
+            .as_ref()
+            .and_then(|links| links.close(peer));
+        if let Some(unsent) = unsent {
+            self.send_over_relay(peer, unsent);
+            self.drive(|node, now| node.handle_link_down(peer, now));
+        }
+    }
+
+    fn on_link(&self, event: LinkEvent) {
+        match event {
+            LinkEvent::Signal { to, signal } => self.send_signal(&to, &signal),
+            LinkEvent::Up { peer } => {
+                self.drive(|node, now| node.handle_link_up(&peer, now));
+            }
+            LinkEvent::Down {
+                peer,
+                reason,
+                unsent,
+            } => {
+                self.log(
+                    LogKind::Relay,
+                    format!("direct link to peer {} closed: {reason}", peer.short()),
+                );
+                self.send_over_relay(&peer, unsent);
+                self.drive(|node, now| node.handle_link_down(&peer, now));
+            }
+            LinkEvent::Message { from, payload } => self.on_peer_message(&from, &payload),
+        }
+    }
+
+    /// A node message, from the relay or a direct link.
+    fn on_peer_message(&self, from: &PeerId, payload: &str) {
+        if self.writes.borrow().is_behind() {
+            self.ignore_peer_message();
+        } else {
+            self.drive(|node, now| node.handle_message(from, payload, now))
+        }
+    }
+
     fn on_transport(&self, event: TransportEvent) {
         match event {
             TransportEvent::State(state) => {
@@ -577,24 +782,27 @@ impl Driver {
                 self.node_dispatch.dispatch(NodeAction::Connection(state));
             }
             TransportEvent::Frame(frame) => match frame {
-                RelayFrame::Welcome { peers, .. } => self.drive(|node, now| {
-                    for peer in peers {
-                        node.handle_peer_joined(peer, now);
+                RelayFrame::Welcome {
+                    peers, ice_servers, ..
+                } => {
+                    if let Some(links) = self.links.borrow().as_ref() {
+                        links.set_ice_servers(&ice_servers);
                     }
-                }),
+                    self.drive(|node, now| {
+                        node.handle_relay_connected(now);
+                        for peer in peers {
+                            node.handle_peer_joined(peer, now);
+                        }
+                    })
+                }
                 RelayFrame::PeerJoined { peer_id } => {
                     self.drive(|node, now| node.handle_peer_joined(peer_id, now))
                 }
                 RelayFrame::PeerLeft { peer_id } => {
                     self.drive(|node, now| node.handle_peer_left(&peer_id, now))
                 }
-                RelayFrame::Message { from, payload } => {
-                    if self.writes.borrow().is_behind() {
-                        self.ignore_peer_message();
-                    } else {
-                        self.drive(|node, now| node.handle_message(&from, payload.get(), now))
-                    }
-                }
+                RelayFrame::Message { from, payload } => self.on_peer_message(&from, payload.get()),
+                RelayFrame::Signal { from, payload } => self.on_signal(from, payload.get()),
                 RelayFrame::Error { code, message } => self.log(
                     LogKind::Relay,
                     format!("relay error {}: {message}", code.as_str()),
@@ -603,7 +811,15 @@ impl Driver {
                 RelayFrame::Signal { .. } => {}
             },
             TransportEvent::Disconnected => {
-                self.log(LogKind::Relay, "disconnected from the relay".into());
+                let links = self.links.borrow().as_ref().map_or(0, Links::open_count);
+                self.log(
+                    LogKind::Relay,
+                    if links > 0 {
+                        format!("disconnected from the relay; {links} direct links carry on")
+                    } else {
+                        "disconnected from the relay".into()
+                    },
+                );
                 self.drive(|node, now| node.handle_disconnected(now));
             }
             TransportEvent::Malformed(why) => {
@@ -681,7 +897,13 @@ impl Driver {
             return;
         };
         let reorgs: Vec<ReorgRecord> = self.reorgs.borrow().iter().cloned().collect();
-        let snapshot = NodeSnapshot::build(&node, &reorgs);
+        let rtts = self
+            .links
+            .borrow()
+            .as_ref()
+            .map(Links::round_trips)
+            .unwrap_or_default();
+        let snapshot = NodeSnapshot::build(&node, &reorgs, &rtts);
         drop(node);
         self.node_dispatch
             .dispatch(NodeAction::Snapshot(Rc::new(snapshot)));
@@ -874,6 +1096,18 @@ impl Driver {
         );
         if let Some(transport) = self.transport.borrow().as_ref() {
             transport.set_online(online);
+        }
+        if !online {
+            // Offline is a partition (to make forks on purpose): the direct links go too.
+            let peers: Vec<PeerId> = self
+                .links
+                .borrow()
+                .as_ref()
+                .map(Links::peers)
+                .unwrap_or_default();
+            for peer in peers {
+                self.drop_link(&peer);
+            }
         }
     }
 

@@ -6,6 +6,7 @@ pub mod link_queue;
 pub mod miner;
 pub mod page;
 pub mod reconnect;
+pub mod rtc;
 pub mod schedule;
 pub mod storage;
 pub mod transport;

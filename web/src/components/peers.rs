@@ -1,5 +1,6 @@
-use crate::format::work;
+use crate::format::{round_trip, work};
 use crate::hooks::{use_driver, use_node_state};
+use crate::snapshot::Link;
 use yew::prelude::*;
 
 /// Compare chains across tabs: every peer's tip against ours, plus the partition controls.
@@ -33,7 +34,9 @@ pub fn PeersPanel() -> Html {
                 <thead><tr>
                     <th scope="col">{ "Node" }</th><th scope="col">{ "Tip" }</th>
                     <th scope="col">{ "Height" }</th><th scope="col">{ "Work" }</th>
-                    <th scope="col">{ "Against our chain" }</th><th scope="col">{ "" }</th>
+                    <th scope="col">{ "Against our chain" }</th>
+                    <th scope="col" title="direct: a WebRTC data channel between the tabs; relayed: through the server">{ "Link" }</th>
+                    <th scope="col">{ "" }</th>
                 </tr></thead>
                 <tbody>
                     <tr class="self" data-testid="self-row">
@@ -41,7 +44,7 @@ pub fn PeersPanel() -> Html {
                         <td><code>{ snapshot.tip_hash.short() }</code></td>
                         <td>{ snapshot.height }</td>
                         <td>{ work(snapshot.total_work_log2) }</td>
-                        <td>{ "—" }</td><td></td>
+                        <td>{ "—" }</td><td></td><td></td>
                     </tr>
                     { for snapshot.peers.iter().map(|peer| {
                         let muted = peer.muted;
@@ -80,6 +83,15 @@ pub fn PeersPanel() -> Html {
                                 <td>{ peer.tip.map(|tip| tip.height.to_string()).unwrap_or("—".into()) }</td>
                                 <td>{ peer.total_work_log2.map(work).unwrap_or("—".into()) }</td>
                                 <td class="relation">{ peer.relation.describe() }</td>
+                                <td data-testid="peer-link" data-link={peer.link.key()}
+                                    data-rtt-us={peer.rtt_us.map(|rtt| rtt.to_string())}
+                                    class={classes!("link", peer.link.key())}>
+                                    { match (peer.link, peer.rtt_us) {
+                                        (Link::Direct, Some(rtt)) => format!("direct · {}", round_trip(rtt)),
+                                        (Link::Connecting, _) => "connecting…".to_string(),
+                                        (link, _) => link.key().to_string(),
+                                    } }
+                                </td>
                                 <td>
                                     <button class="small" data-testid="peer-mute"
                                         aria-pressed={muted.to_string()} onclick={toggle_mute}

@@ -1,4 +1,5 @@
 use crate::browser::driver::now_ms;
+use crate::connection::direct_links_suffix;
 use crate::hooks::use_node_state;
 use crate::mining::format_rate;
 use shared::node::SyncState;
@@ -40,8 +41,11 @@ pub fn StatusBar() -> Html {
             <span class="item" data-testid="status-room" title="room">{ format!("room {room}") }
                 <span class="muted">{ format!(" · {network}") }</span></span>
             <span class={classes!("item", "pill", connection.key())}
-                data-testid="status-connection" data-state={connection.key()}>
+                data-testid="status-connection" data-state={connection.key()}
+                title="the relay connection, and the direct links to other tabs">
                 { connection.describe(now_ms()) }
+                <span data-testid="status-links" data-count={snapshot.direct_links.to_string()}>
+                    { direct_links_suffix(snapshot.direct_links) }</span>
             </span>
             <span class="item" title="peers that said hello">
                 { "peers " }<b data-testid="peer-count">{ connected_peers }</b>

@@ -1,0 +1,137 @@
+// Direct links: three tabs open WebRTC data channels to each other, the relay process is killed,
+// and the room goes on without it (a block mined in one tab reaches the others, a payment
+// arrives), then the relay comes back on the same port and every tab is on it again.
+//
+// Runs inside a network namespace with only loopback (e2e/run.sh: `unshare -n`), so Chromium's
+// ICE finds 127.0.0.1 and nothing else. The test owns its relay process, since it stops it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import {
+  BASE, attr, balance, height, launchWithDirectLinks, openNode, screenshot, setMining, text,
+  tipHash, uniqueRoom, waitFor,
+} from '../tests/lib.js';
+
+const RELAY = process.env.E2E_RELAY_BIN;
+const STATIC_DIR = process.env.E2E_STATIC_DIR ?? 'dist';
+const PORT = new URL(BASE).port;
+
+/** Starts the relay on BASE's port and waits until it answers /healthz. */
+async function startRelay() {
+  assert.ok(RELAY, 'E2E_RELAY_BIN names the relay binary');
+  const relay = spawn(RELAY, ['--static-dir', STATIC_DIR, '--port', PORT], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  relay.stderr.on('data', (chunk) => { log = (log + chunk).slice(-4000); });
+  const exited = new Promise((resolve) => relay.once('exit', resolve));
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (relay.exitCode !== null) throw new Error(`the relay exited: ${log}`);
+    try {
+      if ((await fetch(`${BASE}/healthz`)).ok) return { relay, exited, log: () => log };
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  relay.kill('SIGKILL');
+  throw new Error(`the relay did not come up: ${log}`);
+}
+
+async function stopRelay(running) {
+  running.relay.kill('SIGKILL');
+  await running.exited;
+}
+
+async function peerLinks(page) {
+  return page.locator('[data-testid="peer-row"] [data-testid="peer-link"]').evaluateAll(
+    (cells) => cells.map((cell) => cell.dataset.link),
+  );
+}
+
+async function directLinks(page) {
+  return parseInt((await attr(page, 'status-links', 'data-count')) ?? '0', 10);
+}
+
+async function sameTip(pages, what) {
+  await waitFor(pages[0], async () => {
+    const tips = await Promise.all(pages.map(tipHash));
+    return tips[0] !== '' && tips.every((tip) => tip === tips[0]);
+  }, what, 90_000);
+  return tipHash(pages[0]);
+}
+
+async function mineBlocks(page, count) {
+  const start = await height(page);
+  await setMining(page, true);
+  await waitFor(page, async () => (await height(page)) >= start + count, `${count} blocks mined`, 120_000);
+  await setMining(page, false);
+}
+
+test('tabs linked directly keep mining, paying and converging while the relay is down, and rejoin it', async () => {
+  let running = await startRelay();
+  const context = await launchWithDirectLinks();
+  try {
+    const room = uniqueRoom('direct');
+    const tabs = [];
+    for (let i = 0; i < 3; i += 1) tabs.push(await openNode(context, room));
+    const [a, b, c] = tabs;
+    for (const tab of tabs) {
+      await waitFor(tab, async () => {
+        const links = await peerLinks(tab);
+        return links.length === 2 && links.every((link) => link === 'direct');
+      }, 'both peers linked directly', 30_000);
+      assert.equal(await directLinks(tab), 2, 'the status bar counts two direct links');
+    }
+    // The round trip is measured by the heartbeat (one a second).
+    await waitFor(a, async () => {
+      const rtts = await a.locator('[data-testid="peer-link"]').evaluateAll(
+        (cells) => cells.map((cell) => cell.dataset.rttUs ?? ''),
+      );
+      return rtts.length === 2 && rtts.every((rtt) => /^[0-9]+$/.test(rtt));
+    }, 'a round trip for each link', 10_000);
+    await mineBlocks(a, 1);
+    await sameTip(tabs, 'everyone on the first block');
+    const bAddress = await attr(b, 'node-address', 'data-address');
+    assert.match(bAddress ?? '', /^[0-9a-f]{40}$/);
+    await screenshot(a, 'direct-links');
+
+    // The relay process dies without a goodbye.
+    await stopRelay(running);
+    for (const tab of tabs) {
+      await waitFor(tab, async () => (await attr(tab, 'status-connection', 'data-state')) === 'waiting', 'the relay seen gone');
+      const status = await text(tab, 'status-connection');
+      assert.match(status, /server offline.*2 direct links/, `the status says both: ${status}`);
+    }
+
+    // A block mined in one tab reaches the others over the direct links alone.
+    const before = await height(c);
+    await mineBlocks(b, 2);
+    await sameTip(tabs, 'the others follow B without the relay');
+    assert.ok((await height(c)) >= before + 2, 'C has B\'s blocks');
+
+    // A pays B; C mines the payment into a block; B holds the coins.
+    await a.getByTestId('send-to').fill(bAddress);
+    await a.getByTestId('send-amount').fill('5');
+    await a.getByTestId('send-fee').fill('1');
+    await a.getByTestId('send-button').click();
+    await waitFor(a, async () => (await attr(a, 'send-result', 'data-ok')) === 'true', 'the payment is made');
+    await waitFor(c, async () => (await text(c, 'event-log')).toLowerCase().includes('transaction'), 'C heard of the payment', 30_000);
+    await mineBlocks(c, 1);
+    await sameTip(tabs, 'everyone on the block with the payment');
+    await waitFor(b, async () => (await balance(b)) >= 5, 'B holds the 5 coins', 30_000);
+    await waitFor(a, async () => (await text(a, 'tx-list')).toLowerCase().includes('confirmed'), 'A sees the payment confirmed');
+    await screenshot(a, 'direct-links-relay-down');
+
+    // The relay comes back on the same port: every tab is on it again, with the same peers.
+    running = await startRelay();
+    for (const tab of tabs) {
+      await waitFor(tab, async () => (await attr(tab, 'status-connection', 'data-state')) === 'connected', 'back on the relay', 30_000);
+      await waitFor(tab, async () => (await peerLinks(tab)).length === 2, 'still two peers', 30_000);
+    }
+    await mineBlocks(a, 1);
+    await sameTip(tabs, 'converged after the relay returned');
+  } finally {
+    await context.close();
+    await stopRelay(running).catch(() => {});
+  }
+});
