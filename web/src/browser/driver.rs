@@ -215,6 +215,7 @@ impl Driver {
             params: config.network.clone(),
             name: identity.name.clone(),
             keypair,
+            max_direct_links: 0,
         });
         let driver = Rc::new_cyclic(|this| Driver {
             node: RefCell::new(node),
@@ -458,7 +459,9 @@ impl Driver {
         let mut entries = Vec::new();
         for output in outputs {
             match output {
-                Output::Send { to, payload } => self.send_frame(Some(to), payload),
+                // Direct links are not wired yet: every route is the relay.
+                Output::Send { to, payload, .. } => self.send_frame(Some(to), payload),
+                Output::OpenLink { .. } | Output::CloseLink { .. } => {}
                 Output::Broadcast { payload } => self.send_frame(None, payload),
                 Output::StoreBlock(block) => {
                     if let Ok(json) = serde_json::to_string(block.as_ref()) {
