@@ -251,6 +251,7 @@ mod tests {
             params: params.clone(),
             name: "alice".into(),
             keypair: Keypair::from_seed([3; 32]),
+            max_direct_links: 0,
         });
         let mut now = params.genesis_timestamp_ms;
         for height in 1..=blocks {

@@ -327,6 +327,8 @@ impl NodeHandle {
             params: options.params,
             name: options.name,
             keypair,
+            // No WebRTC here: every peer is reached through the relay (tabs relay to us there).
+            max_direct_links: 0,
         });
         let loaded_blocks = recovered.blocks.len();
         let started = Instant::now();
@@ -869,7 +871,12 @@ impl Runtime {
     async fn drain(&mut self) {
         while let Some(output) = self.node.poll_output() {
             match output {
-                Output::Send { to, payload } => self.transmit(Outgoing::Send { to, payload }).await,
+                // With no direct links every route is the relay.
+                Output::Send { to, payload, .. } => {
+                    self.transmit(Outgoing::Send { to, payload }).await
+                }
+                // Never asked of a node configured without direct links.
+                Output::OpenLink { .. } | Output::CloseLink { .. } => {}
                 Output::Broadcast { payload } => self.transmit(Outgoing::Broadcast(payload)).await,
                 Output::StoreBlock(block) => self.unstored.push(block),
                 Output::DeleteBlock(hash) => {
@@ -1032,7 +1039,9 @@ fn log_event(node: &Node, event: &NodeEvent) {
                 tracing::debug!(height, hash = %hash.short(), "new tip");
             }
         }
-        NodeEvent::BlockAccepted { .. } | NodeEvent::PeerTip { .. } => {}
+        NodeEvent::BlockAccepted { .. }
+        | NodeEvent::PeerTip { .. }
+        | NodeEvent::LinkChanged { .. } => {}
         NodeEvent::BlockRejected { hash, from, reason } => {
             let from = from.as_ref().map(peer_name);
             tracing::warn!(hash = %hash.short(), from, %reason, "block rejected");

@@ -57,6 +57,7 @@ mod native {
             params,
             name: "victim".into(),
             keypair: bob(),
+            max_direct_links: 0,
         });
         node.handle_stored_blocks(blocks, now);
         let liar = PeerId::from_bytes([7; 16]);
@@ -69,6 +70,7 @@ mod native {
             name: "liar".into(),
             address: Keypair::from_seed([0xad; 32]).address(),
             tip: node.tip_status(),
+            direct_links: false,
         }
         .encode();
         node.handle_message(&liar, &hello, now);

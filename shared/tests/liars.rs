@@ -40,6 +40,7 @@ fn hello(ctx: &AdversaryContext, name: &str, tip: TipStatus) -> String {
         name: name.into(),
         address: Keypair::from_seed([0xad; 32]).address(),
         tip,
+        direct_links: false,
     }
     .encode()
 }

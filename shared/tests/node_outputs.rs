@@ -30,6 +30,7 @@ fn node_with(prefix: &[Block]) -> Setup {
         params,
         name: "honest".into(),
         keypair: Keypair::from_seed([42; 32]),
+        max_direct_links: 0,
     });
     node.handle_stored_blocks(prefix.to_vec(), now);
     let peer = PeerId::from_bytes([9; 16]);
@@ -41,6 +42,7 @@ fn node_with(prefix: &[Block]) -> Setup {
         name: "peer".into(),
         address: carol().address(),
         tip: node.tip_status(),
+        direct_links: false,
     }
     .encode();
     node.handle_message(&peer, &hello, now);
@@ -234,12 +236,13 @@ fn a_joiner_that_says_hello_gets_ours_at_once_even_when_the_budget_is_spent() {
         name: "late".into(),
         address: carol().address(),
         tip: setup.node.tip_status(),
+        direct_links: false,
     }
     .encode();
     setup.node.handle_message(&late, &hello, setup.now);
     let replies: Vec<Output> = std::iter::from_fn(|| setup.node.poll_output()).collect();
     assert!(
-        replies.iter().any(|output| matches!(output, Output::Send { to, payload } if *to == late && payload.contains("\"hello\""))),
+        replies.iter().any(|output| matches!(output, Output::Send { to, payload, .. } if *to == late && payload.contains("\"hello\""))),
         "a peer that speaks gets our hello at once"
     );
 }

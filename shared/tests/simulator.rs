@@ -262,6 +262,7 @@ fn hello(ctx: &AdversaryContext, name: &str, tip: TipStatus) -> String {
         name: name.into(),
         address: adversary_key(0).address(),
         tip,
+        direct_links: false,
     }
     .encode()
 }
@@ -594,6 +595,7 @@ fn a_peer_on_another_network_is_refused_with_a_reason() {
                 name: "classroom".into(),
                 address: adversary_key(0).address(),
                 tip: honest_tip(ctx),
+                direct_links: false,
             }
             .encode()]
         }

@@ -119,12 +119,14 @@ fn a_locator_never_names_a_hash_twice() {
         params: params.clone(),
         name: "server".into(),
         keypair: bob(),
+        max_direct_links: 0,
     });
     server.handle_stored_blocks(blocks, now);
     let mut client = Node::new(NodeConfig {
         params,
         name: "client".into(),
         keypair: common::alice(),
+        max_direct_links: 0,
     });
     let (server_id, client_id) = (PeerId::from_bytes([1; 16]), PeerId::from_bytes([2; 16]));
     server.handle_peer_joined(client_id.clone(), now);

@@ -29,12 +29,14 @@ impl Pair {
             params: params.clone(),
             name: "server".into(),
             keypair: bob(),
+            max_direct_links: 0,
         });
         server.handle_stored_blocks(blocks, now);
         let client = Node::new(NodeConfig {
             params,
             name: "client".into(),
             keypair: alice(),
+            max_direct_links: 0,
         });
         let mut pair = Pair {
             server,

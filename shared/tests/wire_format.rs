@@ -56,6 +56,7 @@ fn valid_messages() -> Vec<Value> {
             name: "alice".into(),
             address: Address([3; 20]),
             tip: tip(),
+            direct_links: false,
         },
         NodeMessage::HelloRejected { reason: "x".into() },
         NodeMessage::Status { tip: tip() },

@@ -21,6 +21,7 @@ fn main() -> std::io::Result<()> {
         params,
         name: "long-chain".into(),
         keypair: Keypair::from_seed([9; 32]),
+        max_direct_links: 0,
     });
     for _ in 0..count {
         clock += node.tree().params().target_block_ms;

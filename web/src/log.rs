@@ -154,5 +154,16 @@ pub fn describe_event(
             LogKind::Sync,
             format!("catching up to height {target_height}"),
         ),
+        NodeEvent::LinkChanged { peer, link } => (
+            LogKind::Peer,
+            if link.is_direct() {
+                format!("direct link to {} open", name(peer))
+            } else {
+                format!(
+                    "direct link to {} closed; the relay carries its traffic",
+                    name(peer)
+                )
+            },
+        ),
     })
 }

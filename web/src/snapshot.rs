@@ -79,8 +79,8 @@ impl From<LinkState> for Link {
     fn from(state: LinkState) -> Link {
         match state {
             LinkState::None => Link::Relayed,
-            LinkState::Connecting => Link::Connecting,
-            LinkState::Direct => Link::Direct,
+            LinkState::Connecting { .. } => Link::Connecting,
+            LinkState::Direct { .. } => Link::Direct,
         }
     }
 }

@@ -20,6 +20,7 @@ impl TestNode {
                 params,
                 name: name.into(),
                 keypair: Keypair::from_seed([seed; 32]),
+                max_direct_links: 0,
             }),
             clock_ms,
         }

@@ -11,11 +11,16 @@
 //! scores, budgets), [`sync`] (headers-first sync that one liar cannot stall), [`wallet`] (our
 //! own transactions). Message dispatch and the chain changes live here.
 
+pub mod links;
 pub mod output;
 pub mod peers;
 pub mod sync;
 pub mod wallet;
 
+pub use links::{
+    ring_neighbours, LinkState, Route, LINK_OPEN_TIMEOUT_MS, LINK_RETRY_MS, MAX_DIRECT_LINKS,
+    MAX_KNOWN_INVENTORY, MAX_RELAY_SENDS_PER_BROADCAST,
+};
 pub use output::{MiningJob, NodeEvent, Output, SyncState, MAX_QUEUED_EVENTS, MAX_QUEUED_OUTPUTS};
 pub use peers::{
     Handshake, Hello, Offense, PeerInfo, BAN_SCORE, HELLOS_PER_SECOND, HELLO_BURST, MAX_PEERS,
@@ -60,6 +65,9 @@ pub struct NodeConfig {
     pub params: NetworkParams,
     pub name: String,
     pub keypair: Keypair,
+    /// Direct links this node keeps ([`MAX_DIRECT_LINKS`] in a browser tab); 0 when the driver
+    /// cannot open any (the native node), so every peer is reached through the relay.
+    pub max_direct_links: usize,
 }
 
 /// One tabchain node.
@@ -92,6 +100,11 @@ pub struct Node {
     source_order: VecDeque<Hash>,
     /// Peer messages not handled because the driver left the output queue full.
     refused_backlogged: u64,
+    /// Our connection to the relay is up (its welcome came and it has not dropped since).
+    relay_connected: bool,
+    /// Our peer id in the room, from the relay's welcome.
+    own_id: Option<PeerId>,
+    max_direct_links: usize,
 }
 
 impl Node {
@@ -117,6 +130,9 @@ impl Node {
             sources: HashMap::new(),
             source_order: VecDeque::new(),
             refused_backlogged: 0,
+            relay_connected: false,
+            own_id: None,
+            max_direct_links: config.max_direct_links,
         }
     }
 
@@ -197,6 +213,7 @@ impl Node {
             hellos,
             decay,
             self.wallet.next_announce_ms,
+            self.next_link_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -244,9 +261,17 @@ impl Node {
 
     // ---- peers ----
 
+    /// `peer` is in the relay's room (its join, or one of the welcome's peers).
+    /// A join comes from the relay, so it also means the relay is up.
     pub fn handle_peer_joined(&mut self, peer: PeerId, now_ms: u64) {
         self.advance_clock(now_ms);
-        if self.peers.contains_key(&peer) || self.peers.len() >= MAX_PEERS {
+        self.relay_connected = true;
+        if let Some(info) = self.peers.get_mut(&peer) {
+            // Known already over a direct link: it is back in the relay's room too.
+            info.in_room = true;
+            return;
+        }
+        if self.peers.len() >= MAX_PEERS {
             return;
         }
         self.peers
@@ -259,8 +284,35 @@ impl Node {
         }
     }
 
+    /// `peer` left the relay's room. A peer we still have a direct link to stays (its own relay
+    /// connection may be what dropped; the link's heartbeat tells whether the tab is gone).
     pub fn handle_peer_left(&mut self, peer: &PeerId, now_ms: u64) {
         self.advance_clock(now_ms);
+        let Some(info) = self.peers.get_mut(peer) else {
+            return;
+        };
+        info.in_room = false;
+        if info.link.is_direct() {
+            return;
+        }
+        if info.link != LinkState::None {
+            self.push(Output::CloseLink { peer: peer.clone() });
+        }
+        self.remove_peer(peer, now_ms);
+        self.update_links(now_ms);
+    }
+
+    /// Our connection to the relay dropped: every peer without a direct link is gone.
+    pub fn handle_disconnected(&mut self, now_ms: u64) {
+        self.advance_clock(now_ms);
+        self.relay_connected = false;
+        let peers: Vec<PeerId> = self.peers.keys().cloned().collect();
+        for peer in peers {
+            self.handle_peer_left(&peer, now_ms);
+        }
+    }
+
+    pub(crate) fn remove_peer(&mut self, peer: &PeerId, now_ms: u64) {
         if self.peers.remove(peer).is_none() {
             return;
         }
@@ -268,14 +320,6 @@ impl Node {
         self.hello_queue.retain(|queued| queued != peer);
         self.event(NodeEvent::PeerLeft { peer: peer.clone() });
         self.maybe_sync(now_ms);
-    }
-
-    /// Our connection to the room dropped: every peer is gone.
-    pub fn handle_disconnected(&mut self, now_ms: u64) {
-        let peers: Vec<PeerId> = self.peers.keys().cloned().collect();
-        for peer in peers {
-            self.handle_peer_left(&peer, now_ms);
-        }
     }
 
     /// Mutes or unmutes a peer. Unmuting exchanges state at once: our hello (the peer answers a
@@ -338,6 +382,7 @@ impl Node {
                 name,
                 address,
                 tip,
+                direct_links,
             } => self.on_hello(
                 from,
                 Hello {
@@ -347,6 +392,7 @@ impl Node {
                     name,
                     address,
                     tip,
+                    direct_links,
                 },
                 now_ms,
             ),
@@ -413,6 +459,7 @@ impl Node {
         self.expire_requests(now_ms);
         self.retry_paced_requests(now_ms);
         self.announce_own_if_due(now_ms);
+        self.update_links(now_ms);
         self.maybe_sync(now_ms);
         self.announce_status_if_due(now_ms);
     }
@@ -495,6 +542,8 @@ impl Node {
             peer.handshake = Handshake::Done;
             peer.name = Some(hello.name.clone());
             peer.address = Some(hello.address);
+            peer.direct_links = hello.direct_links;
+            peer.known.insert(hello.tip.hash);
             (first, !peer.hello_sent)
         };
         if owe_hello {
@@ -518,6 +567,7 @@ impl Node {
             self.send(from, &status);
         }
         self.on_claim(from, hello.tip, now_ms);
+        self.update_links(now_ms);
     }
 
     fn on_get_blocks(&mut self, from: &PeerId, hashes: &[Hash]) {
@@ -546,7 +596,19 @@ impl Node {
         }
         let hash = block.hash();
         let height = block.header.height;
+        if let Some(peer) = self.peers.get_mut(from) {
+            peer.known.insert(hash);
+        }
+        let new = !self.tree.contains(&hash);
+        let announcement = new.then(|| NodeMessage::NewBlock {
+            block: block.clone(),
+        });
         let orphan = self.accept_block_from(from, block, now_ms);
+        if let Some(announcement) = announcement {
+            if self.tree.total_work(&hash).is_some() {
+                self.gossip(hash, from, &announcement);
+            }
+        }
         if let Some(total_work) = self.tree.total_work(&hash) {
             let tip = TipStatus {
                 hash,
@@ -609,8 +671,14 @@ impl Node {
 
     fn on_new_transaction(&mut self, from: &PeerId, tx: Transaction, now_ms: u64) {
         let chain_id = self.tree.chain_id();
+        let id = tx.id();
+        if let Some(peer) = self.peers.get_mut(from) {
+            peer.known.insert(id);
+        }
+        let announcement = NodeMessage::NewTransaction { tx: tx.clone() };
         match self.mempool.add(tx, self.tree.ledger(), &chain_id) {
             Ok(id) => {
+                self.gossip(id, from, &announcement);
                 self.event(NodeEvent::TransactionAccepted {
                     id,
                     from_peer: Some(from.clone()),
@@ -777,6 +845,7 @@ impl Node {
             name: self.name.clone(),
             address: self.address(),
             tip: self.tip_status(),
+            direct_links: self.max_direct_links > 0,
         };
         self.send(to, &hello);
     }
@@ -810,6 +879,12 @@ impl Node {
         let newly_banned = !peer.banned && peer.misbehavior >= BAN_SCORE;
         if newly_banned {
             peer.banned = true;
+            if peer.link != LinkState::None {
+                peer.link = LinkState::None;
+                self.outputs.push(Output::CloseLink {
+                    peer: peer_id.clone(),
+                });
+            }
         }
         let (score, banned) = (peer.misbehavior, peer.banned);
         if newly_banned {
@@ -835,36 +910,70 @@ impl Node {
     }
 
     fn send(&mut self, to: &PeerId, message: &NodeMessage) {
-        if self
-            .peers
-            .get(to)
-            .is_some_and(|peer| peer.banned || peer.muted)
-        {
+        let Some(peer) = self.peers.get_mut(to) else {
+            return;
+        };
+        if peer.banned || peer.muted {
             return;
         }
+        if let Some(hash) = inventory_of(message) {
+            peer.known.insert(hash);
+        }
+        let peer = &self.peers[to];
+        let Some(route) = self.route_to(peer) else {
+            return;
+        };
         self.push(Output::Send {
             to: to.clone(),
             payload: message.encode(),
+            route,
         });
     }
 
+    /// Sends `message` to every peer: over the direct links, and through the relay to the
+    /// rest (one relay broadcast when nobody is excluded and no direct link exists, or when
+    /// more than [`MAX_RELAY_SENDS_PER_BROADCAST`] peers need the relay).
     fn broadcast(&mut self, message: &NodeMessage) {
         let payload = message.encode();
-        let excluded = self.peers.values().any(|peer| peer.banned || peer.muted);
-        if !excluded {
-            self.push(Output::Broadcast { payload });
-            return;
+        let inventory = inventory_of(message);
+        let mut direct = Vec::new();
+        let mut relayed = Vec::new();
+        let mut excluded = false;
+        for peer in self.peers.values_mut() {
+            if peer.banned || peer.muted {
+                excluded |= peer.in_room;
+                continue;
+            }
+            if let Some(hash) = inventory {
+                peer.known.insert(hash);
+            }
+            if peer.link.is_direct() {
+                direct.push(peer.id.clone());
+            } else if peer.in_room {
+                relayed.push(peer.id.clone());
+            }
         }
-        let recipients: Vec<PeerId> = self
-            .peers
-            .values()
-            .filter(|peer| !peer.banned && !peer.muted)
-            .map(|peer| peer.id.clone())
-            .collect();
-        for to in recipients {
+        for to in direct.iter().cloned() {
             self.push(Output::Send {
                 to,
                 payload: payload.clone(),
+                route: Route::Direct,
+            });
+        }
+        if !self.relay_connected || relayed.is_empty() {
+            return;
+        }
+        let whole_room =
+            !excluded && (direct.is_empty() || relayed.len() > MAX_RELAY_SENDS_PER_BROADCAST);
+        if whole_room {
+            self.push(Output::Broadcast { payload });
+            return;
+        }
+        for to in relayed {
+            self.push(Output::Send {
+                to,
+                payload: payload.clone(),
+                route: Route::Relay,
             });
         }
     }
@@ -875,5 +984,15 @@ impl Node {
 
     fn push(&mut self, output: Output) {
         self.outputs.push(output);
+    }
+}
+
+/// The block or transaction a message announces, to remember that its recipient has it.
+fn inventory_of(message: &NodeMessage) -> Option<Hash> {
+    match message {
+        NodeMessage::NewBlock { block } => Some(block.hash()),
+        NodeMessage::NewTransaction { tx } => Some(tx.id()),
+        NodeMessage::Status { tip } => Some(tip.hash),
+        _ => None,
     }
 }

@@ -8,6 +8,7 @@
 //! wait (a driver that does not drain), the node refuses new peer messages (see
 //! [`super::Node::handle_message`]), which the network tolerates like any lost message.
 
+use super::links::{LinkState, Route};
 use crate::block::Block;
 use crate::hash::Hash;
 use crate::keys::Address;
@@ -102,19 +103,34 @@ pub enum NodeEvent {
         reason: String,
     },
     SyncChanged(SyncState),
+    /// The direct link to a peer opened or closed.
+    LinkChanged {
+        peer: PeerId,
+        link: LinkState,
+    },
 }
 
 /// What the caller must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    /// Send `payload` (a JSON node message) to one peer.
+    /// Send `payload` (a JSON node message) to one peer, the way `route` says.
     Send {
         to: PeerId,
         payload: String,
+        route: Route,
     },
-    /// Send `payload` to every peer in the room.
+    /// Send `payload` through the relay to every peer in the room.
     Broadcast {
         payload: String,
+    },
+    /// Open a direct link to `peer` (we initiate: an offer goes to it through the relay's
+    /// signaling). Report the result with `handle_link_up` / `handle_link_down`.
+    OpenLink {
+        peer: PeerId,
+    },
+    /// Close (or stop opening) the direct link to `peer`.
+    CloseLink {
+        peer: PeerId,
     },
     /// Persist this block (it was accepted into the tree).
     StoreBlock(Arc<Block>),

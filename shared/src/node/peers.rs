@@ -1,6 +1,7 @@
 //! What we know about each peer: its handshake, name, address and claimed tip, its misbehaviour
 //! score with decay, and the budgets that bound what it can make us send.
 
+use super::links::{KnownInventory, LinkState};
 use crate::hash::Hash;
 use crate::keys::Address;
 use crate::protocol::message::TipStatus;
@@ -108,6 +109,7 @@ pub struct Hello {
     pub name: String,
     pub address: Address,
     pub tip: TipStatus,
+    pub direct_links: bool,
 }
 
 /// What we know about one peer.
@@ -129,6 +131,16 @@ pub struct PeerInfo {
     /// Whether our hello has gone out (it may wait in the hello queue during a join flood).
     pub(crate) hello_sent: bool,
     pub(crate) replies: TokenBucket,
+    /// In the relay's room (its presence); a peer may also be reached only by a direct link.
+    pub in_room: bool,
+    /// Its hello said its driver can open direct links.
+    pub direct_links: bool,
+    /// The direct link to it, if any (see `links`).
+    pub link: LinkState,
+    /// When a failed or lost link may be tried again.
+    pub(crate) link_retry_at_ms: Option<u64>,
+    /// Blocks and transactions it is known to have, so gossip does not send them back.
+    pub(crate) known: KnownInventory,
 }
 
 impl PeerInfo {
@@ -147,7 +159,17 @@ impl PeerInfo {
             last_decay_ms: now_ms,
             hello_sent: false,
             replies: TokenBucket::new(REPLIES_PER_SECOND, REPLY_BURST, now_ms),
+            in_room: true,
+            direct_links: false,
+            link: LinkState::None,
+            link_retry_at_ms: None,
+            known: KnownInventory::default(),
         }
+    }
+    /// A member of the ring of direct links: finished its hello, can link, not banned. Muted
+    /// peers stay members (muting is a partition of messages, not of the topology).
+    pub(crate) fn usable_for_links(&self) -> bool {
+        self.handshake == Handshake::Done && self.direct_links && !self.banned
     }
     pub(crate) fn usable(&self) -> bool {
         self.handshake == Handshake::Done && !self.banned && !self.muted

@@ -11,7 +11,7 @@ use crate::work::Work;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// A locator holds about 2·log2(height) hashes; 64 covers any chain we will ever see.
 pub const MAX_LOCATOR_HASHES: usize = 64;
 /// Headers per `headers` reply: 500 headers are about 150 KB of JSON.
@@ -43,6 +43,9 @@ pub enum NodeMessage {
         name: String,
         address: Address,
         tip: TipStatus,
+        /// The sender's driver can open direct links (WebRTC); absent means false.
+        #[serde(default)]
+        direct_links: bool,
     },
     /// Our answer to a `hello` from another network or protocol version; we then ignore the peer.
     HelloRejected {

@@ -1,17 +1,28 @@
 //! A deterministic network simulator: N node state machines over a simulated relay room, with a
 //! seeded random source, per-link latency and loss, partitions that split and heal, joins and
 //! leaves, and scripted adversaries. The same seed replays exactly.
+//!
+//! Direct links (WebRTC in a browser) are modelled too when `max_direct_links` is above zero: a
+//! node's `OpenLink` is signalled through the relay (so it needs the relay up), the other side
+//! answers if `accepts_link` says so, and both get `handle_link_up`. The relay can be stopped
+//! and started ([`Sim::set_relay_up`]); a link can die silently ([`Sim::break_link`]), which
+//! both sides notice after [`HEARTBEAT_DETECT_MS`], as a driver's heartbeat would.
 
 #![allow(dead_code)]
 
 use shared::block::Block;
 use shared::keys::{Address, Keypair};
 use shared::mining::{mine, MiningOutcome};
-use shared::node::{MiningJob, Node, NodeConfig, NodeEvent, Output};
+use shared::node::{MiningJob, Node, NodeConfig, NodeEvent, Output, Route};
 use shared::params::NetworkParams;
 use shared::protocol::PeerId;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+
+/// How long a driver takes to notice a dead direct link (its heartbeat: no frame for 4 s).
+pub const HEARTBEAT_DETECT_MS: u64 = 4_000;
+/// Signaling through the relay and ICE on a local network: an offer, an answer, a candidate.
+pub const LINK_SETUP_MS: u64 = 80;
 
 /// SplitMix64: small, seedable, and the same on every platform.
 #[derive(Clone)]
@@ -99,6 +110,17 @@ enum Action {
         from: usize,
         to: usize,
         text: String,
+        direct: bool,
+    },
+    /// Signaling for a link `from` asked for is done: the other side answers or refuses.
+    LinkAnswer {
+        from: usize,
+        to: usize,
+    },
+    /// `to` notices that its link to `from` is gone.
+    LinkDown {
+        from: usize,
+        to: usize,
     },
     Join {
         peer: usize,
@@ -127,6 +149,11 @@ pub struct SimConfig {
     pub mean_block_ms: u64,
     /// Mean time between transactions, `None` for none.
     pub mean_tx_ms: Option<u64>,
+    /// Direct links each node keeps (0: everything goes through the relay).
+    pub max_direct_links: usize,
+    /// Latency of a direct link, in a range like the relay's.
+    pub min_direct_latency_ms: u64,
+    pub max_direct_latency_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -138,6 +165,9 @@ impl Default for SimConfig {
             loss: 0.0,
             mean_block_ms: 10_000,
             mean_tx_ms: None,
+            max_direct_links: 0,
+            min_direct_latency_ms: 2,
+            max_direct_latency_ms: 40,
         }
     }
 }
@@ -150,9 +180,20 @@ pub struct Sim {
     queue: BinaryHeap<Reverse<(u64, u64, Action)>>,
     sequence: u64,
     /// When the last message on each link arrives, to keep links first-in first-out.
-    link_clock: HashMap<(usize, usize), u64>,
+    link_clock: HashMap<(usize, usize, bool), u64>,
     pub transactions_sent: u64,
     pub seed: u64,
+    /// Whether the relay process runs.
+    pub relay_up: bool,
+    /// Open direct links, as (lower index, higher index).
+    pub links: BTreeSet<(usize, usize)>,
+    /// Traffic over the relay and over direct links, all peers together.
+    pub relay_messages: u64,
+    pub relay_bytes: u64,
+    pub direct_messages: u64,
+    pub direct_bytes: u64,
+    /// `new_block` messages delivered through the relay, by (receiver, block hash).
+    pub relay_block_deliveries: HashMap<(usize, String), u32>,
 }
 
 impl Sim {
@@ -168,6 +209,13 @@ impl Sim {
             link_clock: HashMap::new(),
             transactions_sent: 0,
             seed,
+            relay_up: true,
+            links: BTreeSet::new(),
+            relay_messages: 0,
+            relay_bytes: 0,
+            direct_messages: 0,
+            direct_bytes: 0,
+            relay_block_deliveries: HashMap::new(),
         };
         let first_block = sim.rng.exponential(sim.config.mean_block_ms as f64);
         sim.schedule(first_block, Action::BlockFound);
@@ -194,6 +242,7 @@ impl Sim {
             params: self.config.params.clone(),
             name: name.into(),
             keypair: Keypair::from_seed(seed),
+            max_direct_links: self.config.max_direct_links,
         });
         self.push_peer(Member::Honest(Box::new(node)), mining)
     }
@@ -244,6 +293,7 @@ impl Sim {
 
     fn can_hear(&self, a: usize, b: usize) -> bool {
         a != b
+            && self.relay_up
             && self.peers[a].online
             && self.peers[b].online
             && self.peers[a].group == self.peers[b].group
@@ -324,22 +374,149 @@ impl Sim {
     }
 
     fn transmit(&mut self, from: usize, to: usize, text: String) {
-        if !self.can_hear(from, to) {
+        self.transmit_on(from, to, text, false);
+    }
+
+    pub fn linked(&self, a: usize, b: usize) -> bool {
+        self.links.contains(&(a.min(b), a.max(b)))
+    }
+
+    fn transmit_on(&mut self, from: usize, to: usize, text: String, direct: bool) {
+        let reachable = if direct {
+            self.linked(from, to)
+        } else {
+            self.can_hear(from, to)
+        };
+        if !reachable {
             return;
         }
         self.peers[from].messages_out += 1;
         self.peers[from].bytes_out += text.len() as u64;
+        if direct {
+            self.direct_messages += 1;
+            self.direct_bytes += text.len() as u64;
+        } else {
+            self.relay_messages += 1;
+            self.relay_bytes += text.len() as u64;
+            if text.starts_with(r#"{"type":"new_block""#) {
+                let key = (to, format!("{:016x}", fingerprint(&text)));
+                *self.relay_block_deliveries.entry(key).or_default() += 1;
+            }
+        }
         if self.config.loss > 0.0 && self.rng.chance(self.config.loss) {
             return;
         }
-        // Per-link FIFO like a WebSocket through the relay: a later message never overtakes.
-        let span = self.config.max_latency_ms - self.config.min_latency_ms;
-        let latency = self.config.min_latency_ms + self.rng.below(span + 1);
-        let clock = self.link_clock.entry((from, to)).or_default();
+        // Per-link FIFO like a WebSocket through the relay or an ordered data channel: a later
+        // message never overtakes an earlier one on the same path.
+        let (min, max) = if direct {
+            (
+                self.config.min_direct_latency_ms,
+                self.config.max_direct_latency_ms,
+            )
+        } else {
+            (self.config.min_latency_ms, self.config.max_latency_ms)
+        };
+        let latency = min + self.rng.below(max - min + 1);
+        let clock = self.link_clock.entry((from, to, direct)).or_default();
         let arrival = (self.now_ms + latency).max(*clock);
         *clock = arrival;
         let delay = arrival - self.now_ms;
-        self.schedule(delay, Action::Deliver { from, to, text });
+        self.schedule(
+            delay,
+            Action::Deliver {
+                from,
+                to,
+                text,
+                direct,
+            },
+        );
+    }
+
+    /// Stops or starts the relay process. Stopping it drops every peer's relay connection;
+    /// starting it lets every online peer back in (welcome, then the joins of the others).
+    pub fn set_relay_up(&mut self, up: bool) {
+        if up == self.relay_up {
+            return;
+        }
+        let now = self.now_ms;
+        if !up {
+            self.relay_up = false;
+            for index in 0..self.peers.len() {
+                if !self.peers[index].online {
+                    continue;
+                }
+                if let Member::Honest(node) = &mut self.peers[index].member {
+                    node.handle_disconnected(now);
+                }
+                self.drain(index);
+            }
+            return;
+        }
+        self.relay_up = true;
+        for index in 0..self.peers.len() {
+            if self.peers[index].online {
+                self.welcome(index);
+            }
+        }
+        for a in 0..self.peers.len() {
+            for b in 0..self.peers.len() {
+                if self.can_hear(a, b) {
+                    self.notify_joined(a, b);
+                }
+            }
+        }
+    }
+
+    fn welcome(&mut self, index: usize) {
+        let id = self.peers[index].id.clone();
+        let now = self.now_ms;
+        if let Member::Honest(node) = &mut self.peers[index].member {
+            node.handle_relay_connected(id, now);
+        }
+        self.drain(index);
+    }
+
+    /// The direct link between `a` and `b` dies without a word (a crashed tab, a lost route):
+    /// both notice after the heartbeat's time, and what was in flight on it is lost.
+    pub fn break_link(&mut self, a: usize, b: usize) {
+        if self.links.remove(&(a.min(b), a.max(b))) {
+            self.schedule(HEARTBEAT_DETECT_MS, Action::LinkDown { from: a, to: b });
+            self.schedule(HEARTBEAT_DETECT_MS, Action::LinkDown { from: b, to: a });
+        }
+    }
+
+    /// The open direct links as an adjacency list.
+    pub fn direct_components(&self) -> Vec<Vec<usize>> {
+        let mut component = vec![usize::MAX; self.peers.len()];
+        let mut components = Vec::new();
+        for start in 0..self.peers.len() {
+            if component[start] != usize::MAX || !self.peers[start].online {
+                continue;
+            }
+            let id = components.len();
+            let mut members = vec![start];
+            component[start] = id;
+            let mut frontier = vec![start];
+            while let Some(at) = frontier.pop() {
+                for &(a, b) in &self.links {
+                    let next = if a == at {
+                        b
+                    } else if b == at {
+                        a
+                    } else {
+                        continue;
+                    };
+                    if component[next] == usize::MAX {
+                        component[next] = id;
+                        members.push(next);
+                        frontier.push(next);
+                    }
+                }
+            }
+            members.sort();
+            components.push(members);
+        }
+        components
     }
 
     /// Carries out everything `index` asked for, then sleeps it until its `poll_timeout`: the
@@ -369,9 +546,37 @@ impl Sim {
             };
             let Some(output) = output else { break };
             match output {
-                Output::Send { to, payload } => {
+                Output::Send { to, payload, route } => {
                     if let Some(target) = self.peers.iter().position(|peer| peer.id == to) {
-                        self.transmit(index, target, payload);
+                        self.transmit_on(index, target, payload, route == Route::Direct);
+                    }
+                }
+                Output::OpenLink { peer } => {
+                    if let Some(target) = self.index_of(&peer) {
+                        // The offer, the answer and the candidates go through the relay.
+                        if self.can_hear(index, target) {
+                            self.schedule(
+                                LINK_SETUP_MS,
+                                Action::LinkAnswer {
+                                    from: index,
+                                    to: target,
+                                },
+                            );
+                        }
+                    }
+                }
+                Output::CloseLink { peer } => {
+                    if let Some(target) = self.index_of(&peer) {
+                        if self.links.remove(&(index.min(target), index.max(target))) {
+                            // The data channel's close reaches the other side.
+                            self.schedule(
+                                self.config.min_direct_latency_ms,
+                                Action::LinkDown {
+                                    from: index,
+                                    to: target,
+                                },
+                            );
+                        }
                     }
                 }
                 Output::Broadcast { payload } => {
@@ -425,6 +630,9 @@ impl Sim {
                     return;
                 }
                 self.peers[peer].online = true;
+                if self.relay_up {
+                    self.welcome(peer);
+                }
                 for other in 0..self.peers.len() {
                     if self.can_hear(peer, other) {
                         self.notify_joined(peer, other);
@@ -443,13 +651,77 @@ impl Sim {
                 for other in hearing {
                     self.notify_left(other, peer);
                 }
+                let linked: Vec<usize> = (0..self.peers.len())
+                    .filter(|&other| self.linked(peer, other))
+                    .collect();
+                for other in linked {
+                    // A closed tab does not say goodbye on a data channel: the heartbeat notices.
+                    self.links.remove(&(peer.min(other), peer.max(other)));
+                    self.schedule(
+                        HEARTBEAT_DETECT_MS,
+                        Action::LinkDown {
+                            from: peer,
+                            to: other,
+                        },
+                    );
+                    self.schedule(
+                        0,
+                        Action::LinkDown {
+                            from: other,
+                            to: peer,
+                        },
+                    );
+                }
                 if let Member::Honest(node) = &mut self.peers[peer].member {
                     node.handle_disconnected(now);
                 }
                 self.drain(peer);
             }
-            Action::Deliver { from, to, text } => {
-                if !self.can_hear(from, to) {
+            Action::LinkAnswer { from, to } => {
+                let accepted = self.peers[from].online
+                    && self.peers[to].online
+                    && match &self.peers[to].member {
+                        Member::Honest(node) => node.accepts_link(&self.peers[from].id),
+                        Member::Adversary(_) => false,
+                    };
+                let (from_id, to_id) = (self.peers[from].id.clone(), self.peers[to].id.clone());
+                if accepted {
+                    self.links.insert((from.min(to), from.max(to)));
+                    if let Member::Honest(node) = &mut self.peers[to].member {
+                        node.handle_link_up(&from_id, now);
+                    }
+                    self.drain(to);
+                    if let Member::Honest(node) = &mut self.peers[from].member {
+                        node.handle_link_up(&to_id, now);
+                    }
+                } else if let Member::Honest(node) = &mut self.peers[from].member {
+                    // Refused (a `bye`) or the other side is gone.
+                    node.handle_link_down(&to_id, now);
+                }
+                self.drain(from);
+            }
+            Action::LinkDown { from, to } => {
+                if self.linked(from, to) {
+                    return; // opened again meanwhile
+                }
+                let from_id = self.peers[from].id.clone();
+                if let Member::Honest(node) = &mut self.peers[to].member {
+                    node.handle_link_down(&from_id, now);
+                }
+                self.drain(to);
+            }
+            Action::Deliver {
+                from,
+                to,
+                text,
+                direct,
+            } => {
+                let reachable = if direct {
+                    self.linked(from, to)
+                } else {
+                    self.can_hear(from, to)
+                };
+                if !reachable {
                     return;
                 }
                 let from_id = self.peers[from].id.clone();
@@ -667,4 +939,11 @@ impl Adversary for Silent {
     fn on_timer(&mut self, _: &AdversaryContext) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// FNV-1a of a message, to count deliveries of the same message without keeping it.
+fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }

@@ -783,13 +783,16 @@ impl Driver {
             }
             TransportEvent::Frame(frame) => match frame {
                 RelayFrame::Welcome {
-                    peers, ice_servers, ..
+                    peer_id,
+                    peers,
+                    ice_servers,
+                    ..
                 } => {
                     if let Some(links) = self.links.borrow().as_ref() {
                         links.set_ice_servers(&ice_servers);
                     }
                     self.drive(|node, now| {
-                        node.handle_relay_connected(now);
+                        node.handle_relay_connected(peer_id, now);
                         for peer in peers {
                             node.handle_peer_joined(peer, now);
                         }
