@@ -805,13 +805,12 @@ impl Driver {
                     self.drive(|node, now| node.handle_peer_left(&peer_id, now))
                 }
                 RelayFrame::Message { from, payload } => self.on_peer_message(&from, payload.get()),
+                // Signaling for direct links: the links take it, never the node.
                 RelayFrame::Signal { from, payload } => self.on_signal(from, payload.get()),
                 RelayFrame::Error { code, message } => self.log(
                     LogKind::Relay,
                     format!("relay error {}: {message}", code.as_str()),
                 ),
-                // Signaling for direct links: the WebRTC driver takes these; never the node.
-                RelayFrame::Signal { .. } => {}
             },
             TransportEvent::Disconnected => {
                 let links = self.links.borrow().as_ref().map_or(0, Links::open_count);

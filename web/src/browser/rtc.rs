@@ -123,8 +123,11 @@ struct Link {
     reassembler: RefCell<Reassembler>,
     jobs: RefCell<mpsc::Sender<Job>>,
     /// The event handlers; dropped (on a later microtask) when the link closes.
-    handlers: RefCell<Vec<Closure<dyn FnMut(JsValue)>>>,
+    handlers: RefCell<Vec<Handler>>,
 }
+
+/// An event listener of a link's connection or channel.
+type Handler = Closure<dyn FnMut(JsValue)>;
 
 /// One step of a link's signaling, processed in order by its task.
 enum Job {
@@ -489,7 +492,7 @@ impl Link {
         target: &web_sys::EventTarget,
         on_event: impl FnMut(JsValue) + 'static,
     ) {
-        let closure = Closure::<dyn FnMut(JsValue)>::new(on_event);
+        let closure = Handler::new(on_event);
         let _ = target.add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref());
         self.handlers.borrow_mut().push(closure);
     }
