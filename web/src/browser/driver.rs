@@ -700,16 +700,15 @@ impl Driver {
             Signal::Offer { sdp } => {
                 // A fresh offer means the other side started over: the old link goes first.
                 self.drop_link(&from);
-                let wanted = self.online.get() && self.drive(|node, _| node.accepts_link(&from));
+                let wanted = self.online.get() && self.node.borrow().accepts_link(&from);
                 let accepted = match (wanted, self.links.borrow().as_ref()) {
-                    (true, Some(links)) => links.accept(from.clone(), sdp).map(|_| ()),
-                    _ => Err(super::rtc::LinkDown::Signaling("not wanted".into())),
+                    (true, Some(links)) => links.accept(from.clone(), sdp).is_ok(),
+                    _ => false,
                 };
-                if accepted.is_err() {
+                if !accepted {
+                    // Not wanted (the ring does not pick it, or we hold enough links), or
+                    // this tab cannot make another connection: the peer stays on the relay.
                     self.send_signal(&from, &Signal::Bye);
-                    if wanted {
-                        self.drive(|node, now| node.handle_link_down(&from, now));
-                    }
                 }
             }
             Signal::Bye => self.drop_link(&from),

@@ -33,8 +33,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
     MessageEvent, RtcConfiguration, RtcDataChannel, RtcDataChannelEvent, RtcDataChannelInit,
-    RtcIceCandidateInit, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState,
-    RtcSdpType, RtcSessionDescriptionInit,
+    RtcDataChannelState, RtcIceCandidateInit, RtcPeerConnection, RtcPeerConnectionIceEvent,
+    RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
 };
 
 /// Links this tab holds at once, connecting or open. The node asks for at most
@@ -122,8 +122,10 @@ struct Link {
     queue: RefCell<SendQueue>,
     reassembler: RefCell<Reassembler>,
     jobs: RefCell<mpsc::Sender<Job>>,
-    /// The event handlers; dropped (on a later microtask) when the link closes.
-    handlers: RefCell<Vec<Handler>>,
+    /// The event listeners, with what they listen on: removed when the link closes (a closed
+    /// channel still fires `close`, which must not reach a dropped closure), and dropped on a
+    /// later microtask (this may run inside one of them).
+    handlers: RefCell<Vec<(web_sys::EventTarget, &'static str, Handler)>>,
 }
 
 /// An event listener of a link's connection or channel.
@@ -202,11 +204,14 @@ impl Links {
         Ok(())
     }
 
-    /// Answers `peer`'s offer (the node accepted the link). A link already there is replaced:
-    /// a fresh offer means the other side started over. Returns what the old link still had
-    /// queued, for the relay.
-    pub fn accept(&self, peer: PeerId, sdp: String) -> Result<Option<Vec<String>>, LinkDown> {
-        let replaced = self.close(&peer);
+    /// Answers `peer`'s offer (the node accepted the link). A link to `peer` must be closed
+    /// first ([`Links::close`]: a fresh offer means the other side started over).
+    pub fn accept(&self, peer: PeerId, sdp: String) -> Result<(), LinkDown> {
+        if self.inner.links.borrow().contains_key(&peer) {
+            return Err(LinkDown::Signaling(
+                "a link to this peer is open already".into(),
+            ));
+        }
         let link = self.inner.create(peer)?;
         let weak = Rc::downgrade(&link);
         let inner = self.inner.this.clone();
@@ -222,7 +227,7 @@ impl Links {
             }
         });
         link.queue_job(Job::Remote(Signal::Offer { sdp }));
-        Ok(replaced)
+        Ok(())
     }
 
     /// A signal for an existing link (answer, candidate). Ignored when there is none: it was
@@ -372,14 +377,9 @@ impl Inner {
         let weak = Rc::downgrade(link);
         let inner = self.this.clone();
         link.handle("open", &channel, move |_| {
-            let (Some(link), Some(inner)) = (weak.upgrade(), inner.upgrade()) else {
-                return;
-            };
-            link.open.set(true);
-            link.last_heard_ms.set(monotonic_ms());
-            inner.emit(LinkEvent::Up {
-                peer: link.peer.clone(),
-            });
+            if let (Some(link), Some(inner)) = (weak.upgrade(), inner.upgrade()) {
+                inner.opened(&link);
+            }
         });
         let weak = Rc::downgrade(link);
         let inner = self.this.clone();
@@ -431,7 +431,24 @@ impl Inner {
                 inner.kill(&link, LinkDown::ChannelClosed);
             }
         });
+        // The answering side's channel may come from `datachannel` already open, and then its
+        // `open` may have fired before we listened.
+        let already_open = channel.ready_state() == RtcDataChannelState::Open;
         *link.channel.borrow_mut() = Some(channel);
+        if already_open {
+            self.opened(link);
+        }
+    }
+
+    /// The channel is open (once per link, however the browser says it).
+    fn opened(&self, link: &Rc<Link>) {
+        if link.closed.get() || link.open.replace(true) {
+            return;
+        }
+        link.last_heard_ms.set(monotonic_ms());
+        self.emit(LinkEvent::Up {
+            peer: link.peer.clone(),
+        });
     }
 
     /// Closes `link` if it is still the table's link for its peer, and reports it down with
@@ -488,13 +505,15 @@ impl Link {
     /// Registers `on_event` for `kind` on `target`, kept alive as long as the link.
     fn handle(
         &self,
-        kind: &str,
+        kind: &'static str,
         target: &web_sys::EventTarget,
         on_event: impl FnMut(JsValue) + 'static,
     ) {
         let closure = Handler::new(on_event);
         let _ = target.add_event_listener_with_callback(kind, closure.as_ref().unchecked_ref());
-        self.handlers.borrow_mut().push(closure);
+        self.handlers
+            .borrow_mut()
+            .push((target.clone(), kind, closure));
     }
 
     fn queue_job(&self, job: Job) {
@@ -541,6 +560,10 @@ impl Link {
         }
         self.pc.close();
         let handlers = std::mem::take(&mut *self.handlers.borrow_mut());
+        for (target, kind, closure) in &handlers {
+            let _ =
+                target.remove_event_listener_with_callback(kind, closure.as_ref().unchecked_ref());
+        }
         spawn_local(async move { drop(handlers) });
         self.queue.borrow_mut().take_all()
     }
