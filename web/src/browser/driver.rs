@@ -747,7 +747,7 @@ impl Driver {
             } => {
                 self.log(
                     LogKind::Relay,
-                    format!("direct link to peer {} closed: {reason}", peer.short()),
+                    format!("direct link to peer {} ended: {reason}", peer.short()),
                 );
                 self.send_over_relay(&peer, unsent);
                 self.drive(|node, now| node.handle_link_down(&peer, now));
