@@ -57,7 +57,9 @@ async fn the_binary_prints_its_url_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn bad_ice_settings_stop_the_binary_with_a_message_that_says_why() {
-    let cases: [(&[&str], &[(&str, &str)], &str); 3] = [
+    /// Flags, environment, and what stderr must say.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 3] = [
         (
             &["--ice-server", "http://stun.example.org"],
             &[],

@@ -16,6 +16,21 @@ impl PeerId {
     pub fn from_bytes(bytes: [u8; 16]) -> PeerId {
         PeerId(hex::encode(bytes))
     }
+
+    /// The id the relay gives a connection that presents `token` (`/ws/<room>?resume=<token>`):
+    /// the first 16 bytes of `SHA-256("tabchain peer id\0" || token)`. A tab keeps its id across
+    /// reconnections this way, and can know it before it connects; the hash is one-way, so a peer
+    /// id seen in a room never yields the token that would claim it.
+    pub fn from_resume_token(token: &[u8; RESUME_TOKEN_BYTES]) -> PeerId {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(RESUME_ID_DOMAIN)
+            .chain_update(token)
+            .finalize();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        PeerId::from_bytes(id)
+    }
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -52,6 +67,24 @@ impl fmt::Debug for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PeerId({})", self.short())
     }
+}
+
+/// A resume token is a 256-bit secret the tab draws at random: too many to guess one in use.
+pub const RESUME_TOKEN_BYTES: usize = 32;
+/// Separates this hash from every other SHA-256 of the protocol.
+const RESUME_ID_DOMAIN: &[u8] = b"tabchain peer id\0";
+
+/// Reads the `resume` query parameter: exactly 64 lowercase hex digits, like every hex value on
+/// the wire; anything else is `None` (the relay answers HTTP 400 `bad_resume_token`).
+pub fn parse_resume_token(text: &str) -> Option<[u8; RESUME_TOKEN_BYTES]> {
+    if text.len() != 2 * RESUME_TOKEN_BYTES
+        || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return None;
+    }
+    let mut token = [0u8; RESUME_TOKEN_BYTES];
+    hex::decode_to_slice(text, &mut token).ok()?;
+    Some(token)
 }
 
 /// Room names: 1 to 64 characters of `a-z A-Z 0-9 - _ .`.
@@ -137,6 +170,10 @@ pub enum RelayErrorCode {
     TooManyErrors,
     /// The peer read too slowly and its queue filled; the connection is closed.
     SlowConsumer,
+    /// A newer connection presented the same resume token and took this peer id; this one is
+    /// closed (1008). A client told this must not reconnect with the token on its own, or two
+    /// tabs sharing one token would take turns replacing each other.
+    Replaced,
 }
 
 impl RelayErrorCode {
@@ -151,6 +188,7 @@ impl RelayErrorCode {
             RelayErrorCode::InvalidRoom => "invalid_room",
             RelayErrorCode::TooManyErrors => "too_many_errors",
             RelayErrorCode::SlowConsumer => "slow_consumer",
+            RelayErrorCode::Replaced => "replaced",
         }
     }
 }
@@ -377,6 +415,40 @@ mod tests {
         match RelayFrame::from_json(&old).unwrap() {
             RelayFrame::Welcome { ice_servers, .. } => assert!(ice_servers.is_empty()),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn peer_ids_from_resume_tokens_match_the_test_vectors() {
+        // Computed independently: python3 -c "import hashlib; print(hashlib.sha256(
+        //   b'tabchain peer id\x00' + bytes(range(32))).digest()[:16].hex())"
+        let cases = [
+            ([0u8; 32], "a2d7b8a858870eaa98242e46c1cb7973"),
+            (
+                std::array::from_fn(|i| i as u8),
+                "51d60fdd6b44dfe6ac9cef5c0356014b",
+            ),
+        ];
+        for (token, id) in cases {
+            assert_eq!(PeerId::from_resume_token(&token).as_str(), id);
+            assert_eq!(parse_resume_token(&hex::encode(token)), Some(token));
+        }
+    }
+
+    #[test]
+    fn resume_tokens_are_64_lowercase_hex_digits() {
+        let good = "00".repeat(31) + "ff";
+        assert!(parse_resume_token(&good).is_some());
+        for bad in [
+            String::new(),
+            "00".repeat(31),
+            "00".repeat(33),
+            "00".repeat(31) + "FF",
+            "00".repeat(31) + "0g",
+            "00".repeat(31) + " f",
+            format!("0x{}", "00".repeat(31)),
+        ] {
+            assert_eq!(parse_resume_token(&bad), None, "{bad:?}");
         }
     }
 
