@@ -753,6 +753,9 @@ impl Driver {
                 self.drive(|node, now| node.handle_link_down(&peer, now));
             }
             LinkEvent::Message { from, payload } => self.on_peer_message(&from, &payload),
+            // The peer table shows each link's round trip: a fresh picture once a second,
+            // though the node did nothing.
+            LinkEvent::Heartbeat => self.schedule_snapshot(),
         }
     }
 

@@ -72,6 +72,9 @@ pub enum LinkEvent {
     },
     /// A node message from `from` arrived over the link.
     Message { from: PeerId, payload: String },
+    /// A heartbeat round went out (once a second while a link is open): the round trips
+    /// from the last one's pongs are in [`Links::round_trips`].
+    Heartbeat,
 }
 
 /// Why a link went down.
@@ -707,6 +710,7 @@ async fn heartbeat(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else { return };
         let now = monotonic_ms();
         let links: Vec<Rc<Link>> = inner.links.borrow().values().cloned().collect();
+        let any_open = links.iter().any(|link| link.open.get());
         for link in links {
             if !link.open.get() {
                 if now - link.created_ms > LINK_OPEN_GIVE_UP_MS {
@@ -721,6 +725,9 @@ async fn heartbeat(inner: Weak<Inner>) {
             if let Err(error) = link.send_now(&link::ping((now * 1_000.0) as u64)) {
                 inner.kill(&link, LinkDown::SendFailed(error));
             }
+        }
+        if any_open {
+            inner.emit(LinkEvent::Heartbeat);
         }
     }
 }
