@@ -167,7 +167,7 @@ test('a rogue client sending invalid blocks and garbage changes no chain and is 
     await new Promise((resolve, reject) => { rogue.once('open', resolve); rogue.once('error', reject); });
     const broadcast = (payload) => rogue.send(JSON.stringify({ type: 'broadcast', payload }));
     broadcast({
-      type: 'hello', protocol_version: 1, chain_id: classroom.chain_id, genesis_hash: classroom.genesis_hash,
+      type: 'hello', protocol_version: 2, chain_id: classroom.chain_id, genesis_hash: classroom.genesis_hash,
       name: 'rogue', address: '00'.repeat(20), tip: { hash: tip, height: 1, total_work: '1' },
     });
     const zero = '00'.repeat(32);
