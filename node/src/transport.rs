@@ -256,6 +256,7 @@ pub async fn connect_relay(url: &str) -> Result<Link, ConnectError> {
             peer_id,
             room,
             peers,
+            ..
         }) => LinkInfo {
             url: url.clone(),
             room,
@@ -362,7 +363,8 @@ fn relay_frame_event(text: &str) -> Option<LinkEvent> {
             })
         }
         Ok(RelayFrame::Error { code, message }) => Some(LinkEvent::RelayError { code, message }),
-        Ok(RelayFrame::Welcome { .. }) => None,
+        // Signaling is for direct links between tabs, which this node does not open.
+        Ok(RelayFrame::Welcome { .. } | RelayFrame::Signal { .. }) => None,
         Err(error) => {
             tracing::warn!(%error, "unreadable frame from the relay");
             None

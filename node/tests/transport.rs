@@ -101,6 +101,7 @@ async fn the_reader_drains_the_socket_while_the_node_is_busy() {
                 peer_id: PeerId::from_bytes([9; 16]),
                 room: "flood".into(),
                 peers: vec![rogue.clone(), honest.clone()],
+                ice_servers: vec![],
             };
             socket.send(Message::text(welcome.to_json())).await.unwrap();
             let junk = RawValue::from_string(format!("\"{}\"", "j".repeat(1_000))).unwrap();

@@ -5,6 +5,7 @@
 //! named constant here so tests, docs and `--help` agree.
 
 use clap::{Args, Parser};
+use shared::protocol::IceServer;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -106,6 +107,109 @@ pub const DEFAULT_QUEUE_MEMORY_BYTES: usize = 512 * 1024 * 1024;
 /// Proxies whose `X-Forwarded-For` names the client: loopback, where the recommended Caddy or
 /// nginx runs. Their own address is then not limited per address, the forwarded one is.
 pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.1,::1";
+
+/// STUN/TURN URLs the relay hands to tabs. Each is up to [`MAX_ICE_URL_BYTES`] in every
+/// joiner's `welcome`, so both are bounded: a handful of servers is all a deployment uses.
+pub const MAX_ICE_SERVERS: usize = 8;
+pub const MAX_ICE_URL_BYTES: usize = 256;
+/// Longest TURN username or credential (coturn's time-limited ones are under 100 bytes).
+pub const MAX_ICE_CREDENTIAL_BYTES: usize = 256;
+
+/// The scheme of an ICE server URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IceScheme {
+    Stun,
+    Turn,
+    Turns,
+}
+
+/// A `stun:`, `turn:` or `turns:` URL (RFC 7064, RFC 7065) that passed [`IceUrl::parse`]:
+/// `stun:host[:port]`, `turn:host[:port][?transport=udp|tcp]`, `turns:` like `turn:`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IceUrl {
+    text: String,
+    scheme: IceScheme,
+}
+
+impl IceUrl {
+    /// Checks what a browser's `RTCPeerConnection` would refuse (it throws on a bad URL and the
+    /// tab would have no direct links at all), with a message that says what is wrong.
+    pub fn parse(text: &str) -> Result<IceUrl, String> {
+        let refuse = |why: &str| Err(format!("`{text}` is not a usable ICE server URL: {why}"));
+        if text.len() > MAX_ICE_URL_BYTES {
+            return refuse(&format!("longer than {MAX_ICE_URL_BYTES} bytes"));
+        }
+        let (scheme, rest) = match text.split_once(':') {
+            Some(("stun", rest)) => (IceScheme::Stun, rest),
+            Some(("turn", rest)) => (IceScheme::Turn, rest),
+            Some(("turns", rest)) => (IceScheme::Turns, rest),
+            _ => return refuse("it must begin with stun:, turn: or turns: (lowercase)"),
+        };
+        if rest.starts_with("//") {
+            return refuse("write stun:host:port, without `//`");
+        }
+        if !rest
+            .bytes()
+            .all(|byte| byte.is_ascii_graphic() && byte != b',')
+        {
+            return refuse("spaces, commas and non-ASCII characters are not allowed");
+        }
+        let (address, query) = match rest.split_once('?') {
+            Some((address, query)) => (address, Some(query)),
+            None => (rest, None),
+        };
+        match (scheme, query) {
+            (_, None) => {}
+            (IceScheme::Stun, Some(_)) => return refuse("a stun: URL takes no `?` part"),
+            (_, Some("transport=udp" | "transport=tcp")) => {}
+            (_, Some(_)) => {
+                return refuse(
+                    "the only query a TURN URL takes is ?transport=udp or ?transport=tcp",
+                )
+            }
+        }
+        let (host, port) = if let Some(bracketed) = address.strip_prefix('[') {
+            match bracketed.split_once(']') {
+                Some((host, "")) => (host, None),
+                Some((host, port)) => match port.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => {
+                        return refuse(
+                            "an IPv6 address in brackets is followed by :port or nothing",
+                        )
+                    }
+                },
+                None => return refuse("an IPv6 address needs its closing `]`"),
+            }
+        } else {
+            match address.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (address, None),
+            }
+        };
+        if host.is_empty() || host.contains(['/', '@', '[', ']']) {
+            return refuse("it needs a host name or address");
+        }
+        if let Some(port) = port {
+            if !port.parse::<u16>().is_ok_and(|port| port != 0) {
+                return refuse("the port must be a number from 1 to 65535");
+            }
+        }
+        Ok(IceUrl {
+            text: text.to_owned(),
+            scheme,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// TURN (`turn:` or `turns:`) needs a username and credential; STUN none.
+    pub fn is_turn(&self) -> bool {
+        self.scheme != IceScheme::Stun
+    }
+}
 
 /// Limits and paths of the relay: everything [`crate::run`] needs.
 #[derive(Args, Clone, Debug)]
@@ -225,6 +329,28 @@ pub struct Config {
     #[arg(long = "http-timeout-secs", env = "HTTP_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
     pub http_timeout: Duration,
 
+    /// STUN or TURN server handed to tabs in `welcome` for their direct WebRTC links
+    /// (stun:host:port, turn:host:port?transport=udp, turns:host:port). Repeat the flag or
+    /// separate with commas. None by default: tabs then link directly only within one machine or
+    /// LAN. See docs/deploy.md, "Direct links between tabs".
+    #[arg(
+        long = "ice-server",
+        env = "ICE_SERVERS",
+        value_delimiter = ',',
+        value_name = "URL",
+        value_parser = IceUrl::parse
+    )]
+    pub ice_servers: Vec<IceUrl>,
+
+    /// Username for the turn: and turns: servers (not for stun:).
+    #[arg(long, env = "ICE_USERNAME", value_name = "NAME")]
+    pub ice_username: Option<String>,
+
+    /// Credential (password) for the turn: and turns: servers. Every tab that connects is
+    /// given it: use a TURN account meant for this, with quotas.
+    #[arg(long, env = "ICE_CREDENTIAL", value_name = "SECRET")]
+    pub ice_credential: Option<String>,
+
     /// NATS broker (e.g. nats://127.0.0.1:4222) through which rooms span every relay connected
     /// to it. Unset (the default): rooms live in this process only. See docs/deploy.md.
     #[arg(long = "nats-url", env = "NATS_URL", value_name = "URL")]
@@ -262,6 +388,9 @@ impl Default for Config {
             ping_interval: DEFAULT_PING_INTERVAL,
             message_timeout: DEFAULT_MESSAGE_TIMEOUT,
             http_timeout: DEFAULT_HTTP_TIMEOUT,
+            ice_servers: Vec::new(),
+            ice_username: None,
+            ice_credential: None,
             nats_url: None,
         }
     }
@@ -294,6 +423,21 @@ pub enum ConfigError {
          + {ENVELOPE_OVERHEAD_BYTES}, or the largest allowed message could never pass"
     )]
     BudgetSmallerThanFrame,
+    #[error("at most {MAX_ICE_SERVERS} --ice-server URLs, {0} given")]
+    TooManyIceServers(usize),
+    #[error(
+        "a turn: or turns: --ice-server needs both --ice-username and --ice-credential \
+         (browsers refuse a TURN server without them)"
+    )]
+    TurnWithoutCredentials,
+    #[error(
+        "--ice-username and --ice-credential are for turn: or turns: servers, and none is given"
+    )]
+    IceCredentialsWithoutTurn,
+    #[error(
+        "--ice-username and --ice-credential are at most {MAX_ICE_CREDENTIAL_BYTES} bytes each"
+    )]
+    IceCredentialTooLong,
 }
 
 impl Config {
@@ -358,7 +502,61 @@ impl Config {
         if self.ping_interval >= self.idle_timeout {
             return Err(ConfigError::PingNotBeforeIdle);
         }
+        self.validate_ice()
+    }
+
+    fn validate_ice(&self) -> Result<(), ConfigError> {
+        if self.ice_servers.len() > MAX_ICE_SERVERS {
+            return Err(ConfigError::TooManyIceServers(self.ice_servers.len()));
+        }
+        let credentials = [&self.ice_username, &self.ice_credential];
+        if credentials.iter().any(|value| {
+            value
+                .as_ref()
+                .is_some_and(|value| value.len() > MAX_ICE_CREDENTIAL_BYTES)
+        }) {
+            return Err(ConfigError::IceCredentialTooLong);
+        }
+        let has_turn = self.ice_servers.iter().any(IceUrl::is_turn);
+        let complete = credentials.iter().all(|value| value.is_some());
+        let any = credentials.iter().any(|value| value.is_some());
+        if has_turn && !complete {
+            return Err(ConfigError::TurnWithoutCredentials);
+        }
+        if !has_turn && any {
+            return Err(ConfigError::IceCredentialsWithoutTurn);
+        }
         Ok(())
+    }
+
+    /// The `ice_servers` of every `welcome`: one entry with the STUN URLs, one with the TURN URLs
+    /// and their credentials; none when no server is configured.
+    pub fn welcome_ice_servers(&self) -> Vec<IceServer> {
+        let urls = |turn: bool| -> Vec<String> {
+            self.ice_servers
+                .iter()
+                .filter(|url| url.is_turn() == turn)
+                .map(|url| url.as_str().to_owned())
+                .collect()
+        };
+        let mut servers = Vec::new();
+        let stun = urls(false);
+        if !stun.is_empty() {
+            servers.push(IceServer {
+                urls: stun,
+                username: None,
+                credential: None,
+            });
+        }
+        let turn = urls(true);
+        if !turn.is_empty() {
+            servers.push(IceServer {
+                urls: turn,
+                username: self.ice_username.clone(),
+                credential: self.ice_credential.clone(),
+            });
+        }
+        servers
     }
 }
 
@@ -435,6 +633,153 @@ mod tests {
         );
         assert_eq!(cli.config.idle_timeout, Duration::from_millis(500));
         assert_eq!(cli.config.ping_interval, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn ice_server_urls_are_checked() {
+        let valid = [
+            "stun:stun.example.org",
+            "stun:stun.example.org:3478",
+            "stun:192.0.2.1:19302",
+            "stun:[2001:db8::1]:3478",
+            "stun:[2001:db8::1]",
+            "turn:turn.example.org:3478?transport=udp",
+            "turn:turn.example.org?transport=tcp",
+            "turns:turn.example.org:5349",
+        ];
+        for url in valid {
+            assert_eq!(IceUrl::parse(url).map(|url| url.text), Ok(url.to_owned()));
+        }
+        let invalid = [
+            ("no scheme", "stun.example.org:3478", "must begin with"),
+            ("http", "http://stun.example.org", "must begin with"),
+            ("capitals", "STUN:stun.example.org", "must begin with"),
+            ("slashes", "stun://stun.example.org", "without `//`"),
+            ("empty host", "stun:", "host"),
+            ("port only", "turn::3478", "host"),
+            ("bad port", "stun:example.org:99999", "port"),
+            ("port zero", "stun:example.org:0", "port"),
+            ("no port digits", "stun:example.org:", "port"),
+            ("query on stun", "stun:example.org?transport=udp", "no `?`"),
+            (
+                "bad transport",
+                "turn:example.org?transport=sctp",
+                "transport",
+            ),
+            ("space", "stun:exa mple.org", "spaces"),
+            ("unclosed ipv6", "stun:[2001:db8::1", "closing"),
+            ("credentials in the url", "turn:user@example.org", "host"),
+            (
+                "too long",
+                &format!("stun:{}.org", "a".repeat(MAX_ICE_URL_BYTES)),
+                "longer",
+            ),
+        ];
+        for (name, url, why) in invalid {
+            let error = IceUrl::parse(url).expect_err(name);
+            assert!(
+                error.contains(why) && error.contains(url),
+                "{name}: {error}"
+            );
+        }
+        // The command line says so too, naming the URL.
+        let error = Cli::try_parse_from(["relay", "--ice-server", "http://x"]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`http://x` is not a usable ICE server URL"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn ice_servers_reach_the_welcome_grouped_with_their_credentials() {
+        let cli = Cli::parse_from([
+            "relay",
+            "--ice-server",
+            "stun:a.example:3478",
+            "--ice-server",
+            "turn:b.example:3478?transport=udp,turns:b.example:5349",
+            "--ice-username",
+            "tab",
+            "--ice-credential",
+            "secret",
+        ]);
+        assert_eq!(cli.config.validate(), Ok(()));
+        assert_eq!(
+            cli.config.welcome_ice_servers(),
+            vec![
+                IceServer {
+                    urls: vec!["stun:a.example:3478".into()],
+                    username: None,
+                    credential: None,
+                },
+                IceServer {
+                    urls: vec![
+                        "turn:b.example:3478?transport=udp".into(),
+                        "turns:b.example:5349".into()
+                    ],
+                    username: Some("tab".into()),
+                    credential: Some("secret".into()),
+                },
+            ]
+        );
+        assert!(Config::default().welcome_ice_servers().is_empty());
+    }
+
+    #[test]
+    fn inconsistent_ice_settings_are_refused() {
+        let urls = |list: &[&str]| -> Vec<IceUrl> {
+            list.iter().map(|url| IceUrl::parse(url).unwrap()).collect()
+        };
+        let cases = [
+            (
+                urls(&["turn:t.example"]),
+                None,
+                None,
+                ConfigError::TurnWithoutCredentials,
+            ),
+            (
+                urls(&["turns:t.example"]),
+                Some("tab"),
+                None,
+                ConfigError::TurnWithoutCredentials,
+            ),
+            (
+                urls(&["stun:s.example"]),
+                Some("tab"),
+                Some("secret"),
+                ConfigError::IceCredentialsWithoutTurn,
+            ),
+            (
+                vec![],
+                None,
+                Some("secret"),
+                ConfigError::IceCredentialsWithoutTurn,
+            ),
+            (
+                urls(&["stun:s.example"; MAX_ICE_SERVERS + 1]),
+                None,
+                None,
+                ConfigError::TooManyIceServers(MAX_ICE_SERVERS + 1),
+            ),
+        ];
+        for (ice_servers, username, credential, expected) in cases {
+            let config = Config {
+                ice_servers,
+                ice_username: username.map(str::to_owned),
+                ice_credential: credential.map(str::to_owned),
+                ..Config::default()
+            };
+            assert_eq!(config.validate(), Err(expected));
+        }
+        let long = Config {
+            ice_servers: urls(&["turn:t.example"]),
+            ice_username: Some("tab".into()),
+            ice_credential: Some("x".repeat(MAX_ICE_CREDENTIAL_BYTES + 1)),
+            ..Config::default()
+        };
+        assert_eq!(long.validate(), Err(ConfigError::IceCredentialTooLong));
     }
 
     #[test]

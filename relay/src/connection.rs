@@ -111,9 +111,11 @@ pub(crate) async fn serve(
     socket: PeerSocket,
     room: RoomName,
     remote: Option<std::net::IpAddr>,
+    resumed: Option<PeerId>,
     _slot: SocketSlot,
 ) {
-    let peer = PeerId::from_bytes(rand::random());
+    // A tab that brings a resume token keeps its id across reconnections; others get a new one.
+    let peer = resumed.unwrap_or_else(|| PeerId::from_bytes(rand::random()));
     let span = tracing::info_span!("peer", peer = peer.short(), room = room.as_str());
     async move {
         let outbox = Outbox::new(OutboxLimits {
@@ -163,10 +165,11 @@ pub(crate) async fn serve(
                 reason = read => (reason, false),
                 reason = &mut write => (reason.unwrap_or(DisconnectReason::WriteError), true),
                 () = outbox.overflowed() => (DisconnectReason::SlowConsumer, false),
+                () = outbox.replaced() => (DisconnectReason::Replaced, false),
                 () = relay.shutdown.cancelled() => (DisconnectReason::Shutdown, false),
             };
             // Leave first, so the others hear `peer_left` without waiting for the goodbye.
-            relay.hub.leave(&room, &peer);
+            relay.hub.leave(&room, &peer, &outbox);
             relay.metrics.disconnect(reason);
             relay
                 .metrics
@@ -311,6 +314,10 @@ async fn read_frames(
             }
             Verdict::Disconnect => return DisconnectReason::RateFlood,
         }
+        if outbox.is_replaced() {
+            // The id is the newer connection's now: nothing more goes out in its name from here.
+            return DisconnectReason::Replaced;
+        }
         let verdict = match incoming {
             Incoming::Text(text) => forward(relay, room, peer, &text),
             Incoming::Binary(_) => Err(Refusal::Malformed(
@@ -390,11 +397,26 @@ fn forward(relay: &Relay, room: &RoomName, peer: &PeerId, text: &str) -> Result<
                 .send_to(room, peer, &to, message)
                 .map_err(|_| Refusal::UnknownPeer)
         }
+        (ClientFrameKind::Signal, Some(to)) => {
+            // Routed exactly like `send`, only wrapped as a `signal` frame, and counted apart so
+            // an operator can see how much of the traffic sets up direct links.
+            let signal = counted(relay, RelayFrame::signal_json(peer, &frame.payload))?;
+            relay
+                .hub
+                .send_to(room, peer, &to, signal)
+                .map_err(|_| Refusal::UnknownPeer)?;
+            relay.metrics.signal_frames.inc();
+            relay.metrics.signal_bytes.add(text.len() as u64);
+            Ok(())
+        }
         (ClientFrameKind::Broadcast, Some(_)) => Err(Refusal::Malformed(
             "`broadcast` goes to the whole room and takes no `to`".to_owned(),
         )),
         (ClientFrameKind::Send, None) => Err(Refusal::Malformed(
             "`send` needs `to`, the peer id to deliver to".to_owned(),
+        )),
+        (ClientFrameKind::Signal, None) => Err(Refusal::Malformed(
+            "`signal` needs `to`, the peer id to deliver to".to_owned(),
         )),
     }
 }
@@ -515,6 +537,7 @@ async fn close(
         DisconnectReason::MessageTimeout => Some((None, CloseCode::Policy)),
         DisconnectReason::IdleTimeout => Some((None, CloseCode::Normal)),
         DisconnectReason::Shutdown => Some((None, CloseCode::Away)),
+        DisconnectReason::Replaced => Some((Some(RelayErrorCode::Replaced), CloseCode::Policy)),
     };
     let polite = async {
         if writer.is_mid_frame() {
@@ -563,6 +586,9 @@ fn disconnect_text(reason: DisconnectReason) -> &'static str {
         DisconnectReason::TooManyErrors => "too many malformed frames; closing",
         DisconnectReason::RateFlood => "kept sending above the rate limit; closing",
         DisconnectReason::SlowConsumer => "you read too slowly and your queue filled; closing",
+        DisconnectReason::Replaced => {
+            "a newer connection presented your resume token and took your peer id; closing"
+        }
         _ => "closing",
     }
 }

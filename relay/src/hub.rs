@@ -18,7 +18,7 @@
 
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Push};
-use shared::protocol::{PeerId, RelayFrame};
+use shared::protocol::{IceServer, PeerId, RelayFrame};
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::HashMap;
 use std::future::Future;
@@ -72,7 +72,10 @@ pub enum HubHealth {
 /// Where a room's frames go. See the module documentation for the contract.
 pub trait RoomHub: Send + Sync + 'static {
     /// Adds `peer` to `room`. On success the peer's `welcome` (with the peers already present) is
-    /// queued in `outbox`, and every other member has been sent `peer_joined`.
+    /// queued in `outbox`, and every other member has been sent `peer_joined`. If a connection
+    /// with the same id (the same resume token) is already a member, it is replaced: its outbox
+    /// is told so ([`Outbox::replace`]), the others hear `peer_left` then `peer_joined`, and the
+    /// newcomer takes its place (a replacement never finds the room full).
     fn join<'a>(
         &'a self,
         room: &'a RoomName,
@@ -80,8 +83,10 @@ pub trait RoomHub: Send + Sync + 'static {
         outbox: Outbox,
     ) -> HubFuture<'a, Result<(), JoinError>>;
 
-    /// Removes `peer` from `room` and tells the others with `peer_left`. Idempotent.
-    fn leave(&self, room: &RoomName, peer: &PeerId);
+    /// Removes `peer` from `room` and tells the others with `peer_left`, if its entry is still
+    /// `outbox`'s (a replaced connection leaves nothing: its id belongs to the newer one).
+    /// Idempotent.
+    fn leave(&self, room: &RoomName, peer: &PeerId, outbox: &Outbox);
 
     /// Delivers `frame` (already a complete relay frame) to every member of `room` except `from`.
     fn broadcast(&self, room: &RoomName, from: &PeerId, frame: Utf8Bytes);
@@ -122,14 +127,21 @@ type Room = HashMap<PeerId, Outbox>;
 pub struct LocalHub {
     shards: [Mutex<HashMap<RoomName, Room>>; ROOM_SHARDS],
     max_peers_per_room: usize,
+    /// What every `welcome` lists for direct links (`Config::welcome_ice_servers`).
+    ice_servers: Vec<IceServer>,
     metrics: Arc<Metrics>,
 }
 
 impl LocalHub {
-    pub fn new(max_peers_per_room: usize, metrics: Arc<Metrics>) -> LocalHub {
+    pub fn new(
+        max_peers_per_room: usize,
+        ice_servers: Vec<IceServer>,
+        metrics: Arc<Metrics>,
+    ) -> LocalHub {
         LocalHub {
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             max_peers_per_room,
+            ice_servers,
             metrics,
         }
     }
@@ -157,6 +169,18 @@ impl LocalHub {
     fn join_now(&self, room: &RoomName, peer: &PeerId, outbox: Outbox) -> Result<(), JoinError> {
         let mut shard = self.shard(room);
         let members = shard.entry(room.clone()).or_default();
+        if let Some(old) = members.remove(peer) {
+            old.replace();
+            let left = Utf8Bytes::from(
+                RelayFrame::PeerLeft {
+                    peer_id: peer.clone(),
+                }
+                .to_json(),
+            );
+            for other in members.values() {
+                self.deliver(other, left.clone());
+            }
+        }
         if members.len() >= self.max_peers_per_room {
             if members.is_empty() {
                 shard.remove(room);
@@ -169,6 +193,7 @@ impl LocalHub {
             peer_id: peer.clone(),
             room: room.as_str().to_owned(),
             peers,
+            ice_servers: self.ice_servers.clone(),
         };
         self.deliver(&outbox, Utf8Bytes::from(welcome.to_json()));
         let joined = Utf8Bytes::from(
@@ -195,14 +220,19 @@ impl RoomHub for LocalHub {
         Box::pin(std::future::ready(self.join_now(room, peer, outbox)))
     }
 
-    fn leave(&self, room: &RoomName, peer: &PeerId) {
+    fn leave(&self, room: &RoomName, peer: &PeerId, outbox: &Outbox) {
         let mut shard = self.shard(room);
         let Entry::Occupied(mut entry) = shard.entry(room.clone()) else {
             return;
         };
-        if entry.get_mut().remove(peer).is_none() {
+        if !entry
+            .get()
+            .get(peer)
+            .is_some_and(|member| member.same(outbox))
+        {
             return;
         }
+        entry.get_mut().remove(peer);
         if entry.get().is_empty() {
             entry.remove();
             return;
@@ -280,7 +310,7 @@ mod tests {
 
     #[test]
     fn join_welcomes_and_announces_then_leave_announces() {
-        let hub = LocalHub::new(2, Arc::new(Metrics::default()));
+        let hub = LocalHub::new(2, Vec::new(), Arc::new(Metrics::default()));
         let room = RoomName::parse("r").unwrap();
         let (a, b) = (outbox(), outbox());
         hub.join_now(&room, &peer(1), a.clone()).unwrap();
@@ -294,9 +324,32 @@ mod tests {
         assert!(a_frames[1].contains(r#""type":"peer_joined""#));
         let b_frames = frames(&b);
         assert!(b_frames[0].contains(peer(1).as_str()), "{b_frames:?}");
-        hub.leave(&room, &peer(2));
+        hub.leave(&room, &peer(2), &b);
         assert!(frames(&a)[0].contains(r#""type":"peer_left""#));
-        hub.leave(&room, &peer(1));
+        hub.leave(&room, &peer(1), &a);
         assert_eq!(hub.room_count(), 0);
+    }
+
+    #[test]
+    fn a_second_connection_with_one_id_replaces_the_first() {
+        let hub = LocalHub::new(2, Vec::new(), Arc::new(Metrics::default()));
+        let room = RoomName::parse("r").unwrap();
+        let (a, old, new) = (outbox(), outbox(), outbox());
+        hub.join_now(&room, &peer(1), a.clone()).unwrap();
+        hub.join_now(&room, &peer(2), old.clone()).unwrap();
+        frames(&a);
+        // The room is full, but a replacement takes the old seat.
+        hub.join_now(&room, &peer(2), new.clone()).unwrap();
+        assert!(old.is_replaced() && !new.is_replaced());
+        let seen = frames(&a);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen[0].contains(r#""type":"peer_left""#) && seen[0].contains(peer(2).as_str()));
+        assert!(seen[1].contains(r#""type":"peer_joined""#) && seen[1].contains(peer(2).as_str()));
+        // The old connection's leave takes nothing from the new one.
+        hub.leave(&room, &peer(2), &old);
+        assert!(frames(&a).is_empty());
+        hub.send_to(&room, &peer(1), &peer(2), Utf8Bytes::from("x"))
+            .unwrap();
+        assert_eq!(frames(&new).last().map(String::as_str), Some("x"));
     }
 }

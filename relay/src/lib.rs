@@ -80,10 +80,21 @@ pub async fn run(
 ) -> Result<(), RelayError> {
     config.validate()?;
     let metrics = Arc::new(Metrics::default());
+    let ice_servers = config.welcome_ice_servers();
     let hub: Arc<dyn RoomHub> = match &config.nats_url {
-        None => Arc::new(LocalHub::new(config.max_peers_per_room, metrics.clone())),
+        None => Arc::new(LocalHub::new(
+            config.max_peers_per_room,
+            ice_servers,
+            metrics.clone(),
+        )),
         Some(url) => Arc::new(
-            nats_hub::NatsHub::connect(url, config.max_peers_per_room, metrics.clone()).await?,
+            nats_hub::NatsHub::connect(
+                url,
+                config.max_peers_per_room,
+                ice_servers,
+                metrics.clone(),
+            )
+            .await?,
         ),
     };
     let relay = Arc::new(Relay {

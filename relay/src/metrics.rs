@@ -45,10 +45,12 @@ pub enum DisconnectReason {
     MessageTimeout,
     /// The relay is shutting down (close code 1001).
     Shutdown,
+    /// A newer connection presented the same resume token and took the peer id (close 1008).
+    Replaced,
 }
 
 impl DisconnectReason {
-    pub const ALL: [DisconnectReason; 11] = [
+    pub const ALL: [DisconnectReason; 12] = [
         DisconnectReason::ClientClosed,
         DisconnectReason::ConnectionLost,
         DisconnectReason::ProtocolError,
@@ -60,6 +62,7 @@ impl DisconnectReason {
         DisconnectReason::IdleTimeout,
         DisconnectReason::MessageTimeout,
         DisconnectReason::Shutdown,
+        DisconnectReason::Replaced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +78,7 @@ impl DisconnectReason {
             DisconnectReason::IdleTimeout => "idle_timeout",
             DisconnectReason::MessageTimeout => "message_timeout",
             DisconnectReason::Shutdown => "shutdown",
+            DisconnectReason::Replaced => "replaced",
         }
     }
 }
@@ -95,10 +99,12 @@ pub enum Rejection {
     NotWebSocket,
     /// An upgrade request that breaks RFC 6455 (not GET, bad key or version).
     BadHandshake,
+    /// A `resume` query parameter that is not 64 lowercase hex digits.
+    BadResumeToken,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 8] = [
+    pub const ALL: [Rejection; 9] = [
         Rejection::ServerFull,
         Rejection::AddressFull,
         Rejection::RoomFull,
@@ -107,6 +113,7 @@ impl Rejection {
         Rejection::OriginNotAllowed,
         Rejection::NotWebSocket,
         Rejection::BadHandshake,
+        Rejection::BadResumeToken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -119,6 +126,7 @@ impl Rejection {
             Rejection::OriginNotAllowed => "origin_not_allowed",
             Rejection::NotWebSocket => "not_websocket",
             Rejection::BadHandshake => "bad_handshake",
+            Rejection::BadResumeToken => "bad_resume_token",
         }
     }
 }
@@ -138,6 +146,9 @@ pub struct Metrics {
     pub bytes_in: Counter,
     pub messages_out: Counter,
     pub bytes_out: Counter,
+    /// `signal` frames forwarded (also counted in `messages_in`), and their bytes as received.
+    pub signal_frames: Counter,
+    pub signal_bytes: Counter,
     pub dropped_rate_limited: Counter,
     pub dropped_malformed: Counter,
     pub dropped_unknown_peer: Counter,
@@ -226,6 +237,18 @@ impl Metrics {
             "counter",
             "Payload bytes of frames written to peers.",
             &[("", self.bytes_out.get())],
+        );
+        family(
+            "relay_signal_frames_total",
+            "counter",
+            "Signal frames (WebRTC signaling between tabs) forwarded; part of relay_messages_in_total.",
+            &[("", self.signal_frames.get())],
+        );
+        family(
+            "relay_signal_bytes_total",
+            "counter",
+            "Bytes of the signal frames forwarded, as received; part of relay_bytes_in_total.",
+            &[("", self.signal_bytes.get())],
         );
         family(
             "relay_dropped_total",

@@ -42,6 +42,9 @@ struct Inner {
     has_frames: Notify,
     /// Wakes the connection when the outbox overflows.
     overflowed: Notify,
+    /// Set (once) when a newer connection took this peer's id; wakes the connection.
+    replaced: std::sync::atomic::AtomicBool,
+    replaced_notify: Notify,
     limits: OutboxLimits,
 }
 
@@ -66,6 +69,8 @@ impl Outbox {
                 }),
                 has_frames: Notify::new(),
                 overflowed: Notify::new(),
+                replaced: std::sync::atomic::AtomicBool::new(false),
+                replaced_notify: Notify::new(),
                 limits,
             }),
         }
@@ -137,6 +142,38 @@ impl Outbox {
             }
             self.inner.overflowed.notified().await;
         }
+    }
+
+    /// Tells the connection that owns this outbox that a newer connection took its peer id (the
+    /// same resume token). What is queued still goes out before the goodbye.
+    pub fn replace(&self) {
+        self.inner
+            .replaced
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.inner.replaced_notify.notify_one();
+    }
+
+    pub fn is_replaced(&self) -> bool {
+        self.inner
+            .replaced
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Resolves once [`Outbox::replace`] has been called.
+    pub async fn replaced(&self) {
+        loop {
+            let notified = self.inner.replaced_notify.notified();
+            if self.is_replaced() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Whether two handles are the same peer's outbox: a room entry belongs to one connection,
+    /// even when a newer connection has the same peer id.
+    pub fn same(&self, other: &Outbox) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Frames left to write, for the final flush before a close frame.

@@ -21,8 +21,8 @@ use crate::metrics::Rejection;
 use crate::Relay;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use shared::protocol::relay::DEFAULT_ROOM;
-use shared::protocol::RelayErrorCode;
+use shared::protocol::relay::{parse_resume_token, DEFAULT_ROOM};
+use shared::protocol::{PeerId, RelayErrorCode};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -69,6 +69,7 @@ pub(crate) fn routes(
     let ws_relay = relay.clone();
     let websocket = warp::path("ws")
         .and(warp::path::tail())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::method())
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<OnUpgrade>())
@@ -76,6 +77,7 @@ pub(crate) fn routes(
         .and(warp::ext::optional::<Hold>())
         .map(
             move |tail: warp::path::Tail,
+                  query: String,
                   method: Method,
                   headers: HeaderMap,
                   on_upgrade: Option<OnUpgrade>,
@@ -83,6 +85,7 @@ pub(crate) fn routes(
                   hold: Option<Hold>| {
                 let request = UpgradeRequest {
                     room: tail.as_str(),
+                    query: &query,
                     method: &method,
                     headers: &headers,
                     remote: remote.map(|RemoteAddr(addr)| addr),
@@ -173,6 +176,8 @@ fn refusal_response(rejection: Rejection) -> Response {
 /// The parts of a request on `/ws...` the handshake looks at.
 struct UpgradeRequest<'a> {
     room: &'a str,
+    /// The query string, without `?` (empty when there is none).
+    query: &'a str,
     method: &'a Method,
     headers: &'a HeaderMap,
     remote: Option<SocketAddr>,
@@ -196,6 +201,13 @@ fn upgrade(
         return text(
             StatusCode::BAD_REQUEST,
             "invalid_room: a room name is 1 to 64 characters of a-z A-Z 0-9 - _ .\n",
+        );
+    };
+    let Ok(resumed) = resume_token(request.query) else {
+        relay.metrics.reject(Rejection::BadResumeToken);
+        return text(
+            StatusCode::BAD_REQUEST,
+            "bad_resume_token: `resume` is 64 lowercase hex digits (a 256-bit secret), given once\n",
         );
     };
     let key = match check_handshake(request.method, request.headers) {
@@ -305,7 +317,9 @@ fn upgrade(
             task_relay.budgets.incoming.clone(),
         );
         match held {
-            Held::Slot(slot) => connection::serve(task_relay, socket, room, remote, slot).await,
+            Held::Slot(slot) => {
+                connection::serve(task_relay, socket, room, remote, resumed, slot).await
+            }
             Held::Refusal(_, _permit) => {
                 connection::refuse(socket, RelayErrorCode::ServerFull).await;
             }
@@ -322,6 +336,22 @@ fn upgrade(
             .expect("base64 is a valid header value"),
     );
     response
+}
+
+/// The peer id a `resume` query parameter asks for (`None` without one). Other parameters are
+/// ignored, for clients newer than this relay; an empty, malformed or repeated `resume` is an
+/// error.
+fn resume_token(query: &str) -> Result<Option<PeerId>, ()> {
+    let mut tokens = query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("resume="));
+    match (tokens.next(), tokens.next()) {
+        (None, _) if !query.split('&').any(|pair| pair == "resume") => Ok(None),
+        (Some(token), None) => parse_resume_token(token)
+            .map(|token| Some(PeerId::from_resume_token(&token)))
+            .ok_or(()),
+        _ => Err(()),
+    }
 }
 
 /// True when the socket comes from a trusted proxy, whose clients are named in a header.
@@ -552,6 +582,27 @@ mod tests {
                 }
                 expected => assert_eq!(got, expected, "{name}"),
             }
+        }
+    }
+
+    #[test]
+    fn resume_parameters_are_checked() {
+        let token = "ab".repeat(32);
+        let id = PeerId::from_resume_token(&[0xab; 32]);
+        let cases = [
+            (String::new(), Ok(None)),
+            ("other=1".to_owned(), Ok(None)),
+            (format!("resume={token}"), Ok(Some(id.clone()))),
+            (format!("v=2&resume={token}&x"), Ok(Some(id))),
+            ("resume=".to_owned(), Err(())),
+            ("resume".to_owned(), Err(())),
+            (format!("resume={}", token.to_uppercase()), Err(())),
+            (format!("resume={}", &token[2..]), Err(())),
+            (format!("resume=%61{}", &token[2..]), Err(())),
+            (format!("resume={token}&resume={token}"), Err(())),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(resume_token(&query), expected, "{query:?}");
         }
     }
 

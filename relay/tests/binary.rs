@@ -54,3 +54,40 @@ async fn the_binary_prints_its_url_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert!(exit.success(), "exit status {exit}");
 }
+
+#[test]
+fn bad_ice_settings_stop_the_binary_with_a_message_that_says_why() {
+    /// Flags, environment, and what stderr must say.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 3] = [
+        (
+            &["--ice-server", "http://stun.example.org"],
+            &[],
+            "`http://stun.example.org` is not a usable ICE server URL",
+        ),
+        // The environment spells it too, comma-separated.
+        (
+            &[],
+            &[("ICE_SERVERS", "stun:ok.example,turn:t.example")],
+            "needs both --ice-username and --ice-credential",
+        ),
+        (
+            &["--ice-username", "tab", "--ice-credential", "secret"],
+            &[],
+            "are for turn: or turns: servers",
+        ),
+    ];
+    for (args, env, expected) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_relay"))
+            .args(["--port", "0", "--static-dir", "/nonexistent"])
+            .args(args)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "off")
+            .stdin(Stdio::null())
+            .output()
+            .expect("the relay binary runs");
+        assert!(!output.status.success(), "{args:?} {env:?} started");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?} {env:?}: {stderr}");
+    }
+}

@@ -39,7 +39,7 @@ use async_nats::{Client, ConnectOptions, Event, Subject};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use metrics::BrokerMetrics;
-use shared::protocol::{PeerId, RelayFrame};
+use shared::protocol::{IceServer, PeerId, RelayFrame};
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -131,6 +131,8 @@ struct Shared {
     publishes: mpsc::Sender<Publish>,
     next_room_id: AtomicU64,
     max_peers_per_room: usize,
+    /// What every `welcome` lists for direct links.
+    ice_servers: Vec<IceServer>,
     metrics: Arc<Metrics>,
     broker: BrokerMetrics,
     stop: CancellationToken,
@@ -171,6 +173,19 @@ struct RemoteMembers {
 }
 
 impl Room {
+    /// Whether `peer` is in the room anywhere: here, or in any relay's presence. A peer id can be
+    /// listed by two relays at once for a moment: a tab with a resume token that moved from one
+    /// relay to another while the first had not yet noticed. Members hear `peer_joined` when an
+    /// id first appears anywhere and `peer_left` when it is gone everywhere, so such a move is
+    /// silent for them.
+    fn is_present(&self, peer: &PeerId) -> bool {
+        self.local.contains_key(peer)
+            || self
+                .remote
+                .values()
+                .any(|members| members.peers.contains(peer))
+    }
+
     fn remote_count(&self) -> usize {
         self.remote
             .values()
@@ -219,6 +234,7 @@ impl NatsHub {
     pub async fn connect(
         url: &str,
         max_peers_per_room: usize,
+        ice_servers: Vec<IceServer>,
         metrics: Arc<Metrics>,
     ) -> Result<NatsHub, BrokerError> {
         let relay_id = RelayId::random();
@@ -267,6 +283,7 @@ impl NatsHub {
             publishes,
             next_room_id: AtomicU64::new(0),
             max_peers_per_room,
+            ice_servers,
             metrics,
             broker: BrokerMetrics::default(),
             stop: CancellationToken::new(),
@@ -402,6 +419,21 @@ impl Shared {
         peer: &PeerId,
         outbox: Outbox,
     ) -> Result<(), JoinError> {
+        if let Some(old) = state.local.remove(peer) {
+            // The same resume token again on this relay: the newer connection takes the id, and
+            // the room hears the old one leave and the new one join, as on a single relay.
+            old.replace();
+            if !state.is_present(peer) {
+                state.deliver_all(&self.metrics, &left_frame(peer));
+            }
+            self.publish_room(
+                state,
+                RoomMessage::Left {
+                    relay: self.relay_id.clone(),
+                    peer: peer.clone(),
+                },
+            );
+        }
         if state.local.len() + state.remote_count() >= self.max_peers_per_room {
             return Err(JoinError::RoomFull);
         }
@@ -414,16 +446,21 @@ impl Shared {
                     .values()
                     .flat_map(|members| members.peers.iter()),
             )
+            .filter(|listed| *listed != peer)
             .cloned()
             .collect();
         peers.sort();
+        peers.dedup();
         let welcome = RelayFrame::Welcome {
             peer_id: peer.clone(),
             room: room.as_str().to_owned(),
             peers,
+            ice_servers: self.ice_servers.clone(),
         };
         deliver(&self.metrics, &outbox, Utf8Bytes::from(welcome.to_json()));
-        state.deliver_all(&self.metrics, &joined_frame(peer));
+        if !state.is_present(peer) {
+            state.deliver_all(&self.metrics, &joined_frame(peer));
+        }
         state.local.insert(peer.clone(), outbox);
         self.publish_room(
             state,
@@ -514,16 +551,23 @@ impl Shared {
         }
     }
 
-    fn leave(&self, room: &RoomName, peer: &PeerId) {
+    fn leave(&self, room: &RoomName, peer: &PeerId, outbox: &Outbox) {
         let mut shard = self.shard(room);
         let Entry::Occupied(mut entry) = shard.entry(room.clone()) else {
             return;
         };
         let state = entry.get_mut();
-        if state.local.remove(peer).is_none() {
+        if !state
+            .local
+            .get(peer)
+            .is_some_and(|member| member.same(outbox))
+        {
             return;
         }
-        state.deliver_all(&self.metrics, &left_frame(peer));
+        state.local.remove(peer);
+        if !state.is_present(peer) {
+            state.deliver_all(&self.metrics, &left_frame(peer));
+        }
         self.publish_room(
             state,
             RoomMessage::Left {
@@ -634,8 +678,28 @@ impl Shared {
                 }
             }
             RoomMessage::Joined { relay, peer } => {
-                if relay != self.relay_id {
-                    self.learn_member(state, &relay, &peer, now);
+                if relay == self.relay_id {
+                    return;
+                }
+                self.learn_member(state, &relay, &peer, now);
+                if let Some(old) = state.local.remove(&peer) {
+                    // The tab moved to another relay with its resume token while its old
+                    // connection here was still open: the newer one wins, and since the id is
+                    // still in the room (there), nobody hears it leave.
+                    info!(
+                        room = room.as_str(),
+                        peer = peer.short(),
+                        relay = relay.short(),
+                        "peer id taken by a connection on another relay; closing ours"
+                    );
+                    old.replace();
+                    self.publish_room(
+                        state,
+                        RoomMessage::Left {
+                            relay: self.relay_id.clone(),
+                            peer: peer.clone(),
+                        },
+                    );
                 }
             }
             RoomMessage::Left { relay, peer } => {
@@ -646,7 +710,7 @@ impl Shared {
                     return;
                 };
                 members.last_heard = now;
-                if members.peers.remove(&peer) {
+                if members.peers.remove(&peer) && !state.is_present(&peer) {
                     state.deliver_all(&self.metrics, &left_frame(&peer));
                 }
             }
@@ -669,12 +733,15 @@ impl Shared {
                 last_heard: now,
             });
         members.last_heard = now;
-        if !members.peers.contains(peer) && members.peers.len() < self.max_peers_per_room {
+        if members.peers.contains(peer) || members.peers.len() >= self.max_peers_per_room {
+            return;
+        }
+        let announce = !state.is_present(peer);
+        if let Some(members) = state.remote.get_mut(relay) {
             members.peers.insert(peer.clone());
-            let joined = joined_frame(peer);
-            for outbox in state.local.values() {
-                deliver(&self.metrics, outbox, joined.clone());
-            }
+        }
+        if announce {
+            state.deliver_all(&self.metrics, &joined_frame(peer));
         }
     }
 
@@ -684,10 +751,14 @@ impl Shared {
         let known = state.remote.remove(&relay).map(|members| members.peers);
         let known = known.unwrap_or_default();
         for gone in known.difference(&listed) {
-            state.deliver_all(&self.metrics, &left_frame(gone));
+            if !state.is_present(gone) {
+                state.deliver_all(&self.metrics, &left_frame(gone));
+            }
         }
         for new in listed.difference(&known) {
-            state.deliver_all(&self.metrics, &joined_frame(new));
+            if !state.is_present(new) {
+                state.deliver_all(&self.metrics, &joined_frame(new));
+            }
         }
         if !listed.is_empty() {
             state.remote.insert(
@@ -726,7 +797,9 @@ impl Shared {
                     );
                     self.broker.presence_expired.add(members.peers.len() as u64);
                     for peer in &members.peers {
-                        state.deliver_all(&self.metrics, &left_frame(peer));
+                        if !state.is_present(peer) {
+                            state.deliver_all(&self.metrics, &left_frame(peer));
+                        }
                     }
                 }
                 let abandoned = state.local.is_empty()
@@ -823,7 +896,9 @@ impl Shared {
                     for state in rooms.values_mut() {
                         if let Some(members) = state.remote.remove(&relay) {
                             for peer in &members.peers {
-                                state.deliver_all(&self.metrics, &left_frame(peer));
+                                if !state.is_present(peer) {
+                                    state.deliver_all(&self.metrics, &left_frame(peer));
+                                }
                             }
                         }
                     }
@@ -948,8 +1023,8 @@ impl RoomHub for NatsHub {
         Box::pin(self.shared.join(room, peer, outbox))
     }
 
-    fn leave(&self, room: &RoomName, peer: &PeerId) {
-        self.shared.leave(room, peer);
+    fn leave(&self, room: &RoomName, peer: &PeerId, outbox: &Outbox) {
+        self.shared.leave(room, peer, outbox);
     }
 
     fn broadcast(&self, room: &RoomName, from: &PeerId, frame: Utf8Bytes) {

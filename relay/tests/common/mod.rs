@@ -6,7 +6,7 @@
 use futures_util::{SinkExt, StreamExt};
 use relay::Config;
 use serde_json::value::RawValue;
-use shared::protocol::{ClientFrame, PeerId, RelayFrame};
+use shared::protocol::{ClientFrame, IceServer, PeerId, RelayFrame};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -122,6 +122,8 @@ pub struct Client {
     pub room: String,
     /// Peers present when we joined, from the welcome.
     pub peers: Vec<PeerId>,
+    /// STUN/TURN servers, from the welcome.
+    pub ice_servers: Vec<IceServer>,
 }
 
 impl Client {
@@ -132,11 +134,13 @@ impl Client {
                 peer_id,
                 room,
                 peers,
+                ice_servers,
             } => Client {
                 ws,
                 id: peer_id,
                 room,
                 peers,
+                ice_servers,
             },
             other => panic!("expected welcome, got {other:?}"),
         }
@@ -165,6 +169,23 @@ impl Client {
             RawValue::from_string(payload.to_owned()).unwrap(),
         );
         self.send_text(serde_json::to_string(&frame).unwrap()).await;
+    }
+
+    /// A `signal` frame to one peer (WebRTC signaling, routed like `send`).
+    pub async fn signal_to(&mut self, to: &PeerId, payload: &str) {
+        let frame = ClientFrame::signal(
+            to.clone(),
+            RawValue::from_string(payload.to_owned()).unwrap(),
+        );
+        self.send_text(serde_json::to_string(&frame).unwrap()).await;
+    }
+
+    /// The next `signal` frame: (from, raw payload text). Panics on anything else.
+    pub async fn recv_signal(&mut self) -> (PeerId, String) {
+        match self.recv().await {
+            RelayFrame::Signal { from, payload } => (from, payload.get().to_owned()),
+            other => panic!("expected a signal, got {other:?}"),
+        }
     }
 
     pub async fn send_text(&mut self, text: String) {

@@ -63,11 +63,26 @@ async fn peers_on_two_relays_share_a_room() {
     bob.broadcast(r#"{"hello":"from B"}"#).await;
     expect_message(&mut alice, &bob.id, r#"{"hello":"from B"}"#).await;
 
-    // `send` across relays, both ways (signaling for direct links goes this way).
+    // `send` across relays, both ways.
     alice.send_to(&bob.id, r#"{"offer":"sdp"}"#).await;
     expect_message(&mut bob, &alice.id, r#"{"offer":"sdp"}"#).await;
     bob.send_to(&alice.id, r#"{"answer":"sdp"}"#).await;
     expect_message(&mut alice, &bob.id, r#"{"answer":"sdp"}"#).await;
+    // `signal` (signaling for direct links) crosses relays the same way and stays a `signal`.
+    let offer = r#"{"kind":"offer", "sdp":"v=0"}"#;
+    alice.signal_to(&bob.id, offer).await;
+    assert_eq!(
+        bob.recv_signal().await,
+        (alice.id.clone(), offer.to_owned())
+    );
+    bob.signal_to(&alice.id, r#"{"kind":"bye"}"#).await;
+    assert_eq!(
+        alice.recv_signal().await,
+        (bob.id.clone(), r#"{"kind":"bye"}"#.to_owned())
+    );
+    // Each relay counts the signals its own peers sent.
+    assert_eq!(a.metric("relay_signal_frames_total").await, 1);
+    assert_eq!(b.metric("relay_signal_frames_total").await, 1);
     // The other room heard none of it: the next thing the stranger gets is its own peer's join.
     let mut other = a.join("class_1").await;
     assert_eq!(other.peers, vec![stranger.id.clone()]);
@@ -75,8 +90,13 @@ async fn peers_on_two_relays_share_a_room() {
     other.broadcast("1").await;
     expect_message(&mut stranger, &other.id, "1").await;
 
-    // A send to nobody in the room is refused, as on one relay.
+    // A send or a signal to nobody in the room is refused, as on one relay.
     alice.send_to(&stranger.id, "{}").await;
+    match alice.recv().await {
+        RelayFrame::Error { code, .. } => assert_eq!(code, RelayErrorCode::UnknownPeer),
+        other => panic!("expected unknown_peer, got {other:?}"),
+    }
+    alice.signal_to(&stranger.id, r#"{"kind":"bye"}"#).await;
     match alice.recv().await {
         RelayFrame::Error { code, .. } => assert_eq!(code, RelayErrorCode::UnknownPeer),
         other => panic!("expected unknown_peer, got {other:?}"),
@@ -357,4 +377,49 @@ async fn a_broker_outage_keeps_rooms_local_and_heals_by_itself() {
     b.wait_for_health("ok").await;
     assert!(a.metric("relay_broker_reconnects_total").await >= 1);
     assert!(b.metric("relay_broker_reconnects_total").await >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tab_that_moves_relays_with_its_resume_token_keeps_its_id_and_nobody_sees_it_leave() {
+    let (_broker, a, b) = fleet(&[]).await;
+    let token = "7e".repeat(32);
+    let mut carol = a.join("move").await;
+    let mut dave = b.join("move").await;
+    expect_joined(&mut carol, &dave.id).await;
+    let mut old = a.join(&format!("move?resume={token}")).await;
+    let id = old.id.clone();
+    expect_joined(&mut carol, &id).await;
+    expect_joined(&mut dave, &id).await;
+
+    // The tab reconnects through the other relay while its first socket is still open.
+    let mut new = b.join(&format!("move?resume={token}")).await;
+    assert_eq!(new.id, id);
+    let mut listed = new.peers.clone();
+    listed.sort();
+    let mut expected = vec![carol.id.clone(), dave.id.clone()];
+    expected.sort();
+    assert_eq!(listed, expected, "the others, once each, not itself");
+    match old.recv().await {
+        RelayFrame::Error { code, .. } => assert_eq!(code, RelayErrorCode::Replaced),
+        other => panic!("expected replaced, got {other:?}"),
+    }
+    a.wait_for_metric("relay_disconnects_total{reason=\"replaced\"}", 1)
+        .await;
+
+    // Neither relay's members heard the id leave or join again: their next frames are these.
+    dave.broadcast(r#""after the move""#).await;
+    expect_message(&mut carol, &dave.id, r#""after the move""#).await;
+    expect_message(&mut new, &dave.id, r#""after the move""#).await;
+    carol.send_to(&id, r#""still you?""#).await;
+    expect_message(&mut new, &carol.id, r#""still you?""#).await;
+    new.broadcast(r#""yes""#).await;
+    expect_message(&mut carol, &id, r#""yes""#).await;
+    expect_message(&mut dave, &id, r#""yes""#).await;
+    // A heartbeat later (A no longer lists it, B does) nothing has changed either.
+    tokio::time::sleep(relay::nats_hub::HEARTBEAT_INTERVAL * 2).await;
+    dave.broadcast(r#""later""#).await;
+    expect_message(&mut carol, &dave.id, r#""later""#).await;
+    expect_message(&mut new, &dave.id, r#""later""#).await;
+    carol.send_to(&id, "1").await;
+    expect_message(&mut new, &carol.id, "1").await;
 }

@@ -602,6 +602,8 @@ impl Driver {
                     LogKind::Relay,
                     format!("relay error {}: {message}", code.as_str()),
                 ),
+                // Signaling for direct links: the WebRTC driver takes these; never the node.
+                RelayFrame::Signal { .. } => {}
             },
             TransportEvent::Disconnected => {
                 self.log(LogKind::Relay, "disconnected from the relay".into());
