@@ -17,8 +17,9 @@ use crate::node::{Handshake, Node, OwnTxState, PeerInfo};
 use crate::protocol::message::TipStatus;
 use crate::protocol::PeerId;
 use crate::validation::{check_block_rules, Rule, RuleOutcome};
+use crate::work::Work;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use thiserror::Error;
 
@@ -192,6 +193,98 @@ pub fn peer_views(node: &Node, now_ms: u64, hello_grace_ms: u64) -> Vec<PeerView
         .collect()
 }
 
+// ---- peers that went away ----
+
+/// Peers remembered after they left (or after we went offline), so a partition is visible from
+/// both sides and their names stay payable. A classroom room holds a few dozen tabs.
+pub const MAX_REMEMBERED_PEERS: usize = 64;
+
+/// A peer as last seen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenPeer {
+    pub view: PeerView,
+    /// When it was last among our peers.
+    pub last_seen_ms: u64,
+    /// Among our peers now.
+    pub present: bool,
+}
+
+impl SeenPeer {
+    /// "here", or "seen 12 s ago" / "seen 3 min ago".
+    pub fn seen(&self, now_ms: u64) -> String {
+        if self.present {
+            return "here".into();
+        }
+        let seconds = now_ms.saturating_sub(self.last_seen_ms) / 1_000;
+        match seconds {
+            0..=59 => format!("seen {seconds} s ago"),
+            60..=3_599 => format!("seen {} min ago", seconds / 60),
+            _ => format!("seen {} h ago", seconds / 3_600),
+        }
+    }
+}
+
+/// The peers we have, and the last state of those we had (at most [`MAX_REMEMBERED_PEERS`]
+/// gone ones, the longest gone forgotten first). A peer that said hello is remembered by its
+/// address too: when it comes back under a new peer id, the old entry goes.
+#[derive(Clone, Debug, Default)]
+pub struct PeerMemory {
+    peers: BTreeMap<PeerId, SeenPeer>,
+}
+
+impl PeerMemory {
+    /// Takes in the peers we have now.
+    pub fn update(&mut self, current: &[PeerView], now_ms: u64) {
+        let here: BTreeMap<&PeerId, &PeerView> =
+            current.iter().map(|peer| (&peer.id, peer)).collect();
+        let addresses_here: Vec<Address> = current.iter().filter_map(|peer| peer.address).collect();
+        self.peers.retain(|id, seen| {
+            here.contains_key(id)
+                || !seen
+                    .view
+                    .address
+                    .is_some_and(|a| addresses_here.contains(&a))
+        });
+        for seen in self.peers.values_mut() {
+            seen.present = false;
+        }
+        for peer in current {
+            self.peers.insert(
+                peer.id.clone(),
+                SeenPeer {
+                    view: peer.clone(),
+                    last_seen_ms: now_ms,
+                    present: true,
+                },
+            );
+        }
+        let gone = self.peers.values().filter(|seen| !seen.present).count();
+        if gone > MAX_REMEMBERED_PEERS {
+            let mut oldest: Vec<(u64, PeerId)> = self
+                .peers
+                .values()
+                .filter(|seen| !seen.present)
+                .map(|seen| (seen.last_seen_ms, seen.view.id.clone()))
+                .collect();
+            oldest.sort();
+            for (_, id) in oldest.into_iter().take(gone - MAX_REMEMBERED_PEERS) {
+                self.peers.remove(&id);
+            }
+        }
+    }
+    /// Present peers first (in id order), then the gone ones, most recently seen first.
+    pub fn rows(&self) -> Vec<&SeenPeer> {
+        let mut rows: Vec<&SeenPeer> = self.peers.values().collect();
+        rows.sort_by_key(|seen| (!seen.present, std::cmp::Reverse(seen.last_seen_ms)));
+        rows
+    }
+    /// Every remembered peer's view, for the recipient resolver: a peer that went away can
+    /// still be paid by the name it said.
+    pub fn views(&self) -> Vec<PeerView> {
+        self.peers.values().map(|seen| seen.view.clone()).collect()
+    }
+}
+
 // ---- the address book ----
 
 /// A name the person gave an address.
@@ -325,6 +418,18 @@ impl Names {
             }
         }
         Names { by_address }
+    }
+    /// Adds what peers we no longer have said (see [`PeerMemory`]), below every other source.
+    pub fn with_remembered(mut self, peers: &[PeerView]) -> Names {
+        for peer in peers.iter().filter(|peer| !peer.banned) {
+            if let (Some(address), Some(name)) = (peer.address, peer.name.clone()) {
+                self.by_address.entry(address).or_insert(KnownName {
+                    name,
+                    source: NameSource::Peer,
+                });
+            }
+        }
+        self
     }
     pub fn get(&self, address: &Address) -> Option<&KnownName> {
         self.by_address.get(address)
@@ -773,6 +878,134 @@ pub fn own_transactions(node: &Node, names: &Names) -> Vec<OwnTxView> {
     rows
 }
 
+// ---- payments to us ----
+
+/// Blocks searched back from the tip for payments to us: more than a lesson makes, and cheap
+/// to scan on every snapshot (a few microseconds a block).
+pub const INCOMING_SCAN_BLOCKS: usize = 1_000;
+/// Payments to us shown, newest first.
+pub const MAX_INCOMING_SHOWN: usize = 50;
+
+/// Where a payment to us stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IncomingState {
+    /// Waiting in our pool: announced, not yet in a block of our best chain.
+    Pending,
+    Confirmed {
+        height: u64,
+        confirmations: u64,
+    },
+}
+
+/// A payment someone made to us.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncomingView {
+    pub id: Hash,
+    pub from: Address,
+    pub from_name: Option<String>,
+    pub amount: u64,
+    pub state: IncomingState,
+}
+
+impl IncomingView {
+    /// A machine key (`pending` / `confirmed`) and a sentence for people.
+    pub fn describe(&self) -> (&'static str, String) {
+        match self.state {
+            IncomingState::Pending => ("pending", "pending: not in a block yet".into()),
+            IncomingState::Confirmed {
+                height,
+                confirmations,
+            } => (
+                "confirmed",
+                format!(
+                    "received in block {height} ({})",
+                    plural(confirmations, "confirmation", "confirmations")
+                ),
+            ),
+        }
+    }
+}
+
+/// "1 block", "2 blocks": a count with the right form of its noun.
+pub fn plural(count: u64, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
+/// Payments to our address (coinbases aside), newest first: those waiting in our pool, then
+/// those in the last [`INCOMING_SCAN_BLOCKS`] blocks of our best chain, at most
+/// [`MAX_INCOMING_SHOWN`].
+pub fn incoming_payments(node: &Node, names: &Names) -> Vec<IncomingView> {
+    let us = node.address();
+    let tree = node.tree();
+    let tip = tree.tip_height();
+    let view = |tx: &crate::tx::Transaction, state: IncomingState| IncomingView {
+        id: tx.id(),
+        from: tx.sender(),
+        from_name: names.name(&tx.sender()),
+        amount: tx.amount,
+        state,
+    };
+    let mut rows: Vec<IncomingView> = node
+        .mempool()
+        .transactions()
+        .iter()
+        .filter(|tx| tx.to == us && tx.sender() != us)
+        .map(|tx| view(tx, IncomingState::Pending))
+        .collect();
+    let from_height = (tip + 1).saturating_sub(INCOMING_SCAN_BLOCKS as u64);
+    let blocks = tree.active_blocks(from_height, INCOMING_SCAN_BLOCKS);
+    for block in blocks.iter().rev() {
+        if rows.len() >= MAX_INCOMING_SHOWN {
+            break;
+        }
+        let height = block.header.height;
+        for tx in block.transactions.iter().rev() {
+            if tx.to == us && tx.sender() != us {
+                rows.push(view(
+                    tx,
+                    IncomingState::Confirmed {
+                        height,
+                        confirmations: tip + 1 - height,
+                    },
+                ));
+            }
+        }
+    }
+    rows.truncate(MAX_INCOMING_SHOWN);
+    rows
+}
+
+// ---- work people can compare ----
+
+/// How much more work `theirs` has than `ours`, in blocks' worth of work at `per_block` (the
+/// work of one block at the current target): +2.0 means "two blocks ahead". Both chains' total
+/// work is a huge number (2^29.4 and 2^29.4 look the same); the difference in blocks shows why
+/// one of them wins.
+pub fn work_ahead_in_blocks(theirs: &Work, ours: &Work, per_block: &Work) -> f64 {
+    let per_block = per_block.as_f64();
+    if per_block <= 0.0 {
+        return 0.0;
+    }
+    let difference = if theirs >= ours {
+        Work(theirs.0 - ours.0).as_f64()
+    } else {
+        -Work(ours.0 - theirs.0).as_f64()
+    };
+    difference / per_block
+}
+
+/// "same work", "1.0 block more", "2.5 blocks less" (one decimal).
+pub fn describe_work_ahead(blocks: f64) -> String {
+    let rounded = (blocks * 10.0).round() / 10.0;
+    if rounded == 0.0 {
+        return "same work".into();
+    }
+    let amount = rounded.abs();
+    let noun = if amount == 1.0 { "block" } else { "blocks" };
+    let direction = if rounded > 0.0 { "more" } else { "less" };
+    format!("{amount:.1} {noun} {direction}")
+}
+
 /// What the tamper sandbox shows of one edited copy of a block: the checks a reader can follow
 /// by eye, each done by the consensus code itself. `parent_hash` is the (recomputed) hash of the
 /// copy before it, `None` for the first copy; `subsidy_and_fees` what its coinbase should pay.
@@ -810,6 +1043,75 @@ pub fn tamper_checks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn work_is_compared_in_blocks_at_the_current_target() {
+        let per_block = crate::work::Target(0x1f00_ffff).work();
+        let times = |n: u64| Work(per_block.0 * crate::work::U256::from(n));
+        let ours = times(40);
+        assert_eq!(work_ahead_in_blocks(&times(42), &ours, &per_block), 2.0);
+        assert_eq!(work_ahead_in_blocks(&times(39), &ours, &per_block), -1.0);
+        assert_eq!(work_ahead_in_blocks(&ours, &ours, &per_block), 0.0);
+        let cases = [
+            (0.0, "same work"),
+            (0.04, "same work"),
+            (1.0, "1.0 block more"),
+            (-1.0, "1.0 block less"),
+            (2.46, "2.5 blocks more"),
+            (-0.3, "0.3 blocks less"),
+        ];
+        for (blocks, text) in cases {
+            assert_eq!(describe_work_ahead(blocks), text, "{blocks}");
+        }
+        assert_eq!(
+            Work(crate::work::U256::from(3u64) << 100).as_f64(),
+            3.0 * 2f64.powi(100)
+        );
+    }
+
+    #[test]
+    fn a_peer_that_went_away_is_remembered_with_when_it_was_seen_and_stays_payable() {
+        let bob = peer(1, "bob", 0xbb, PeerState::Ready);
+        let carol = peer(2, "carol", 0xcc, PeerState::Ready);
+        let mut memory = PeerMemory::default();
+        memory.update(&[bob.clone(), carol.clone()], 1_000);
+        memory.update(std::slice::from_ref(&carol), 13_500);
+        let rows = memory.rows();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].present && rows[0].view.id == carol.id);
+        assert!(!rows[1].present);
+        assert_eq!(rows[1].seen(13_500), "seen 12 s ago");
+        assert_eq!(rows[1].seen(200_000), "seen 3 min ago");
+        assert_eq!(rows[0].seen(200_000), "here");
+        // Gone, but still paid by name.
+        let recipient =
+            resolve_recipient("bob", &memory.views(), &AddressBook::default(), &US).unwrap();
+        assert_eq!(recipient.address, Address([0xbb; 20]));
+        // Back under a new peer id: the old entry goes.
+        let bob_again = peer(9, "bob", 0xbb, PeerState::Ready);
+        memory.update(&[carol.clone(), bob_again], 20_000);
+        assert_eq!(memory.rows().len(), 2);
+        assert!(memory.rows().iter().all(|seen| seen.present));
+        // Bounded.
+        for i in 0..(MAX_REMEMBERED_PEERS as u8 + 10) {
+            memory.update(
+                &[peer(100 + i, "x", i, PeerState::Ready)],
+                30_000 + i as u64,
+            );
+        }
+        memory.update(&[], 40_000);
+        assert_eq!(memory.rows().len(), MAX_REMEMBERED_PEERS);
+    }
+
+    #[test]
+    fn counts_have_the_right_noun() {
+        assert_eq!(plural(1, "transaction", "transactions"), "1 transaction");
+        assert_eq!(plural(0, "transaction", "transactions"), "0 transactions");
+        assert_eq!(
+            plural(2, "confirmation", "confirmations"),
+            "2 confirmations"
+        );
+    }
 
     fn peer(id: u8, name: &str, address: u8, state: PeerState) -> PeerView {
         PeerView {

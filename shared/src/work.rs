@@ -50,6 +50,12 @@ impl Work {
     pub fn checked_add(self, other: Work) -> Option<Work> {
         self.0.checked_add(other.0).map(Work)
     }
+    /// The work as a float (53 bits of precision), for figures people compare.
+    pub fn as_f64(&self) -> f64 {
+        self.0 .0.iter().rev().fold(0.0, |sum, limb| {
+            sum * 18_446_744_073_709_551_616.0 + *limb as f64
+        })
+    }
     /// A rough decimal figure for people: log2 of the work, as "2^23.7".
     pub fn log2(&self) -> f64 {
         if self.0.is_zero() {

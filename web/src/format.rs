@@ -14,15 +14,24 @@ pub fn ago(now_ms: u64, then_ms: u64) -> String {
     }
 }
 
-/// Wall-clock time of day, UTC, "14:03:27".
+/// Wall-clock time of day in the viewer's time zone, "14:03:27".
 pub fn clock(ms: u64) -> String {
-    let seconds = (ms / 1000) % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}",
-        seconds / 3600,
-        (seconds / 60) % 60,
-        seconds % 60
-    )
+    let (hours, minutes, seconds) = local_time_of_day(ms);
+    format!("{hours:02}:{minutes:02}:{seconds:02}")
+}
+
+/// Hours, minutes and seconds of `ms` in the viewer's time zone (the browser's); UTC natively,
+/// where only tests run.
+#[cfg(target_arch = "wasm32")]
+fn local_time_of_day(ms: u64) -> (u32, u32, u32) {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    (date.get_hours(), date.get_minutes(), date.get_seconds())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn local_time_of_day(ms: u64) -> (u32, u32, u32) {
+    let seconds = ((ms / 1000) % 86_400) as u32;
+    (seconds / 3600, (seconds / 60) % 60, seconds % 60)
 }
 
 /// A round trip: "0.6 ms" below 10 ms (a loopback or LAN link), "42 ms" above.

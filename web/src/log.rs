@@ -37,19 +37,94 @@ impl LogKind {
     }
 }
 
+/// A run of consecutive blocks from one source, shown as one line ("blocks 120–158 received
+/// from tab-0c49") instead of one line a block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockRun {
+    /// Who sent them; `None` for blocks we mined.
+    pub from: Option<PeerId>,
+    pub from_name: String,
+    pub first: u64,
+    pub last: u64,
+    pub side_branch: bool,
+}
+
+impl BlockRun {
+    pub fn describe(&self) -> String {
+        let blocks = if self.first == self.last {
+            format!("block {}", self.first)
+        } else {
+            format!("blocks {}–{}", self.first, self.last)
+        };
+        let place = if self.side_branch {
+            " on a side branch"
+        } else {
+            ""
+        };
+        match &self.from {
+            Some(_) => format!("{blocks} received from {}{place}", self.from_name),
+            None => format!("{blocks} mined by us{place}"),
+        }
+    }
+    /// `next` continues this run: same source, same branch kind, the next height.
+    fn continued_by(&self, next: &BlockRun) -> bool {
+        self.from == next.from
+            && self.side_branch == next.side_branch
+            && next.first == self.last + 1
+    }
+}
+
+/// The run a `BlockAccepted` starts, for grouping.
+pub fn block_run(event: &NodeEvent, name: &dyn Fn(&PeerId) -> String) -> Option<BlockRun> {
+    let NodeEvent::BlockAccepted {
+        height,
+        from,
+        side_branch,
+        ..
+    } = event
+    else {
+        return None;
+    };
+    Some(BlockRun {
+        from: from.clone(),
+        from_name: from.as_ref().map(name).unwrap_or_default(),
+        first: *height,
+        last: *height,
+        side_branch: *side_branch,
+    })
+}
+
+/// Adds `entry` at the front of `entries` (newest first), merging it into the newest entry when
+/// both are runs of blocks and it continues that run.
+pub fn push_grouped(entries: &mut std::collections::VecDeque<LogEntry>, entry: LogEntry) {
+    if let (Some(front), Some(run)) = (entries.front_mut(), entry.run.as_ref()) {
+        if let Some(current) = front.run.as_mut() {
+            if current.continued_by(run) {
+                current.last = run.last;
+                front.text = current.describe();
+                front.at_ms = entry.at_ms;
+                return;
+            }
+        }
+    }
+    entries.push_front(entry);
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogEntry {
     pub seq: u64,
     pub at_ms: u64,
     pub kind: LogKind,
     pub text: String,
+    /// Set for a block accepted, so that consecutive ones become one line.
+    pub run: Option<BlockRun>,
 }
 
-/// Turns a node event into words; `None` for events too frequent to log (peer tips, and
-/// blocks accepted while a sync fetches them by the thousand). `name` names a peer.
+/// Turns a node event into words; `None` for events too frequent to log (peer tips, tip
+/// changes that are not reorgs). Blocks accepted are grouped into runs by [`push_grouped`], so
+/// a sync of thousands of blocks is one line. `name` names a peer.
 pub fn describe_event(
     event: &NodeEvent,
-    syncing: bool,
     name: &dyn Fn(&PeerId) -> String,
 ) -> Option<(LogKind, String)> {
     Some(match event {
@@ -61,33 +136,19 @@ pub fn describe_event(
         } if *reorg_depth > 0 => (
             LogKind::Reorg,
             format!(
-                "reorg: {reorg_depth} block(s) replaced, new tip {} at height {height}",
+                "reorg: {} replaced, new tip {} at height {height}",
+                shared::view::plural(*reorg_depth as u64, "block", "blocks"),
                 hash.short()
             ),
         ),
         NodeEvent::TipChanged { .. } => return None,
-        NodeEvent::BlockAccepted { .. } if syncing => return None,
-        NodeEvent::BlockAccepted {
-            hash,
-            height,
-            from,
-            side_branch,
-        } => {
-            let place = if *side_branch {
-                " on a side branch"
-            } else {
-                ""
-            };
-            let text = match from {
-                Some(peer) => format!(
-                    "block {height} ({}) received from {}{place}",
-                    hash.short(),
-                    name(peer)
-                ),
-                None => format!("block {height} ({}) mined by us{place}", hash.short()),
-            };
-            (LogKind::Block, text)
-        }
+        // One line per run of blocks (see `push_grouped`), during a sync as at any time.
+        NodeEvent::BlockAccepted { .. } => (
+            LogKind::Block,
+            block_run(event, name)
+                .expect("a block accepted makes a run")
+                .describe(),
+        ),
         NodeEvent::BlockRejected { hash, from, reason } => {
             let source = from
                 .as_ref()
@@ -166,4 +227,87 @@ pub fn describe_event(
             },
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::Hash;
+    use std::collections::VecDeque;
+
+    fn accepted(height: u64, from: Option<u8>, side_branch: bool) -> NodeEvent {
+        NodeEvent::BlockAccepted {
+            hash: Hash::ZERO,
+            height,
+            from: from.map(|byte| PeerId::from_bytes([byte; 16])),
+            side_branch,
+        }
+    }
+
+    fn push(entries: &mut VecDeque<LogEntry>, event: NodeEvent, at_ms: u64) {
+        let name = |peer: &PeerId| format!("tab-{}", &peer.short()[..4]);
+        let (kind, text) = describe_event(&event, &name).expect("blocks are logged");
+        let entry = LogEntry {
+            seq: at_ms,
+            at_ms,
+            kind,
+            text,
+            run: block_run(&event, &name),
+        };
+        push_grouped(entries, entry);
+    }
+
+    #[test]
+    fn consecutive_blocks_from_one_source_are_one_line() {
+        let mut entries = VecDeque::new();
+        for height in 120..=158 {
+            push(&mut entries, accepted(height, Some(0x0c), false), height);
+        }
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].text, "blocks 120–158 received from tab-0c0c");
+        assert_eq!(
+            entries[0].at_ms, 158,
+            "the line carries the time of its last block"
+        );
+        // Another source, our own blocks, a side branch, a gap: each starts a new line.
+        push(&mut entries, accepted(159, Some(0x0d), false), 159);
+        push(&mut entries, accepted(160, None, false), 160);
+        push(&mut entries, accepted(161, None, false), 161);
+        push(&mut entries, accepted(161, Some(0x0d), true), 162);
+        push(&mut entries, accepted(170, Some(0x0d), true), 163);
+        let texts: Vec<&str> = entries.iter().map(|entry| entry.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "block 170 received from tab-0d0d on a side branch",
+                "block 161 received from tab-0d0d on a side branch",
+                "blocks 160–161 mined by us",
+                "block 159 received from tab-0d0d",
+                "blocks 120–158 received from tab-0c0c",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reorg_line_counts_its_blocks_in_words() {
+        let name = |peer: &PeerId| peer.short().to_string();
+        let event = |depth| NodeEvent::TipChanged {
+            hash: Hash::ZERO,
+            height: 9,
+            reorg_depth: depth,
+            disconnected: Vec::new(),
+            connected: Vec::new(),
+        };
+        let text = |depth| describe_event(&event(depth), &name).unwrap().1;
+        assert!(
+            text(1).starts_with("reorg: 1 block replaced"),
+            "{}",
+            text(1)
+        );
+        assert!(
+            text(3).starts_with("reorg: 3 blocks replaced"),
+            "{}",
+            text(3)
+        );
+    }
 }

@@ -167,7 +167,7 @@ impl Reducible for LogState {
         }
         let mut next = (*self).clone();
         for entry in entries {
-            next.entries.push_front(entry);
+            crate::log::push_grouped(&mut next.entries, entry);
         }
         next.entries.truncate(MAX_LOG_ENTRIES);
         Rc::new(next)

@@ -217,6 +217,9 @@ impl Node {
             peer: peer.clone(),
             link,
         });
+        // Links that were wanted when they were asked for may not be any more (the room grew):
+        // beyond the bound, those go.
+        self.update_links(now_ms);
     }
 
     /// The direct link to `peer` closed, failed or went silent. The peer falls back to the

@@ -235,6 +235,16 @@ impl Sim {
 
     /// Adds an honest node (offline until [`Sim::join`]); returns its index.
     pub fn add_node(&mut self, name: &str, mining: bool) -> usize {
+        self.add_node_with_links(name, mining, self.config.max_direct_links)
+    }
+
+    /// Adds an honest node keeping at most `max_direct_links` (0: a native node).
+    pub fn add_node_with_links(
+        &mut self,
+        name: &str,
+        mining: bool,
+        max_direct_links: usize,
+    ) -> usize {
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&self.rng.next_u64().to_be_bytes());
         seed[8..16].copy_from_slice(&(self.peers.len() as u64).to_be_bytes());
@@ -242,7 +252,7 @@ impl Sim {
             params: self.config.params.clone(),
             name: name.into(),
             keypair: Keypair::from_seed(seed),
-            max_direct_links: self.config.max_direct_links,
+            max_direct_links,
         });
         self.push_peer(Member::Honest(Box::new(node)), mining)
     }
@@ -555,8 +565,16 @@ impl Sim {
                     if let Some(target) = self.index_of(&peer) {
                         // The offer, the answer and the candidates go through the relay.
                         if self.can_hear(index, target) {
+                            // Behind what `index` sent `target` through the relay before (its
+                            // hello): the relay keeps one sender's frames in order.
+                            let relayed = self
+                                .link_clock
+                                .get(&(index, target, false))
+                                .copied()
+                                .unwrap_or(0);
+                            let at = (self.now_ms + LINK_SETUP_MS).max(relayed + 1);
                             self.schedule(
-                                LINK_SETUP_MS,
+                                at - self.now_ms,
                                 Action::LinkAnswer {
                                     from: index,
                                     to: target,

@@ -23,7 +23,7 @@ use super::write_queue::{Pushed, WriteQueue};
 use crate::config::Config;
 use crate::connection::ConnectionState;
 use crate::identity::{clean_name, StoredIdentity};
-use crate::log::{describe_event, LogEntry, LogKind};
+use crate::log::{block_run, describe_event, LogEntry, LogKind};
 use crate::snapshot::{block_detail, chain_rows, BlockDetail, ChainRow, NodeSnapshot};
 use crate::state::{LogAction, LogState, NodeAction, NodeState, Session};
 use crate::tamper::Sandbox;
@@ -31,7 +31,7 @@ use crate::tree_view::{ReorgRecord, MAX_REORG_RECORDS};
 use futures::future::{AbortHandle, Abortable};
 use gloo_timers::future::TimeoutFuture;
 use serde_json::value::RawValue;
-use shared::node::{Node, NodeConfig, NodeEvent, Output, Route, SendError, SyncState};
+use shared::node::{Node, NodeConfig, NodeEvent, Output, Route, SendError};
 use shared::protocol::{ClientFrame, PeerId, RelayFrame, Signal};
 use shared::{Address, Hash};
 use std::cell::{Cell, RefCell};
@@ -525,14 +525,15 @@ impl Driver {
                 Output::Event(event) => {
                     self.on_event(&event, now);
                     let node = self.node.borrow();
-                    let syncing = matches!(node.sync_state(), SyncState::Syncing { .. });
                     let name = |peer: &PeerId| {
                         node.peer(peer)
                             .and_then(|info| info.name.clone())
                             .unwrap_or_else(|| format!("peer {}", peer.short()))
                     };
-                    if let Some((kind, text)) = describe_event(&event, syncing, &name) {
-                        entries.push(self.entry(kind, text, now));
+                    if let Some((kind, text)) = describe_event(&event, &name) {
+                        let mut entry = self.entry(kind, text, now);
+                        entry.run = block_run(&event, &name);
+                        entries.push(entry);
                     }
                 }
             }
@@ -873,6 +874,7 @@ impl Driver {
             at_ms: now,
             kind,
             text,
+            run: None,
         }
     }
 

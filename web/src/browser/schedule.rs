@@ -134,6 +134,9 @@ mod tests {
         let mut tab = TestNode::new("alice", 1);
         tab.mine_block();
         let mut now = tab.clock_ms;
+        // Someone to announce to: a node alone in its room has nobody to send to.
+        tab.node
+            .handle_peer_joined(shared::protocol::PeerId::from_bytes([7; 16]), now);
         tab.node
             .send_transaction(Address([9; 20]), 1, 1, now)
             .expect("the mined coins pay for it");
