@@ -1,6 +1,7 @@
 // Direct links: three tabs open WebRTC data channels to each other, the relay process is killed,
 // and the room goes on without it (a block mined in one tab reaches the others, a payment
-// arrives), then the relay comes back on the same port and every tab is on it again.
+// arrives), then the relay comes back on the same port and every tab is on it again; a tab
+// closed at the end is dropped by the others' heartbeats.
 //
 // Runs inside a network namespace with only loopback (e2e/run.sh: `unshare -n`), so Chromium's
 // ICE finds 127.0.0.1 and nothing else. The test owns its relay process, since it stops it.
@@ -130,6 +131,14 @@ test('tabs linked directly keep mining, paying and converging while the relay is
     }
     await mineBlocks(a, 1);
     await sameTip(tabs, 'converged after the relay returned');
+
+    // A closed tab fires no close on the other side of its data channel, and the relay's
+    // peer_left does not drop a peer linked directly: the heartbeat does, within seconds.
+    await c.close();
+    for (const tab of [a, b]) {
+      await waitFor(tab, async () => (await peerLinks(tab)).length === 1, 'the closed tab dropped', 15_000);
+      assert.equal(await directLinks(tab), 1, 'one direct link left');
+    }
   } finally {
     await context.close();
     await stopRelay(running).catch(() => {});

@@ -33,6 +33,7 @@ use gloo_timers::future::TimeoutFuture;
 use serde_json::value::RawValue;
 use shared::node::{Node, NodeConfig, NodeEvent, Output, Route, SendError};
 use shared::protocol::{ClientFrame, PeerId, RelayFrame, Signal};
+use shared::view::sanitize_name;
 use shared::{Address, Hash};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -746,9 +747,18 @@ impl Driver {
                 reason,
                 unsent,
             } => {
+                let name = self
+                    .node
+                    .borrow()
+                    .peer(&peer)
+                    .and_then(|info| info.name.clone())
+                    .map_or_else(
+                        || format!("peer {}", peer.short()),
+                        |name| sanitize_name(&name),
+                    );
                 self.log(
                     LogKind::Relay,
-                    format!("direct link to peer {} ended: {reason}", peer.short()),
+                    format!("direct link to {name} ended: {reason}"),
                 );
                 self.send_over_relay(&peer, unsent);
                 self.drive(|node, now| node.handle_link_down(&peer, now));
