@@ -24,6 +24,7 @@ use futures::channel::mpsc;
 use futures::StreamExt;
 use gloo_timers::future::TimeoutFuture;
 use shared::protocol::link::{self, LinkFrame, LinkFrameError, Reassembler};
+use shared::protocol::signal::IceCandidate;
 use shared::protocol::{IceServer, PeerId, Signal};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -346,11 +347,19 @@ impl Inner {
             let Some(candidate) = event.candidate() else {
                 return;
             };
-            let json = js_sys::JSON::stringify(&candidate.to_json())
+            let candidate = IceCandidate {
+                candidate: candidate.candidate(),
+                sdp_mid: candidate.sdp_mid(),
+                sdp_m_line_index: candidate.sdp_m_line_index(),
+                // Not in web-sys: read from the object.
+                username_fragment: js_sys::Reflect::get(
+                    &candidate,
+                    &JsValue::from_str("usernameFragment"),
+                )
                 .ok()
-                .and_then(|text| text.as_string())
-                .and_then(|text| serde_json::from_str(&text).ok());
-            if let Some(candidate) = json {
+                .and_then(|fragment| fragment.as_string()),
+            };
+            {
                 inner.emit(LinkEvent::Signal {
                     to: link.peer.clone(),
                     signal: Signal::Candidate { candidate },
@@ -575,7 +584,7 @@ impl Link {
 /// One link's signaling, in the order it was queued: each step waits for the browser before
 /// the next begins (a candidate added before its description is refused).
 async fn signaling(inner: Weak<Inner>, link: Weak<Link>, mut jobs: mpsc::Receiver<Job>) {
-    let mut early_candidates: Vec<serde_json::Value> = Vec::new();
+    let mut early_candidates: Vec<IceCandidate> = Vec::new();
     let mut described = false;
     while let Some(job) = jobs.next().await {
         let (Some(link), Some(inner)) = (link.upgrade(), inner.upgrade()) else {
@@ -640,7 +649,7 @@ async fn make_offer(pc: &RtcPeerConnection) -> Result<String, String> {
 async fn answer(
     pc: &RtcPeerConnection,
     offer_sdp: &str,
-    early_candidates: &mut Vec<serde_json::Value>,
+    early_candidates: &mut Vec<IceCandidate>,
 ) -> Result<String, String> {
     remote_description(pc, RtcSdpType::Offer, offer_sdp, early_candidates).await?;
     let answer = JsFuture::from(pc.create_answer()).await.map_err(describe)?;
@@ -675,7 +684,7 @@ async fn remote_description(
     pc: &RtcPeerConnection,
     kind: RtcSdpType,
     sdp: &str,
-    early_candidates: &mut Vec<serde_json::Value>,
+    early_candidates: &mut Vec<IceCandidate>,
 ) -> Result<(), String> {
     let init = RtcSessionDescriptionInit::new(kind);
     init.set_sdp(sdp);
@@ -690,14 +699,22 @@ async fn remote_description(
 
 /// Adds one remote candidate. One the browser refuses is skipped: the others may connect,
 /// and a link that never opens is given up on its deadline.
-async fn add_candidate(pc: &RtcPeerConnection, candidate: &serde_json::Value) {
-    let Some(init) = serde_json::to_string(candidate)
-        .ok()
-        .and_then(|text| js_sys::JSON::parse(&text).ok())
-    else {
-        return;
-    };
-    let init = init.unchecked_into::<RtcIceCandidateInit>();
+async fn add_candidate(pc: &RtcPeerConnection, candidate: &IceCandidate) {
+    let init = RtcIceCandidateInit::new(&candidate.candidate);
+    if let Some(mid) = &candidate.sdp_mid {
+        init.set_sdp_mid(Some(mid));
+    }
+    if let Some(index) = candidate.sdp_m_line_index {
+        init.set_sdp_m_line_index(Some(index));
+    }
+    if let Some(fragment) = &candidate.username_fragment {
+        // Not in web-sys: set on the dictionary object.
+        let _ = js_sys::Reflect::set(
+            &init,
+            &JsValue::from_str("usernameFragment"),
+            &JsValue::from_str(fragment),
+        );
+    }
     let added = pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init));
     let _ = JsFuture::from(added).await;
 }
