@@ -23,14 +23,17 @@ const CHROMIUM_ARGS = [
   '--disable-backgrounding-occluded-windows',
 ];
 
-/** A fresh browser with its own profile (so IndexedDB starts empty); `args` are added flags. */
-export async function launch({ args = [] } = {}) {
+/** A fresh browser with its own profile (so IndexedDB starts empty). `args` are added flags;
+ * `options` go to the context (a phone: `{ viewport: { width: 390, height: 844 }, isMobile: true,
+ * hasTouch: true }`). */
+export async function launch({ args = [], ...options } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'tabchain-e2e-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     args: [...CHROMIUM_ARGS, ...args],
     viewport: { width: 1400, height: 1000 },
+    ...options,
   });
   return context;
 }
@@ -112,6 +115,15 @@ export async function setMining(page, on) {
 
 export async function screenshot(page, name) {
   await page.screenshot({ path: `${SCREENSHOTS}${name}.png`, fullPage: true });
+}
+
+/** The viewport as it is (or one element), for docs/web.md: small, not the whole long page. */
+export async function screenshotOf(page, name, locator = null) {
+  const path = `${SCREENSHOTS}${name}.png`;
+  // The sticky status bar would be drawn over an element's picture.
+  const style = locator ? '.status-bar { position: static !important; }' : undefined;
+  if (locator) await locator.screenshot({ path, style });
+  else await page.screenshot({ path });
 }
 
 export function vectors() {

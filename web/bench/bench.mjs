@@ -54,7 +54,7 @@ function sizes() {
   const gz = (pattern) => files.filter((file) => pattern.test(file))
     .reduce((sum, file) => sum + gzipSync(readFileSync(join(dist, file)), { level: 9 }).length, 0);
   const page = gz(/^web-.*(_bg\.wasm|\.js)$/);
-  const worker = gz(/^worker(_bg\.wasm|\.js)$/);
+  const worker = gz(/^(miner_bg\.wasm|miner\.js|worker\.js)$/);
   return { page, worker };
 }
 

@@ -43,6 +43,49 @@ pub fn round_trip(micros: u64) -> String {
     }
 }
 
+/// "1 transaction", "2 transactions": a count with its noun, singular or plural.
+pub fn count(n: u64, singular: &str, plural: &str) -> String {
+    view::plural(n, singular, plural)
+}
+
+/// A large number in words: "about 850", "about 4.1 thousand", "about 1.2 million". Beyond
+/// trillions it is a power of two ("about 2^61"), which is how work is written elsewhere.
+pub fn about(n: f64) -> String {
+    const SCALES: [(f64, &str); 4] = [
+        (1e12, "trillion"),
+        (1e9, "billion"),
+        (1e6, "million"),
+        (1e3, "thousand"),
+    ];
+    if !n.is_finite() || n >= 1e15 {
+        return format!("about 2^{:.1}", n.log2());
+    }
+    for (scale, word) in SCALES {
+        if n >= scale {
+            let value = n / scale;
+            return if value >= 100.0 {
+                format!("about {value:.0} {word}")
+            } else {
+                format!("about {:.1} {word}", (value * 10.0).round() / 10.0)
+            };
+        }
+    }
+    format!("about {:.0}", n.max(0.0))
+}
+
+/// "Tue, 3 Dec 2024, 14:03:27"-style date and time in the viewer's own time zone and locale.
+#[cfg(target_arch = "wasm32")]
+pub fn local_date_time(ms: u64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    String::from(date.to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED))
+}
+
+/// Natively (tests) there is no viewer: the time in UTC.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn local_date_time(ms: u64) -> String {
+    format!("day {} of 1970, {} UTC", ms / 86_400_000 + 1, clock(ms))
+}
+
 /// "2^23.7": cumulative work is astronomically large, its logarithm reads well.
 pub fn work(log2: f64) -> String {
     format!("2^{log2:.1}")
@@ -79,6 +122,24 @@ mod tests {
         ];
         for (micros, text) in cases {
             assert_eq!(round_trip(micros), text);
+        }
+    }
+
+    #[test]
+    fn counts_and_large_numbers_read_as_words() {
+        assert_eq!(count(1, "transaction", "transactions"), "1 transaction");
+        assert_eq!(count(0, "transaction", "transactions"), "0 transactions");
+        assert_eq!(count(2, "coin", "coins"), "2 coins");
+        let cases = [
+            (850.0, "about 850"),
+            (4096.0, "about 4.1 thousand"),
+            (1_234_567.0, "about 1.2 million"),
+            (250_000_000.0, "about 250 million"),
+            (3.2e9, "about 3.2 billion"),
+            (2f64.powi(61), "about 2^61.0"),
+        ];
+        for (n, words) in cases {
+            assert_eq!(about(n), words, "{n}");
         }
     }
 }

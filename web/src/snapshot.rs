@@ -182,6 +182,8 @@ pub struct BlockDetail {
     pub confirmations: u64,
     pub total_work_log2: f64,
     pub miner_name: Option<String>,
+    /// The names we know for each transaction's sender and recipient, in block order.
+    pub tx_names: Vec<(Option<String>, Option<String>)>,
     /// Each rule's result, from `shared::validation` (the same check every block passed).
     pub rules: Vec<RuleView>,
     pub json: String,
@@ -203,6 +205,11 @@ pub fn block_detail(node: &Node, hash: &Hash, now_ms: u64) -> Option<BlockDetail
         },
         total_work_log2: tree.total_work(hash).map_or(0.0, |work| work.log2()),
         miner_name: names.name(&block.coinbase.to),
+        tx_names: block
+            .transactions
+            .iter()
+            .map(|tx| (names.name(&tx.sender()), names.name(&tx.to)))
+            .collect(),
         rules: view::block_rules(tree, hash, now_ms)?,
         json: serde_json::to_string_pretty(block.as_ref()).unwrap_or_default(),
         block,

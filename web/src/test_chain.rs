@@ -13,7 +13,10 @@ pub struct TestNode {
 
 impl TestNode {
     pub fn new(name: &str, seed: u8) -> TestNode {
-        let params = NetworkParams::test();
+        TestNode::with_params(name, seed, NetworkParams::test())
+    }
+
+    pub fn with_params(name: &str, seed: u8, params: NetworkParams) -> TestNode {
         let clock_ms = params.genesis_timestamp_ms;
         TestNode {
             node: Node::new(NodeConfig {

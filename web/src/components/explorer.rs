@@ -1,15 +1,16 @@
 use crate::browser::page::download_text;
-use crate::format::{ago, work};
+use crate::format::{about, ago, count, local_date_time, work};
 use crate::hooks::{use_driver, use_node_state};
 use shared::validation::RuleOutcome;
 use shared::Hash;
 use web_sys::HtmlElement;
 use yew::prelude::*;
 
-/// Row height in pixels; the list positions rows by it, so it must match the CSS.
-pub const ROW_HEIGHT: u64 = 34;
+/// Row height in pixels; the list positions rows by it, so it must match the CSS. 44 px is
+/// the smallest comfortable tap target, and fits the two-line row of a phone screen.
+pub const ROW_HEIGHT: u64 = 44;
 /// Rows the viewport shows at once.
-pub const VISIBLE_ROWS: u64 = 12;
+pub const VISIBLE_ROWS: u64 = 10;
 /// Rows rendered above and below the viewport so fast scrolling shows no gaps.
 pub const OVERSCAN_ROWS: u64 = 6;
 
@@ -27,8 +28,8 @@ pub fn Explorer() -> Html {
     let total = snapshot.height + 1;
     let first_visible = *scroll_top / ROW_HEIGHT;
     let skip = first_visible.saturating_sub(OVERSCAN_ROWS);
-    let count = (VISIBLE_ROWS + 2 * OVERSCAN_ROWS) as usize;
-    let rows = driver.chain_rows(skip, count);
+    let window = (VISIBLE_ROWS + 2 * OVERSCAN_ROWS) as usize;
+    let rows = driver.chain_rows(skip, window);
     let now = crate::browser::driver::now_ms();
 
     let onscroll = {
@@ -53,7 +54,7 @@ pub fn Explorer() -> Html {
                 aria-pressed={is_selected.to_string()} onclick={select}>
                 <span class="h">{ format!("#{}", row.height) }</span>
                 <code>{ row.hash.short() }</code>
-                <span class="txs">{ format!("{} tx", row.tx_count) }</span>
+                <span class="txs">{ count(row.tx_count as u64, "transaction", "transactions") }</span>
                 <span class="miner">{ row.miner_name.as_deref().map_or_else(|| row.miner.short(), |name| shared::view::labelled(name, &row.miner)) }</span>
                 <span class="muted when">{ if row.height == 0 { "genesis".to_string() } else { ago(now, row.timestamp_ms) } }</span>
             </button>
@@ -83,6 +84,14 @@ pub fn Explorer() -> Html {
     }
 }
 
+/// "tab-3f2a (1a2b3c4d)" when we know a name for the address, else its first digits.
+fn who(name: &Option<String>, address: &shared::Address) -> String {
+    name.as_deref().map_or_else(
+        || address.short(),
+        |name| shared::view::labelled(name, address),
+    )
+}
+
 fn block_detail_view(
     detail: &crate::snapshot::BlockDetail,
     _tip_height: u64,
@@ -107,24 +116,32 @@ fn block_detail_view(
             <dl class="fields">
                 <dt>{ "hash" }</dt><dd><code>{ detail.hash.to_hex() }</code></dd>
                 <dt>{ "status" }</dt><dd>{ if detail.on_best_chain {
-                    format!("on our best chain, {} confirmation(s)", detail.confirmations)
-                } else { "on a side branch".to_string() } }</dd>
-                <dt>{ "previous" }</dt><dd><code>{ header.prev_hash.to_hex() }</code></dd>
-                <dt>{ "tx root" }</dt><dd><code>{ header.tx_root.to_hex() }</code></dd>
-                <dt>{ "timestamp" }</dt><dd>{ header.timestamp_ms }</dd>
-                <dt>{ "target" }</dt><dd><code>{ format!("{:08x}", header.target.0) }</code></dd>
+                    format!("on our best chain, {}", count(detail.confirmations, "confirmation", "confirmations"))
+                } else { "on a side branch (not on our best chain)".to_string() } }</dd>
+                <dt>{ "mined" }</dt><dd data-testid="block-time" data-ms={header.timestamp_ms.to_string()}
+                    title={format!("{} ms since 1 January 1970 UTC", header.timestamp_ms)}>
+                    { if header.height == 0 { "the genesis block (fixed by the network)".to_string() }
+                      else { local_date_time(header.timestamp_ms) } }</dd>
+                <dt>{ "difficulty" }</dt><dd data-testid="block-target" title={format!("target {:08x} (compact)", header.target.0)}>
+                    { format!("{} hashes expected per block", about(2f64.powf(header.target.work().log2()))) }
+                    <span class="muted">{ format!(" · target {:08x}", header.target.0) }</span></dd>
                 <dt>{ "nonce" }</dt><dd>{ header.nonce }</dd>
-                <dt>{ "total work" }</dt><dd>{ work(detail.total_work_log2) }</dd>
-                <dt>{ "coinbase" }</dt><dd>{ format!("{} coins to {}", block.coinbase.amount,
+                <dt>{ "total work" }</dt><dd>{ format!("{} expected hashes, this block and all before it", work(detail.total_work_log2)) }</dd>
+                <dt>{ "reward" }</dt><dd data-testid="block-coinbase">{ format!("{} to {}",
+                    count(block.coinbase.amount, "coin", "coins"),
                     detail.miner_name.as_deref().map_or_else(|| block.coinbase.to.to_hex(),
                         |name| format!("{name} ({})", block.coinbase.to.to_hex()))) }</dd>
+                <dt>{ "previous" }</dt><dd><code>{ header.prev_hash.to_hex() }</code></dd>
+                <dt>{ "tx root" }</dt><dd><code>{ header.tx_root.to_hex() }</code></dd>
             </dl>
-            <h4>{ format!("Transactions ({})", block.transactions.len()) }</h4>
+            <h4 data-testid="block-tx-count">{ if block.transactions.is_empty() {
+                "No transactions besides the reward".to_string()
+            } else { count(block.transactions.len() as u64, "transaction", "transactions") } }</h4>
             <ul class="plain">
-                { for block.transactions.iter().map(|tx| html! {
-                    <li key={tx.id().to_hex()}><code>{ tx.id().short() }</code>
-                        { format!(" {} → {} · {} coins, fee {}, nonce {}", tx.sender().short(), tx.to.short(),
-                            tx.amount, tx.fee, tx.nonce) }</li>
+                { for block.transactions.iter().zip(&detail.tx_names).map(|(tx, (from, to))| html! {
+                    <li key={tx.id().to_hex()} data-testid="block-tx"><code>{ tx.id().short() }</code>
+                        { format!(" {} → {} · {}, fee {}, nonce {}", who(from, &tx.sender()), who(to, &tx.to),
+                            count(tx.amount, "coin", "coins"), tx.fee, tx.nonce) }</li>
                 }) }
             </ul>
             <h4>{ "Rules (checked by shared::validation)" }</h4>

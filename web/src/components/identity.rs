@@ -97,9 +97,19 @@ pub fn IdentityPanel() -> Html {
                 }) }
                 <option value="new">{ "＋ a new identity" }</option>
             </select>
-            <p class="hint">
-                { if persistent { "Keys, chain and pending transactions are kept in this browser (IndexedDB)." }
-                  else { "Storage is unavailable: this node forgets everything on reload." } }
+            <p class="hint" data-testid="storage-persisted"
+                data-persisted={match (persistent, state.storage.persisted) {
+                    (false, _) => "unavailable",
+                    (true, None) => "asking",
+                    (true, Some(true)) => "true",
+                    (true, Some(false)) => "false",
+                }}>
+                { match (persistent, state.storage.persisted) {
+                    (false, _) => "Storage is unavailable: this node forgets its keys and chain when the page reloads.",
+                    (true, None) => "Keys, chain and pending transactions are kept in this browser. Asking the browser to keep them for good…",
+                    (true, Some(true)) => "Keys, chain and pending transactions are kept in this browser, and the browser agreed to keep them for good: it will not delete them to free space (only you can, by clearing this site's data).",
+                    (true, Some(false)) => "Keys, chain and pending transactions are kept in this browser, but it did not promise to keep them: if the disk runs low it may delete them. The chain would come back from other tabs; the keys (and the coins they hold) would not.",
+                } }
             </p>
             <button class="danger" data-testid="reset-node" onclick={reset}>{ "Reset this node…" }</button>
         </section>

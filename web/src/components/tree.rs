@@ -1,3 +1,4 @@
+use crate::format::count;
 use crate::hooks::use_node_state;
 use yew::prelude::*;
 
@@ -5,7 +6,9 @@ const STEP_X: i64 = 46;
 const STEP_Y: i64 = 46;
 const MARGIN_X: i64 = 30;
 const MARGIN_Y: i64 = 26;
-const LABEL_ROOM: i64 = 34;
+/// Room under a block for one short label ("you +2"); the names themselves are listed below
+/// the drawing, where they wrap instead of being clipped.
+const LABEL_ROOM: i64 = 22;
 
 /// An SVG of the recent block tree: our best chain on the first lane, side branches below,
 /// peer names under the blocks they sit on, reorgs marked.
@@ -35,20 +38,24 @@ pub fn BlockTreeView() -> Html {
             if node.on_best_chain { "best" } else { "side" },
             node.is_our_tip.then_some("tip")
         );
-        let mut labels = node.peers.clone();
-        if node.is_our_tip {
-            labels.insert(0, "you".into());
-        }
+        // One label that fits under a 46 px column: who is on this block, counted.
+        let label = match (node.is_our_tip, node.peers.len()) {
+            (false, 0) => None,
+            (true, 0) => Some("you".to_string()),
+            (true, others) => Some(format!("you +{others}")),
+            (false, 1) => Some("1 tab".to_string()),
+            (false, others) => Some(format!("{others} tabs")),
+        };
         html! {
             <g key={node.hash.to_hex()} class={class} data-testid="tree-block"
                 data-hash={node.hash.to_hex()} data-height={node.height.to_string()}>
                 <title>{ format!("block {} {}", node.height, node.hash.short()) }</title>
-                <rect x={(cx - 13).to_string()} y={(cy - 11).to_string()} width="26" height="22" rx="4" />
+                <rect x={(cx - 15).to_string()} y={(cy - 12).to_string()} width="30" height="24" rx="4" />
                 <text x={cx.to_string()} y={(cy + 4).to_string()} class="h">{ node.height % 1000 }</text>
-                { for labels.iter().enumerate().map(|(row, name)| html! {
-                    <text x={cx.to_string()} y={(cy + 24 + row as i64 * 11).to_string()}
-                        class={if name == "you" { "who you" } else { "who" }}>{ name.clone() }</text>
-                }) }
+                if let Some(label) = label {
+                    <text x={cx.to_string()} y={(cy + 28).to_string()}
+                        class={if node.is_our_tip { "who you" } else { "who" }}>{ label }</text>
+                }
             </g>
         }
     });
@@ -72,6 +79,24 @@ pub fn BlockTreeView() -> Html {
                     { for edges }{ for nodes }{ for reorgs }
                 </svg>
             </div>
+            <ul class="tree-tips" data-testid="tree-tips" aria-label="which tab is on which block">
+                { for drawing.nodes.iter().filter(|node| node.is_our_tip || !node.peers.is_empty()).map(|node| {
+                    let mut names: Vec<String> = node.peers.clone();
+                    if node.is_our_tip {
+                        names.insert(0, "you".into());
+                    }
+                    html! {
+                        <li key={node.hash.to_hex()} data-testid="tree-tip" data-height={node.height.to_string()}
+                            data-hash={node.hash.to_hex()}>
+                            <b>{ format!("block {}", node.height) }</b>
+                            <code>{ format!(" {}", node.hash.short()) }</code>
+                            { format!(" {}: ", if node.on_best_chain { "on our best chain" } else { "on a side branch" }) }
+                            { names.join(", ") }
+                            <span class="muted">{ format!(" ({})", count(names.len() as u64, "tab", "tabs")) }</span>
+                        </li>
+                    }
+                }) }
+            </ul>
             <p class="hint legend">
                 <span class="key best"></span>{ " our best chain " }
                 <span class="key side"></span>{ " side branch (fork) " }
