@@ -40,9 +40,19 @@ fi
 # Direct links (WebRTC) run in a network namespace of their own with only loopback up: there
 # Chromium's ICE finds 127.0.0.1 and nothing else (in the host's namespace it would gather every
 # interface and try outside hosts). The test starts, kills and restarts its own relay on a port
-# of that namespace. `unshare -n` needs root (or CAP_SYS_ADMIN).
+# of that namespace. `unshare -n` needs root (or CAP_SYS_ADMIN); without it, a user namespace
+# (`unshare -rn`) gives the same, where the kernel allows unprivileged ones.
 echo "[e2e] direct links (WebRTC), in a network namespace with only loopback" >&2
-unshare -n env \
+netns=(unshare -n)
+if ! unshare -n true 2>/dev/null; then
+  if unshare -rn true 2>/dev/null; then
+    netns=(unshare -rn)
+  else
+    echo "[e2e] cannot make a network namespace (unshare -n or -rn): the direct-link tests need one" >&2
+    exit 1
+  fi
+fi
+"${netns[@]}" env \
   E2E_BASE="http://127.0.0.1:3030" \
   E2E_RELAY_BIN="$target_dir/release/relay" \
   E2E_STATIC_DIR="$PWD/dist" \
