@@ -423,16 +423,7 @@ impl Shared {
             // The same resume token again on this relay: the newer connection takes the id, and
             // the room hears the old one leave and the new one join, as on a single relay.
             old.replace();
-            if !state.is_present(peer) {
-                state.deliver_all(&self.metrics, &left_frame(peer));
-            }
-            self.publish_room(
-                state,
-                RoomMessage::Left {
-                    relay: self.relay_id.clone(),
-                    peer: peer.clone(),
-                },
-            );
+            self.announce_left(state, peer);
         }
         if state.local.len() + state.remote_count() >= self.max_peers_per_room {
             return Err(JoinError::RoomFull);
@@ -551,6 +542,21 @@ impl Shared {
         }
     }
 
+    /// `peer`, just removed from this relay's members, has left: the local members hear it
+    /// unless another relay still lists it, and the other relays are told.
+    fn announce_left(&self, state: &mut Room, peer: &PeerId) {
+        if !state.is_present(peer) {
+            state.deliver_all(&self.metrics, &left_frame(peer));
+        }
+        self.publish_room(
+            state,
+            RoomMessage::Left {
+                relay: self.relay_id.clone(),
+                peer: peer.clone(),
+            },
+        );
+    }
+
     fn leave(&self, room: &RoomName, peer: &PeerId, outbox: &Outbox) {
         let mut shard = self.shard(room);
         let Entry::Occupied(mut entry) = shard.entry(room.clone()) else {
@@ -565,16 +571,7 @@ impl Shared {
             return;
         }
         state.local.remove(peer);
-        if !state.is_present(peer) {
-            state.deliver_all(&self.metrics, &left_frame(peer));
-        }
-        self.publish_room(
-            state,
-            RoomMessage::Left {
-                relay: self.relay_id.clone(),
-                peer: peer.clone(),
-            },
-        );
+        self.announce_left(state, peer);
         if state.local.is_empty() {
             // No local member: stop receiving the room. Unsubscribing is the reader's drop.
             if let Some(reader) = state.reader.take() {

@@ -650,14 +650,23 @@ impl Driver {
         }
     }
 
-    fn close_link(&self, peer: &PeerId) {
+    /// Closes our link to `peer`, sending what it still had queued over the relay; false when
+    /// there was no link.
+    fn take_link(&self, peer: &PeerId) -> bool {
         let unsent = self
             .links
             .borrow()
             .as_ref()
             .and_then(|links| links.close(peer));
-        if let Some(unsent) = unsent {
-            self.send_over_relay(peer, unsent);
+        let Some(unsent) = unsent else {
+            return false;
+        };
+        self.send_over_relay(peer, unsent);
+        true
+    }
+
+    fn close_link(&self, peer: &PeerId) {
+        if self.take_link(peer) {
             self.send_signal(peer, &Signal::Bye);
         }
     }
@@ -725,13 +734,7 @@ impl Driver {
     /// Closes our link to `peer` if there is one (it said bye, or offers anew) and tells the
     /// node; what the link still had queued goes over the relay.
     fn drop_link(&self, peer: &PeerId) {
-        let unsent = self
-            .links
-            .borrow()
-            .as_ref()
-            .and_then(|links| links.close(peer));
-        if let Some(unsent) = unsent {
-            self.send_over_relay(peer, unsent);
+        if self.take_link(peer) {
             self.drive(|node, now| node.handle_link_down(peer, now));
         }
     }
