@@ -60,6 +60,62 @@ pub fn direct_links_suffix(direct_links: usize) -> String {
     }
 }
 
+/// What the sync pill says: one answer from the relay's state, the direct links and the node's
+/// sync state together, so a tab that reaches nobody never says "in sync".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainStatus {
+    /// Offline by choice (the partition control): it mines alone.
+    Offline,
+    /// The relay is away and no direct link carries the room: the tab is trying again.
+    Reconnecting,
+    /// Downloading blocks: `height` of `target`.
+    Syncing { height: u64, target: u64 },
+    /// It reaches its room and has caught up with every claim it heard.
+    Synced,
+}
+
+impl ChainStatus {
+    pub fn of(
+        connection: &ConnectionState,
+        sync: shared::node::SyncState,
+        height: u64,
+        direct_links: usize,
+    ) -> ChainStatus {
+        match (connection, sync) {
+            (ConnectionState::Offline, _) => ChainStatus::Offline,
+            (ConnectionState::Connecting { .. } | ConnectionState::Waiting { .. }, _)
+                if direct_links == 0 =>
+            {
+                ChainStatus::Reconnecting
+            }
+            (_, shared::node::SyncState::Syncing { target_height }) => ChainStatus::Syncing {
+                height,
+                target: target_height.max(height),
+            },
+            (_, shared::node::SyncState::Synced) => ChainStatus::Synced,
+        }
+    }
+
+    /// The stable word in `data-state`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ChainStatus::Offline => "offline",
+            ChainStatus::Reconnecting => "reconnecting",
+            ChainStatus::Syncing { .. } => "syncing",
+            ChainStatus::Synced => "synced",
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            ChainStatus::Offline => "offline: mining alone".into(),
+            ChainStatus::Reconnecting => "reconnecting…".into(),
+            ChainStatus::Syncing { height, target } => format!("syncing {height} of {target}"),
+            ChainStatus::Synced => "in sync".into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +142,54 @@ mod tests {
         ];
         for (state, links, text) in cases {
             assert_eq!(state.describe_with_links(1_000, links), text);
+        }
+    }
+
+    #[test]
+    fn the_sync_pill_never_says_in_sync_while_the_tab_reaches_nobody() {
+        use shared::node::SyncState;
+        let waiting = ConnectionState::Waiting {
+            retry_at_ms: 0,
+            reason: "closed".into(),
+        };
+        let connected = ConnectionState::Connected {
+            peer_id: "ab".into(),
+        };
+        let syncing = SyncState::Syncing { target_height: 158 };
+        let cases = [
+            (
+                &ConnectionState::Offline,
+                SyncState::Synced,
+                0,
+                "offline",
+                "offline: mining alone",
+            ),
+            (
+                &waiting,
+                SyncState::Synced,
+                0,
+                "reconnecting",
+                "reconnecting…",
+            ),
+            (
+                &ConnectionState::Connecting { attempt: 2 },
+                syncing,
+                0,
+                "reconnecting",
+                "reconnecting…",
+            ),
+            // The relay is away but direct links carry the room: the chain's state is what counts.
+            (&waiting, SyncState::Synced, 2, "synced", "in sync"),
+            (&connected, syncing, 0, "syncing", "syncing 64 of 158"),
+            (&connected, SyncState::Synced, 0, "synced", "in sync"),
+        ];
+        for (connection, sync, links, key, text) in cases {
+            let status = ChainStatus::of(connection, sync, 64, links);
+            assert_eq!(
+                (status.key(), status.describe().as_str()),
+                (key, text),
+                "{connection:?} {sync:?} {links}"
+            );
         }
     }
 }

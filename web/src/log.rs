@@ -3,6 +3,9 @@
 
 use shared::node::{NodeEvent, SyncState};
 use shared::protocol::PeerId;
+use shared::tx::Transaction;
+use shared::view::{self, Names};
+use shared::Address;
 
 /// Entries kept; older ones fall off the end.
 pub const MAX_LOG_ENTRIES: usize = 300;
@@ -193,6 +196,7 @@ pub fn describe_event(
             ),
         ),
         NodeEvent::TransactionAccepted { id, from_peer } => match from_peer {
+            // A payment to us is described by `incoming_line`, from the pool.
             None => (
                 LogKind::Transaction,
                 format!("our transaction {} sent", id.short()),
@@ -226,6 +230,18 @@ pub fn describe_event(
                 )
             },
         ),
+    })
+}
+
+/// The log line of a transaction a peer sent that pays us: "received 7 coins from bob
+/// (3f2a9c1e), pending"; `None` when it pays someone else.
+pub fn incoming_line(tx: &Transaction, us: &Address, names: &Names) -> Option<String> {
+    (tx.to == *us && tx.sender() != *us).then(|| {
+        format!(
+            "received {} from {}, pending",
+            view::plural(tx.amount, "coin", "coins"),
+            names.label(&tx.sender())
+        )
     })
 }
 
@@ -309,5 +325,29 @@ mod tests {
             "{}",
             text(3)
         );
+    }
+
+    /// The receiver's log says what came and from whom, by name beside the address.
+    #[test]
+    fn a_payment_to_us_is_logged_with_its_amount_and_sender() {
+        let bob = shared::Keypair::from_seed([2; 32]);
+        let us = shared::Keypair::from_seed([1; 32]).address();
+        let tx = Transaction::new_signed(&bob, &Hash::ZERO, us, 7, 1, 0);
+        let mut pinned = shared::view::AddressBook::default();
+        pinned.pin("bob", bob.address()).unwrap();
+        let node = crate::test_chain::TestNode::new("us", 1);
+        let names = Names::new(&node.node, &pinned);
+        assert_eq!(
+            incoming_line(&tx, &us, &names).as_deref(),
+            Some(
+                format!(
+                    "received 7 coins from bob ({}), pending",
+                    bob.address().short()
+                )
+                .as_str()
+            )
+        );
+        let elsewhere = Transaction::new_signed(&bob, &Hash::ZERO, bob.address(), 7, 1, 0);
+        assert_eq!(incoming_line(&elsewhere, &us, &names), None);
     }
 }

@@ -8,7 +8,9 @@ use crate::tree_view::{draw_tree, ReorgRecord, TreeDrawing};
 use shared::block::Block;
 use shared::node::{LinkState, Node, SyncState};
 use shared::protocol::{PeerId, TipStatus};
-use shared::view::{self, AccountView, AddressBook, Names, OwnTxView, RuleView};
+use shared::view::{
+    self, AccountView, AddressBook, IncomingView, Names, OwnTxView, PeerMemory, RuleView,
+};
 use shared::work::Work;
 use shared::{Address, Hash};
 use std::collections::BTreeMap;
@@ -39,7 +41,42 @@ pub struct NodeSnapshot {
     /// Peers whose direct link is open (the node routes to them over it).
     pub direct_links: usize,
     pub own_txs: Vec<OwnTxView>,
+    /// Payments other people made to us, pending and in blocks, newest first.
+    pub incoming: Vec<IncomingView>,
+    /// Peers that went away (or that we left by going offline), with their last known state,
+    /// most recently seen first: a partition stays visible from both sides.
+    pub gone_peers: Vec<GonePeer>,
+    /// Every peer we have or remember, for the recipient resolver: a peer that went away stays
+    /// payable by the name it said.
+    pub remembered: Vec<view::PeerView>,
     pub tree: TreeDrawing,
+}
+
+/// A peer no longer among ours, as we last saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GonePeer {
+    /// Its last view and when that was.
+    pub seen: view::SeenPeer,
+    pub relation: Relation,
+    pub work: Option<WorkAhead>,
+}
+
+/// A peer's chain's work against ours, in a form that compares.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkAhead {
+    /// "2.5 blocks more", "same work" (blocks' worth at our tip's target).
+    pub text: String,
+    /// Its total work as a power of two, for the title attribute.
+    pub total_work_log2: f64,
+}
+
+impl WorkAhead {
+    fn of(theirs: &Work, ours: &Work, per_block: &Work) -> WorkAhead {
+        WorkAhead {
+            text: view::describe_work_ahead(view::work_ahead_in_blocks(theirs, ours, per_block)),
+            total_work_log2: theirs.log2(),
+        }
+    }
 }
 
 /// A peer as [`shared::view`] sees it, and how its chain relates to ours.
@@ -47,7 +84,7 @@ pub struct NodeSnapshot {
 pub struct PeerRow {
     pub view: view::PeerView,
     pub relation: Relation,
-    pub total_work_log2: Option<f64>,
+    pub work: Option<WorkAhead>,
     pub link: Link,
     /// The direct link's last heartbeat round trip, in microseconds.
     pub rtt_us: Option<u64>,
@@ -96,13 +133,17 @@ impl Deref for PeerRow {
 pub const ACCOUNTS_SHOWN: usize = 50;
 
 impl NodeSnapshot {
-    /// `rtts`: each direct link's last round trip in microseconds.
+    /// `rtts`: each direct link's last round trip in microseconds; `memory` takes in the peers
+    /// we have at `now_ms` and gives back those that went away.
     pub fn build(
         node: &Node,
         reorgs: &[ReorgRecord],
         rtts: &BTreeMap<PeerId, u64>,
+        memory: &mut PeerMemory,
+        now_ms: u64,
     ) -> NodeSnapshot {
-        NodeSnapshot::build_with(node, reorgs, rtts, &crate::address_book::current())
+        let book = crate::address_book::current();
+        NodeSnapshot::build_with(node, reorgs, rtts, &book, memory, now_ms)
     }
 
     /// The snapshot with names from `book` before the peers' own.
@@ -111,10 +152,28 @@ impl NodeSnapshot {
         reorgs: &[ReorgRecord],
         rtts: &BTreeMap<PeerId, u64>,
         book: &AddressBook,
+        memory: &mut PeerMemory,
+        now_ms: u64,
     ) -> NodeSnapshot {
         let tree = node.tree();
-        let names = Names::new(node, book);
-        let peers: Vec<PeerRow> = view::peer_views(node, 0, HELLO_GRACE_MS)
+        let current = view::peer_views(node, 0, HELLO_GRACE_MS);
+        memory.update(&current, now_ms);
+        let remembered = memory.views();
+        let names = Names::new(node, book).with_remembered(&remembered);
+        let ours = tree.tip_work();
+        let per_block = tree.tip_header().target.work();
+        let work_of = |tip: &TipStatus| WorkAhead::of(&tip.total_work, &ours, &per_block);
+        let gone_peers: Vec<GonePeer> = memory
+            .rows()
+            .into_iter()
+            .filter(|seen| !seen.present)
+            .map(|seen| GonePeer {
+                relation: relation(tree, seen.view.tip.as_ref()),
+                work: seen.view.tip.as_ref().map(work_of),
+                seen: seen.clone(),
+            })
+            .collect();
+        let peers: Vec<PeerRow> = current
             .into_iter()
             .map(|peer| {
                 let link = node
@@ -122,7 +181,7 @@ impl NodeSnapshot {
                     .map_or(Link::Relayed, |info| info.link.into());
                 PeerRow {
                     relation: relation(tree, peer.tip.as_ref()),
-                    total_work_log2: peer.tip.map(|tip| tip.total_work.log2()),
+                    work: peer.tip.as_ref().map(work_of),
                     rtt_us: (link == Link::Direct)
                         .then(|| rtts.get(&peer.id).copied())
                         .flatten(),
@@ -149,6 +208,9 @@ impl NodeSnapshot {
             mining: node.is_mining(),
             block_count: tree.block_count(),
             own_txs: view::own_transactions(node, &names),
+            incoming: view::incoming_payments(node, &names),
+            gone_peers,
+            remembered,
             tree: draw_tree(tree, &peer_tips, reorgs),
             direct_links: peers
                 .iter()
@@ -158,19 +220,23 @@ impl NodeSnapshot {
         }
     }
 
-    /// The peers as the recipient resolver takes them.
+    /// The peers as the recipient resolver takes them: those we have and those we remember.
     pub fn peer_views(&self) -> Vec<view::PeerView> {
-        self.peers.iter().map(|peer| peer.view.clone()).collect()
+        self.remembered.clone()
     }
 }
 
 /// One row of the chain explorer.
 pub type ChainRow = view::BlockRow;
 
-/// Rows of the best chain, newest first, starting `skip` rows below the tip.
-pub fn chain_rows(node: &Node, skip: u64, count: usize) -> Vec<ChainRow> {
+/// Rows of the best chain, newest first, starting `skip` rows below height `top`: the height
+/// of the snapshot on screen, so the explorer lists the same chain the status bar and the
+/// tables show, not one the node reached after that snapshot (a syncing tab's live tip runs
+/// ahead of its snapshot).
+pub fn chain_rows(node: &Node, top: u64, skip: u64, count: usize) -> Vec<ChainRow> {
     let names = Names::new(node, &crate::address_book::current());
-    view::chain_rows(node, &names, skip, count)
+    let live_skip = node.tree().tip_height().saturating_sub(top) + skip;
+    view::chain_rows(node, &names, live_skip, count)
 }
 
 /// The block detail view.
@@ -226,11 +292,21 @@ mod tests {
     fn chain_rows_are_newest_first_and_windowed() {
         let mut node = TestNode::new("ours", 1);
         node.mine_blocks(20);
-        let rows = chain_rows(&node.node, 0, 5);
+        let rows = chain_rows(&node.node, 20, 0, 5);
         let heights: Vec<u64> = rows.iter().map(|row| row.height).collect();
         assert_eq!(heights, vec![20, 19, 18, 17, 16]);
-        assert_eq!(chain_rows(&node.node, 18, 5).len(), 3, "down to genesis");
-        assert!(chain_rows(&node.node, 21, 5).is_empty());
+        assert_eq!(
+            chain_rows(&node.node, 20, 18, 5).len(),
+            3,
+            "down to genesis"
+        );
+        assert!(chain_rows(&node.node, 20, 21, 5).is_empty());
+        // The snapshot on screen is at height 12: the rows start there, not at the live tip.
+        let behind: Vec<u64> = chain_rows(&node.node, 12, 0, 3)
+            .iter()
+            .map(|row| row.height)
+            .collect();
+        assert_eq!(behind, vec![12, 11, 10]);
         assert_eq!(rows[0].miner_name.as_deref(), Some("ours (you)"));
     }
 

@@ -39,6 +39,9 @@ pub struct NodeState {
     /// Blocks and transactions accepted but not yet written to IndexedDB (writes are batched).
     pub unsaved: usize,
     pub storage: StorageHealth,
+    /// The page is hidden (another tab in front, a minimized window): the browser slows its
+    /// timers, so its miners and its relay connection with them (see docs/web.md).
+    pub hidden: bool,
 }
 
 /// What the person must know about this tab's storage beyond `Session::persistent`.
@@ -71,6 +74,7 @@ impl Default for NodeState {
             max_workers: 1,
             unsaved: 0,
             storage: StorageHealth::default(),
+            hidden: false,
             identities: Rc::new(Vec::new()),
         }
     }
@@ -94,6 +98,7 @@ pub enum NodeAction {
     /// `None`: a batch was saved, any earlier write problem is over.
     StorageWriteProblem(Option<String>),
     WriteLost,
+    Hidden(bool),
 }
 
 impl Reducible for NodeState {
@@ -142,6 +147,7 @@ impl Reducible for NodeState {
                 next.storage.write_problem = problem;
             }
             NodeAction::WriteLost => next.storage.lost_writes += 1,
+            NodeAction::Hidden(hidden) => next.hidden = hidden,
         }
         Rc::new(next)
     }

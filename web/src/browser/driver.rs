@@ -23,7 +23,7 @@ use super::write_queue::{Pushed, WriteQueue};
 use crate::config::Config;
 use crate::connection::ConnectionState;
 use crate::identity::{clean_name, StoredIdentity};
-use crate::log::{block_run, describe_event, LogEntry, LogKind};
+use crate::log::{block_run, describe_event, incoming_line, LogEntry, LogKind};
 use crate::snapshot::{block_detail, chain_rows, BlockDetail, ChainRow, NodeSnapshot};
 use crate::state::{LogAction, LogState, NodeAction, NodeState, Session};
 use crate::tamper::Sandbox;
@@ -33,7 +33,7 @@ use gloo_timers::future::TimeoutFuture;
 use serde_json::value::RawValue;
 use shared::node::{Node, NodeConfig, NodeEvent, Output, Route, SendError};
 use shared::protocol::{ClientFrame, PeerId, RelayFrame, Signal};
-use shared::view::sanitize_name;
+use shared::view::{sanitize_name, Names, PeerMemory};
 use shared::{Address, Hash};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -146,6 +146,8 @@ pub struct Driver {
     tick_timer: RefCell<Option<AbortHandle>>,
     snapshot_scheduled: Cell<bool>,
     reorgs: RefCell<VecDeque<ReorgRecord>>,
+    /// Peers we had, kept after they go (see [`shared::view::PeerMemory`]).
+    peer_memory: RefCell<PeerMemory>,
     online: Cell<bool>,
     this: Weak<Driver>,
 }
@@ -256,6 +258,7 @@ impl Driver {
             tick_timer: RefCell::new(None),
             snapshot_scheduled: Cell::new(false),
             reorgs: RefCell::new(VecDeque::new()),
+            peer_memory: RefCell::new(PeerMemory::default()),
             online: Cell::new(true),
             this: this.clone(),
         });
@@ -486,6 +489,7 @@ impl Driver {
 
     fn process(&self, outputs: Vec<Output>, now: u64) {
         let mut entries = Vec::new();
+        let mut sync_changed = false;
         for output in outputs {
             match output {
                 Output::Send {
@@ -525,19 +529,40 @@ impl Driver {
                 }
                 Output::Event(event) => {
                     self.on_event(&event, now);
+                    sync_changed |= matches!(event, NodeEvent::SyncChanged(_));
                     let node = self.node.borrow();
                     let name = |peer: &PeerId| {
                         node.peer(peer)
                             .and_then(|info| info.name.clone())
                             .unwrap_or_else(|| format!("peer {}", peer.short()))
                     };
-                    if let Some((kind, text)) = describe_event(&event, &name) {
+                    let described = match &event {
+                        // A payment to us says what it brings: the event has only the id, the
+                        // pool has the transaction.
+                        NodeEvent::TransactionAccepted {
+                            id,
+                            from_peer: Some(_),
+                        } => node.mempool().get(id).and_then(|tx| {
+                            let names = Names::new(&node, &crate::address_book::current())
+                                .with_remembered(&self.peer_memory.borrow().views());
+                            incoming_line(tx, &node.address(), &names)
+                                .map(|text| (LogKind::Transaction, text))
+                        }),
+                        _ => None,
+                    };
+                    if let Some((kind, text)) = described.or_else(|| describe_event(&event, &name))
+                    {
                         let mut entry = self.entry(kind, text, now);
                         entry.run = block_run(&event, &name);
                         entries.push(entry);
                     }
                 }
             }
+        }
+        if sync_changed {
+            // The log is about to say "in sync" or "catching up": the status bar and the
+            // explorer must say the same at once, not one snapshot interval later.
+            self.push_snapshot();
         }
         if !entries.is_empty() {
             self.log_dispatch.dispatch(LogAction::Append(entries));
@@ -922,7 +947,13 @@ impl Driver {
             .as_ref()
             .map(Links::round_trips)
             .unwrap_or_default();
-        let snapshot = NodeSnapshot::build(&node, &reorgs, &rtts);
+        let snapshot = NodeSnapshot::build(
+            &node,
+            &reorgs,
+            &rtts,
+            &mut self.peer_memory.borrow_mut(),
+            now_ms(),
+        );
         drop(node);
         self.node_dispatch
             .dispatch(NodeAction::Snapshot(Rc::new(snapshot)));
@@ -1059,7 +1090,13 @@ impl Driver {
                     .is_some_and(|document| {
                         document.visibility_state() == web_sys::VisibilityState::Hidden
                     });
-            if let Some(driver) = weak.upgrade().filter(|_| hidden) {
+            let Some(driver) = weak.upgrade() else {
+                return;
+            };
+            if event.type_() == "visibilitychange" {
+                driver.on_visibility(hidden);
+            }
+            if hidden {
                 driver.flush_now();
             }
         });
@@ -1070,6 +1107,25 @@ impl Driver {
         }
         // The listeners live as long as the page (the driver does too).
         on_hide.forget();
+    }
+
+    /// The page went to the background or came back. Hidden, the browser runs its timers
+    /// rarely (the status says so); back in front, the node gets a tick at once, so whatever
+    /// deadline slipped meanwhile (requests, status, re-announcements) is handled now and sync
+    /// catches up without waiting for the next one.
+    fn on_visibility(&self, hidden: bool) {
+        self.node_dispatch.dispatch(NodeAction::Hidden(hidden));
+        self.log(
+            LogKind::Info,
+            if hidden {
+                "in the background: the browser slows this tab's timers".into()
+            } else {
+                "in front again: catching up".into()
+            },
+        );
+        if !hidden {
+            self.drive(|node, now| node.handle_tick(now));
+        }
     }
 
     // ---- commands from the page ----
@@ -1134,9 +1190,10 @@ impl Driver {
         self.drive(|node, now| node.set_peer_muted(peer, muted, now));
     }
 
-    pub fn chain_rows(&self, skip: u64, count: usize) -> Vec<ChainRow> {
+    /// Rows below height `top` (the snapshot's), see [`chain_rows`].
+    pub fn chain_rows(&self, top: u64, skip: u64, count: usize) -> Vec<ChainRow> {
         match self.node.try_borrow() {
-            Ok(node) => chain_rows(&node, skip, count),
+            Ok(node) => chain_rows(&node, top, skip, count),
             Err(_) => Vec::new(),
         }
     }

@@ -29,7 +29,7 @@ pub fn Explorer() -> Html {
     let first_visible = *scroll_top / ROW_HEIGHT;
     let skip = first_visible.saturating_sub(OVERSCAN_ROWS);
     let window = (VISIBLE_ROWS + 2 * OVERSCAN_ROWS) as usize;
-    let rows = driver.chain_rows(skip, window);
+    let rows = driver.chain_rows(snapshot.height, skip, window);
     let now = crate::browser::driver::now_ms();
 
     let onscroll = {

@@ -1,6 +1,7 @@
+use crate::browser::driver::now_ms;
 use crate::format::{round_trip, work};
 use crate::hooks::{use_driver, use_node_state};
-use crate::snapshot::Link;
+use crate::snapshot::{Link, WorkAhead};
 use yew::prelude::*;
 
 /// Compare chains across tabs: every peer's tip against ours, plus the partition controls.
@@ -11,6 +12,7 @@ pub fn PeersPanel() -> Html {
     let Some(snapshot) = state.snapshot.clone() else {
         return html! {};
     };
+    let now = now_ms();
     let online = !matches!(
         state.connection,
         crate::connection::ConnectionState::Offline
@@ -31,9 +33,11 @@ pub fn PeersPanel() -> Html {
             </div>
             <div class="table-wrap">
             <table class="peers" data-testid="peer-table">
+                <caption class="hint" data-testid="work-explained">{ WORK_EXPLAINED }</caption>
                 <thead><tr>
                     <th scope="col">{ "Node" }</th><th scope="col">{ "Tip" }</th>
-                    <th scope="col">{ "Height" }</th><th scope="col">{ "Work" }</th>
+                    <th scope="col">{ "Height" }</th>
+                    <th scope="col" class="work" title={WORK_EXPLAINED}>{ "Work vs ours" }</th>
                     <th scope="col">{ "Against our chain" }</th>
                     <th scope="col" title="direct: a WebRTC data channel between the tabs; relayed: through the server">{ "Link" }</th>
                     <th scope="col">{ "" }</th>
@@ -43,8 +47,8 @@ pub fn PeersPanel() -> Html {
                         <td><b>{ format!("{} (you)", snapshot.name) }</b></td>
                         <td><code>{ snapshot.tip_hash.short() }</code></td>
                         <td>{ snapshot.height }</td>
-                        <td>{ work(snapshot.total_work_log2) }</td>
-                        <td>{ "—" }</td><td></td><td></td>
+                        <td class="work" title={format!("total work {}", work(snapshot.total_work_log2))}>{ "ours" }</td>
+                        <td class="relation">{ "—" }</td><td class="link"></td><td></td>
                     </tr>
                     { for snapshot.peers.iter().map(|peer| {
                         let muted = peer.muted;
@@ -55,7 +59,7 @@ pub fn PeersPanel() -> Html {
                         };
                         let misbehaving = peer.misbehavior > 0 || peer.banned;
                         html! {
-                            <tr key={peer.id.to_string()} data-testid="peer-row"
+                            <tr key={peer.id.to_string()} data-testid="peer-row" data-present="true"
                                 data-peer-name={peer.name.clone().unwrap_or_default()} data-peer-id={peer.id.to_string()}
                                 data-relation={peer.relation.key()}
                                 class={classes!(peer.relation.key(), muted.then_some("muted-peer"))}>
@@ -81,7 +85,7 @@ pub fn PeersPanel() -> Html {
                                     <code data-hash={tip.hash.to_hex()}>{ tip.hash.short() }</code>
                                 }).unwrap_or_else(|| html! { "—" }) }</td>
                                 <td>{ peer.tip.map(|tip| tip.height.to_string()).unwrap_or("—".into()) }</td>
-                                <td>{ peer.total_work_log2.map(work).unwrap_or("—".into()) }</td>
+                                { work_cell(peer.work.as_ref()) }
                                 <td class="relation">{ peer.relation.describe() }</td>
                                 <td data-testid="peer-link" data-link={peer.link.key()}
                                     data-rtt-us={peer.rtt_us.map(|rtt| rtt.to_string())}
@@ -102,12 +106,58 @@ pub fn PeersPanel() -> Html {
                             </tr>
                         }
                     }) }
+                    { for snapshot.gone_peers.iter().map(|gone| {
+                        let seen = gone.seen.seen(now);
+                        html! {
+                            <tr key={format!("gone-{}", gone.seen.view.id)} data-testid="peer-gone" data-present="false"
+                                data-peer-name={gone.seen.view.name.clone().unwrap_or_default()} data-peer-id={gone.seen.view.id.to_string()}
+                                data-relation={gone.relation.key()} data-last-seen-ms={gone.seen.last_seen_ms.to_string()}
+                                class={classes!("gone-peer", gone.relation.key())}>
+                                <td>
+                                    <b>{ gone.seen.view.name.clone().unwrap_or_else(|| format!("peer {}", gone.seen.view.id.short())) }</b>
+                                    if let Some(address) = gone.seen.view.address {
+                                        <code class="muted small" title={address.to_hex()}>{ format!(" {}", address.short()) }</code>
+                                    }
+                                    <span class="badge" data-testid="peer-seen">{ seen }</span>
+                                </td>
+                                <td>{ gone.seen.view.tip.map(|tip| html! {
+                                    <code data-hash={tip.hash.to_hex()}>{ tip.hash.short() }</code>
+                                }).unwrap_or_else(|| html! { "—" }) }</td>
+                                <td>{ gone.seen.view.tip.map(|tip| tip.height.to_string()).unwrap_or("—".into()) }</td>
+                                { work_cell(gone.work.as_ref()) }
+                                <td class="relation">{ format!("{} (last known)", gone.relation.describe()) }</td>
+                                <td class="link">{ "gone" }</td>
+                                <td></td>
+                            </tr>
+                        }
+                    }) }
                 </tbody>
             </table>
             </div>
-            if snapshot.peers.is_empty() {
+            if snapshot.peers.is_empty() && snapshot.gone_peers.is_empty() {
                 <p class="hint">{ "No other tabs in this room yet. Open this page in another tab to add a node." }</p>
+            } else if snapshot.peers.is_empty() {
+                <p class="hint" data-testid="peers-unreachable">{ if online {
+                    "No other tab reachable now. The rows above are the tabs we last saw, as they were then."
+                } else {
+                    "Offline: these are the tabs we last saw, as they were then. Their chains go on without us."
+                } }</p>
             }
         </section>
+    }
+}
+
+/// What the Work column means, in one line (the caption, and the column's title).
+const WORK_EXPLAINED: &str = "Work vs ours: how much more proof of work a chain holds than ours, in blocks' worth at our current target. The chain with the most work wins.";
+
+/// A peer's work against ours; its total work as a power of two in the title.
+fn work_cell(ahead: Option<&WorkAhead>) -> Html {
+    match ahead {
+        Some(ahead) => html! {
+            <td class="work" data-testid="peer-work" title={format!("total work {}", work(ahead.total_work_log2))}>
+                { ahead.text.clone() }
+            </td>
+        },
+        None => html! { <td class="work">{ "—" }</td> },
     }
 }

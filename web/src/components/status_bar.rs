@@ -1,8 +1,7 @@
 use crate::browser::driver::now_ms;
-use crate::connection::direct_links_suffix;
+use crate::connection::{direct_links_suffix, ChainStatus};
 use crate::hooks::use_node_state;
 use crate::mining::format_rate;
-use shared::node::SyncState;
 use yew::prelude::*;
 
 /// The always-visible line: who, where, how connected, how far the chain is.
@@ -26,11 +25,14 @@ pub fn StatusBar() -> Html {
         .iter()
         .filter(|peer| peer.address.is_some() && peer.refusal.is_none())
         .count();
-    let sync = match snapshot.sync {
-        SyncState::Synced => ("synced", "in sync".to_string()),
-        SyncState::Syncing { target_height } => ("syncing", format!("syncing to {target_height}")),
-    };
     let connection = &state.connection;
+    let status = ChainStatus::of(
+        connection,
+        snapshot.sync,
+        snapshot.height,
+        snapshot.direct_links,
+    );
+    let sync = (status.key(), status.describe());
     html! {
         <header class="status-bar" role="status">
             <span class="brand">{ "tabchain" }</span>
@@ -59,6 +61,12 @@ pub fn StatusBar() -> Html {
             <span class={classes!("item", "pill", sync.0)} data-testid="status-sync" data-state={sync.0}>
                 { sync.1 }
             </span>
+            if state.hidden {
+                <span class="item pill background" data-testid="status-background"
+                    title="browsers run the timers of a hidden tab rarely: mining and messages slow down until it is in front again">
+                    { "in the background: the browser slows this tab" }
+                </span>
+            }
             <span class={classes!("item", "muted", "small")} data-testid="status-saved"
                 data-unsaved={state.unsaved.to_string()}
                 title="blocks and transactions are written to this browser's IndexedDB in batches">

@@ -1,8 +1,9 @@
 use crate::address_book::{self, BookError};
+use crate::format::count;
 use crate::format::resolve_recipient;
 use crate::hooks::{use_driver, use_node_state};
 use crate::snapshot::ACCOUNTS_SHOWN;
-use shared::view::{labelled, parse_address, PinError, RecipientError};
+use shared::view::{labelled, parse_address, IncomingState, PinError, RecipientError};
 use thiserror::Error;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
@@ -139,7 +140,8 @@ pub fn Wallet() -> Html {
                 <input id="send-to" value={(*to).clone()} oninput={bind(&to)} data-testid="send-to" list="peer-addresses"
                     placeholder="name or 40-digit address" autocomplete="off" />
                 <datalist id="peer-addresses">
-                    { for snapshot.peers.iter().filter_map(|peer| {
+                    // Peers we have and peers we remember: a gone peer stays payable by name.
+                    { for snapshot.remembered.iter().filter_map(|peer| {
                         let address = peer.address?;
                         // The suggestion carries the address, so picking it pays that address.
                         let name = peer.name.clone()?;
@@ -179,6 +181,28 @@ pub fn Wallet() -> Html {
                             data-state={key} class={key} data-confirmations={tx.confirmations.to_string()}>
                             <span>{ format!("{} → {to}", tx.amount) }
                                 <span class="muted">{ format!(" fee {}", tx.fee) }</span></span>
+                            <span class="state">{ text }</span>
+                        </li>
+                    }
+                }) }
+            </ul>
+            <h3>{ "Received" }</h3>
+            <ul class="tx-list" data-testid="rx-list">
+                if snapshot.incoming.is_empty() {
+                    <li class="muted">{ "nothing yet" }</li>
+                }
+                { for snapshot.incoming.iter().map(|rx| {
+                    let (key, text) = rx.describe();
+                    let from = rx.from_name.as_deref().map_or_else(|| rx.from.short(), |name| labelled(name, &rx.from));
+                    let confirmations = match rx.state {
+                        IncomingState::Pending => 0,
+                        IncomingState::Confirmed { confirmations, .. } => confirmations,
+                    };
+                    html! {
+                        <li key={rx.id.to_hex()} data-testid="rx-item" data-txid={rx.id.to_hex()}
+                            data-state={key} class={key} data-amount={rx.amount.to_string()}
+                            data-from={rx.from.to_hex()} data-confirmations={confirmations.to_string()}>
+                            <span>{ format!("{} from {from}", count(rx.amount, "coin", "coins")) }</span>
                             <span class="state">{ text }</span>
                         </li>
                     }
