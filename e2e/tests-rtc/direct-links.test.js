@@ -78,6 +78,22 @@ test('tabs linked directly keep mining, paying and converging while the relay is
     await mineBlocks(a, 1);
     await sameTip(tabs, 'converged after the relay returned');
 
+    // A quick relay restart (issue 16): the first retries come about a second apart, so every
+    // tab is back within about 2 s of the relay answering again.
+    await stopRelay(running);
+    for (const tab of tabs) {
+      await waitFor(tab, async () => (await attr(tab, 'status-connection', 'data-state')) !== 'connected', 'the restart seen');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    running = await startRelay();
+    const back = Date.now();
+    for (const tab of tabs) {
+      await waitFor(tab, async () => (await attr(tab, 'status-connection', 'data-state')) === 'connected', 'back after a quick restart', 10_000);
+    }
+    const seconds = (Date.now() - back) / 1_000;
+    console.log(`# every tab back on the relay ${seconds.toFixed(1)} s after it answered`);
+    assert.ok(seconds <= 2.5, `every tab back within about 2 s of the relay answering (${seconds.toFixed(1)} s)`);
+
     // A closed tab fires no close on the other side of its data channel, and the relay's
     // peer_left does not drop a peer linked directly: the heartbeat does, within seconds.
     await c.close();

@@ -193,6 +193,45 @@ fn timestamp(body: &str) -> Result<u64, LinkFrameError> {
     body.parse().map_err(|_| LinkFrameError::BadTimestamp)
 }
 
+/// Bytes one peer may send us over a direct link per second, and in a burst: the relay's own
+/// per-peer defaults (4 MiB/s, bursts of 8 largest frames), so a direct link lets a peer make us
+/// read and parse no more than the relay would have let through. A sync between tabs moves
+/// blocks of a few hundred bytes, 64 to a reply: 4 MiB/s is over 10,000 blocks a second, more
+/// than a tab imports.
+pub const INBOUND_BYTES_PER_SECOND: u64 = 4 * 1024 * 1024;
+pub const INBOUND_BURST_BYTES: u64 = 8 * crate::protocol::MAX_FRAME_BYTES as u64;
+
+/// A token bucket of bytes for what arrives over one link; a frame over the budget means the
+/// peer floods (the driver then closes the link, and the relay's limits apply to it again).
+#[derive(Clone, Debug)]
+pub struct InboundBudget {
+    bytes: u64,
+    updated_ms: u64,
+}
+
+impl InboundBudget {
+    pub fn new(now_ms: u64) -> InboundBudget {
+        InboundBudget {
+            bytes: INBOUND_BURST_BYTES,
+            updated_ms: now_ms,
+        }
+    }
+    /// Takes `bytes` from the budget; false when it does not hold them.
+    pub fn take(&mut self, bytes: usize, now_ms: u64) -> bool {
+        let elapsed = now_ms.saturating_sub(self.updated_ms);
+        self.updated_ms = self.updated_ms.max(now_ms);
+        self.bytes =
+            (self.bytes + elapsed * INBOUND_BYTES_PER_SECOND / 1_000).min(INBOUND_BURST_BYTES);
+        match self.bytes.checked_sub(bytes as u64) {
+            Some(left) => {
+                self.bytes = left;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +351,28 @@ mod tests {
             reassembler.push("m{}").unwrap(),
             Some(LinkFrame::Message("{}".into()))
         );
+    }
+
+    #[test]
+    fn a_link_takes_its_burst_then_its_rate_and_no_more() {
+        let mut budget = InboundBudget::new(1_000);
+        let frame = CHUNK_BYTES;
+        let burst_frames = (INBOUND_BURST_BYTES / frame as u64) as usize;
+        for _ in 0..burst_frames {
+            assert!(budget.take(frame, 1_000));
+        }
+        assert!(!budget.take(frame, 1_000), "the burst is spent");
+        // A second later, one second's worth and not a byte more.
+        let per_second = (INBOUND_BYTES_PER_SECOND / frame as u64) as usize;
+        for _ in 0..per_second {
+            assert!(budget.take(frame, 2_000));
+        }
+        assert!(!budget.take(frame, 2_000));
+        // Idle for a minute: back to the burst, not beyond.
+        let mut taken = 0;
+        while budget.take(frame, 62_000) {
+            taken += 1;
+        }
+        assert_eq!(taken, burst_frames);
     }
 }

@@ -23,7 +23,7 @@ use super::link_queue::{Channel, SendQueue, BUFFERED_LOW_THRESHOLD};
 use futures::channel::mpsc;
 use futures::StreamExt;
 use gloo_timers::future::TimeoutFuture;
-use shared::protocol::link::{self, LinkFrame, LinkFrameError, Reassembler};
+use shared::protocol::link::{self, InboundBudget, LinkFrame, LinkFrameError, Reassembler};
 use shared::protocol::signal::IceCandidate;
 use shared::protocol::{IceServer, PeerId, Signal};
 use std::cell::{Cell, RefCell};
@@ -99,6 +99,8 @@ pub enum LinkDown {
     SendFailed(String),
     #[error("signaling failed: {0}")]
     Signaling(String),
+    #[error("it sent more than {} MiB/s", link::INBOUND_BYTES_PER_SECOND / (1024 * 1024))]
+    Flooding,
 }
 
 /// Every link of this tab.
@@ -125,6 +127,8 @@ struct Link {
     rtt_us: Cell<Option<u64>>,
     queue: RefCell<SendQueue>,
     reassembler: RefCell<Reassembler>,
+    /// What the peer may still send us (see `link::InboundBudget`).
+    inbound: RefCell<InboundBudget>,
     jobs: RefCell<mpsc::Sender<Job>>,
     /// The event listeners, with what they listen on: removed when the link closes (a closed
     /// channel still fires `close`, which must not reach a dropped closure), and dropped on a
@@ -332,6 +336,7 @@ impl Inner {
             last_heard_ms: Cell::new(now),
             rtt_us: Cell::new(None),
             queue: RefCell::new(SendQueue::default()),
+            inbound: RefCell::new(InboundBudget::new(monotonic_ms() as u64)),
             reassembler: RefCell::new(Reassembler::default()),
             jobs: RefCell::new(jobs),
             handlers: RefCell::new(Vec::new()),
@@ -405,6 +410,14 @@ impl Inner {
                 return;
             };
             link.last_heard_ms.set(monotonic_ms());
+            if !link
+                .inbound
+                .borrow_mut()
+                .take(text.len(), monotonic_ms() as u64)
+            {
+                inner.kill(&link, LinkDown::Flooding);
+                return;
+            }
             let frame = link.reassembler.borrow_mut().push(&text);
             match frame {
                 Ok(None) => {}
