@@ -35,6 +35,14 @@ if has_part browser; then
     apt-get update -qq
     apt-get install -y -qq chromium chromium-driver >/dev/null
   fi
+  # The direct-link browser tests run in a network namespace (`unshare -n`, util-linux) and bring
+  # its loopback up with `ip` (iproute2), which a minimal image may lack.
+  if ! command -v ip >/dev/null && ! [ -x /usr/sbin/ip ] && ! [ -x /sbin/ip ]; then
+    log "installing Debian's iproute2 (ip, for the network namespace of the WebRTC tests)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq iproute2 >/dev/null
+  fi
 fi
 
 if has_part nats; then
