@@ -233,8 +233,15 @@ pub type ChainRow = view::BlockRow;
 /// of the snapshot on screen, so the explorer lists the same chain the status bar and the
 /// tables show, not one the node reached after that snapshot (a syncing tab's live tip runs
 /// ahead of its snapshot).
-pub fn chain_rows(node: &Node, top: u64, skip: u64, count: usize) -> Vec<ChainRow> {
-    let names = Names::new(node, &crate::address_book::current());
+/// `remembered` are the peers that went away (`PeerMemory`), so their blocks keep their names.
+pub fn chain_rows(
+    node: &Node,
+    remembered: &[view::PeerView],
+    top: u64,
+    skip: u64,
+    count: usize,
+) -> Vec<ChainRow> {
+    let names = Names::new(node, &crate::address_book::current()).with_remembered(remembered);
     let live_skip = node.tree().tip_height().saturating_sub(top) + skip;
     view::chain_rows(node, &names, live_skip, count)
 }
@@ -256,11 +263,16 @@ pub struct BlockDetail {
 }
 
 /// The detail of a stored block at `now_ms`, with each rule's result as `shared` finds it.
-pub fn block_detail(node: &Node, hash: &Hash, now_ms: u64) -> Option<BlockDetail> {
+pub fn block_detail(
+    node: &Node,
+    remembered: &[view::PeerView],
+    hash: &Hash,
+    now_ms: u64,
+) -> Option<BlockDetail> {
     let tree = node.tree();
     let block = Arc::clone(tree.block(hash)?);
     let on_best_chain = tree.is_active(hash);
-    let names = Names::new(node, &crate::address_book::current());
+    let names = Names::new(node, &crate::address_book::current()).with_remembered(remembered);
     Some(BlockDetail {
         hash: *hash,
         on_best_chain,
@@ -292,17 +304,17 @@ mod tests {
     fn chain_rows_are_newest_first_and_windowed() {
         let mut node = TestNode::new("ours", 1);
         node.mine_blocks(20);
-        let rows = chain_rows(&node.node, 20, 0, 5);
+        let rows = chain_rows(&node.node, &[], 20, 0, 5);
         let heights: Vec<u64> = rows.iter().map(|row| row.height).collect();
         assert_eq!(heights, vec![20, 19, 18, 17, 16]);
         assert_eq!(
-            chain_rows(&node.node, 20, 18, 5).len(),
+            chain_rows(&node.node, &[], 20, 18, 5).len(),
             3,
             "down to genesis"
         );
-        assert!(chain_rows(&node.node, 20, 21, 5).is_empty());
+        assert!(chain_rows(&node.node, &[], 20, 21, 5).is_empty());
         // The snapshot on screen is at height 12: the rows start there, not at the live tip.
-        let behind: Vec<u64> = chain_rows(&node.node, 12, 0, 3)
+        let behind: Vec<u64> = chain_rows(&node.node, &[], 12, 0, 3)
             .iter()
             .map(|row| row.height)
             .collect();
@@ -318,7 +330,7 @@ mod tests {
         let blocks = node.mine_blocks(3);
         let hash = blocks[1].hash();
         let now = blocks[2].header.timestamp_ms;
-        let detail = block_detail(&node.node, &hash, now).unwrap();
+        let detail = block_detail(&node.node, &[], &hash, now).unwrap();
         assert!(detail.on_best_chain);
         assert_eq!(detail.confirmations, 2);
         let tree = node.node.tree();

@@ -1193,13 +1193,14 @@ impl Driver {
     /// Rows below height `top` (the snapshot's), see [`chain_rows`].
     pub fn chain_rows(&self, top: u64, skip: u64, count: usize) -> Vec<ChainRow> {
         match self.node.try_borrow() {
-            Ok(node) => chain_rows(&node, top, skip, count),
+            Ok(node) => chain_rows(&node, &self.peer_memory.borrow().views(), top, skip, count),
             Err(_) => Vec::new(),
         }
     }
 
     pub fn block_detail(&self, hash: &Hash) -> Option<BlockDetail> {
-        block_detail(&*self.node.try_borrow().ok()?, hash, now_ms())
+        let remembered = self.peer_memory.borrow().views();
+        block_detail(&*self.node.try_borrow().ok()?, &remembered, hash, now_ms())
     }
 
     pub fn sandbox(&self) -> Option<Sandbox> {
