@@ -599,8 +599,10 @@ impl Node {
         if let Some(peer) = self.peers.get_mut(from) {
             peer.known.insert(hash);
         }
-        let new = !self.tree.contains(&hash);
-        let announcement = new.then(|| NodeMessage::NewBlock {
+        // The copy to forward is made only when a direct neighbour could want it: without
+        // direct links (the native node, a tab on the relay alone) a block is never cloned here.
+        let gossiping = !self.tree.contains(&hash) && self.direct_link_count() > 0;
+        let announcement = gossiping.then(|| NodeMessage::NewBlock {
             block: block.clone(),
         });
         let orphan = self.accept_block_from(from, block, now_ms);
@@ -675,10 +677,13 @@ impl Node {
         if let Some(peer) = self.peers.get_mut(from) {
             peer.known.insert(id);
         }
-        let announcement = NodeMessage::NewTransaction { tx: tx.clone() };
+        let announcement =
+            (self.direct_link_count() > 0).then(|| NodeMessage::NewTransaction { tx: tx.clone() });
         match self.mempool.add(tx, self.tree.ledger(), &chain_id) {
             Ok(id) => {
-                self.gossip(id, from, &announcement);
+                if let Some(announcement) = announcement {
+                    self.gossip(id, from, &announcement);
+                }
                 self.event(NodeEvent::TransactionAccepted {
                     id,
                     from_peer: Some(from.clone()),
