@@ -13,11 +13,15 @@ pub const CHUNK_TARGET_MS: f64 = 60.0;
 /// Bounds of the adaptive chunk size.
 pub const MIN_CHUNK: u64 = 1_000;
 pub const MAX_CHUNK: u64 = 500_000;
+/// The longest a job waits for its start time (the page asks for tens of milliseconds; a
+/// wrong clock must not park the worker).
+pub const MAX_START_DELAY_MS: f64 = 1_000.0;
 
 struct Job {
     job_id: u64,
     header: BlockHeader,
     next_nonce: u64,
+    not_before_ms: f64,
     subscriber: HandlerId,
 }
 
@@ -32,13 +36,19 @@ pub enum WorkerMessage {
 }
 
 impl MiningWorker {
+    /// Runs the next chunk in a new task: at once, or when the job may start.
     fn schedule(&mut self, scope: &WorkerScope<Self>) {
         if self.chunk_scheduled {
             return;
         }
         self.chunk_scheduled = true;
-        scope.send_future(async {
-            gloo_timers::future::TimeoutFuture::new(0).await;
+        let wait = self
+            .job
+            .as_ref()
+            .map_or(0.0, |job| job.not_before_ms - js_sys::Date::now())
+            .clamp(0.0, MAX_START_DELAY_MS);
+        scope.send_future(async move {
+            gloo_timers::future::TimeoutFuture::new(wait as u32).await;
             WorkerMessage::RunChunk
         });
     }
@@ -64,6 +74,11 @@ impl Worker for MiningWorker {
             return;
         };
         let started = js_sys::Date::now();
+        if started < job.not_before_ms {
+            // A newer job that may start later than the chunk this wake-up was set for.
+            self.schedule(scope);
+            return;
+        }
         let outcome = mine(&job.header, job.next_nonce, self.chunk);
         let elapsed = (js_sys::Date::now() - started).max(1.0);
         match outcome {
@@ -109,11 +124,13 @@ impl Worker for MiningWorker {
                 job_id,
                 header,
                 first_nonce,
+                not_before_ms,
             } => {
                 self.job = Some(Job {
                     job_id,
                     header,
                     next_nonce: first_nonce,
+                    not_before_ms,
                     subscriber: id,
                 });
                 self.schedule(scope);

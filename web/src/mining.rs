@@ -8,11 +8,15 @@ use std::collections::VecDeque;
 /// From the page to one worker.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum MinerCommand {
-    /// Abandon any earlier job and search nonces from `first_nonce` upwards.
+    /// Abandon any earlier job and search nonces from `first_nonce` upwards, starting no
+    /// earlier than `not_before_ms` (wall clock; 0: at once). The worker keeps that wait with
+    /// its own timer: a hidden page's timers fire at most once a second, a worker's are not
+    /// throttled, so a background tab keeps mining at its full rate.
     Mine {
         job_id: u64,
         header: BlockHeader,
         first_nonce: u64,
+        not_before_ms: f64,
     },
     Stop,
 }

@@ -65,24 +65,12 @@ impl MinerPool {
         self.dispatch_job();
     }
 
+    /// Hands `job` to the workers at once; they start it no earlier than
+    /// [`MIN_BLOCK_SPACING_MS`] after our last find (the wait is theirs: see
+    /// [`MinerCommand::Mine`]).
     pub fn start(&self, job: MiningJob) {
-        let job_id = job.job_id;
         *self.job.borrow_mut() = Some(job);
-        let now = js_sys::Date::now() as u64;
-        let wait = (self.last_found_ms.get() + MIN_BLOCK_SPACING_MS).saturating_sub(now);
-        if wait == 0 {
-            self.dispatch_job();
-            return;
-        }
-        let pool = self.this.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            gloo_timers::future::TimeoutFuture::new(wait as u32).await;
-            let Some(pool) = pool.upgrade() else { return };
-            let current = pool.job.borrow().as_ref().map(|job| job.job_id);
-            if current == Some(job_id) {
-                pool.dispatch_job();
-            }
-        });
+        self.dispatch_job();
     }
 
     pub fn stop(&self) {
@@ -102,11 +90,13 @@ impl MinerPool {
         let Some(job) = job.as_ref() else { return };
         let workers = self.workers.borrow();
         let count = workers.len() as u32;
+        let not_before_ms = (self.last_found_ms.get() + MIN_BLOCK_SPACING_MS) as f64;
         for (index, worker) in workers.iter().enumerate() {
             worker.send(MinerCommand::Mine {
                 job_id: job.job_id,
                 header: job.block.header,
                 first_nonce: first_nonce(index as u32, count),
+                not_before_ms,
             });
         }
     }

@@ -235,6 +235,7 @@ pub fn TamperSandbox() -> Html {
                 job_id,
                 header,
                 first_nonce: 0,
+                not_before_ms: 0.0,
             });
             state.dispatch(SandboxAction::RemineStarted(Remining {
                 job_id,
