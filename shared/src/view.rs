@@ -1039,6 +1039,79 @@ pub fn incoming_payments(node: &Node, names: &Names) -> Vec<IncomingView> {
     rows
 }
 
+// ---- private mining ----
+
+/// Where our private branch stands against the public chain, for the mining panel and the
+/// lesson cards.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrivateView {
+    /// Blocks mined privately (not yet released).
+    pub blocks: usize,
+    /// The height of the public block the branch starts from.
+    pub base_height: u64,
+    pub private_height: u64,
+    /// The heaviest public block we hold.
+    pub public_height: u64,
+    /// Private tip height minus public tip height (negative: behind).
+    pub lead_blocks: i64,
+    /// The private tip's work minus the public tip's, in blocks' worth at the public tip's
+    /// target (what decides who wins at the release).
+    pub lead_work_blocks: f64,
+    /// "2.0 blocks more", "1.0 block less", "same work".
+    pub lead_text: String,
+    /// Double spends waiting for, or in, the branch.
+    pub double_spends: usize,
+    /// The branch is at its bound ([`crate::node::MAX_PRIVATE_BLOCKS`]): release it.
+    pub full: bool,
+}
+
+impl PrivateView {
+    /// Whether a release now would win (more work than the public chain).
+    pub fn ahead(&self) -> bool {
+        self.lead_work_blocks > 0.0
+    }
+
+    /// One line for people: "private branch: 3 blocks, 1.0 block more work than the public chain".
+    pub fn describe(&self) -> String {
+        let lead = if self.lead_text == "same work" {
+            "the same work as the public chain".to_string()
+        } else {
+            format!("{} work than the public chain", self.lead_text)
+        };
+        format!(
+            "Private branch: {} from block {}, {lead}.",
+            plural(self.blocks as u64, "block", "blocks"),
+            self.base_height
+        )
+    }
+}
+
+/// Our private branch, `None` when private mining is off.
+pub fn private_view(node: &Node) -> Option<PrivateView> {
+    let status = node.private_status()?;
+    let per_block = node
+        .tree()
+        .header(&status.public_tip.hash)
+        .map(|header| header.target.work())
+        .unwrap_or_else(|| node.tree().tip_header().target.work());
+    let lead_work_blocks = work_ahead_in_blocks(
+        &status.tip.total_work,
+        &status.public_tip.total_work,
+        &per_block,
+    );
+    Some(PrivateView {
+        blocks: status.blocks,
+        base_height: status.base.height,
+        private_height: status.tip.height,
+        public_height: status.public_tip.height,
+        lead_blocks: status.tip.height as i64 - status.public_tip.height as i64,
+        lead_work_blocks,
+        lead_text: describe_work_ahead(lead_work_blocks),
+        double_spends: status.double_spends,
+        full: status.full,
+    })
+}
+
 // ---- work people can compare ----
 
 /// How much more work `theirs` has than `ours`, in blocks' worth of work at `per_block` (the
