@@ -997,12 +997,7 @@ pub fn incoming_payments(node: &Node, names: &Names) -> Vec<IncomingView> {
         .map(|tx| view(tx, IncomingState::Pending))
         .collect();
     // Remembered payments whose block is not on our best chain and that are not in the pool.
-    for known in node
-        .incoming_transactions()
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-    {
+    for known in node.incoming_transactions().rev() {
         let on_best_chain = known.block.is_some_and(|(_, block)| tree.is_active(&block));
         if on_best_chain || node.mempool().contains(&known.id) {
             continue;

@@ -9,7 +9,7 @@ mod sim;
 use shared::block::Block;
 use shared::hash::Hash;
 use shared::keys::Address;
-use shared::node::{DoubleSpendError, Node, OwnTxState, Release};
+use shared::node::{DoubleSpendError, Node, OwnTxState, Release, MAX_PRIVATE_BLOCKS};
 use shared::protocol::message::NodeMessage;
 use shared::view::{incoming_payments, own_transactions, AddressBook, IncomingState, Names};
 use sim::{Sim, SimConfig};
@@ -510,5 +510,39 @@ fn double_spend_refusals_are_named_and_change_nothing() {
             .unwrap()
             .double_spends,
         0
+    );
+}
+
+#[test]
+fn a_private_branch_stops_at_its_bound_until_it_is_released() {
+    let mut sim = three_nodes();
+    sim.set_mining(ATTACKER, true);
+    sim.command(ATTACKER, |node, now| node.set_private_mining(true, now));
+    for _ in 0..MAX_PRIVATE_BLOCKS {
+        // At the target spacing, so the difficulty stays where it is.
+        sim.now_ms += sim.config.params.target_block_ms;
+        sim.mine_one(ATTACKER)
+            .expect("a job while the branch has room");
+    }
+    let status = sim.peers[ATTACKER].node().private_status().unwrap();
+    assert_eq!(status.blocks, MAX_PRIVATE_BLOCKS);
+    assert!(status.full);
+    assert!(
+        sim.mine_one(ATTACKER).is_none(),
+        "no job beyond the bound: the miner waits for the release"
+    );
+    assert_eq!(sim.peers[MERCHANT].node().tree().tip_height(), 0);
+    sim.command(ATTACKER, |node, now| node.release_private(now))
+        .unwrap();
+    sim.run_for(10_000);
+    assert_eq!(
+        sim.peers[MERCHANT].node().tree().tip_height(),
+        MAX_PRIVATE_BLOCKS as u64,
+        "{}",
+        sim.tips()
+    );
+    assert!(
+        sim.mine_one(ATTACKER).is_some(),
+        "mining goes on in the open"
     );
 }

@@ -278,7 +278,9 @@ impl Node {
         if original.nonce > next_nonce {
             return Err(DoubleSpendError::EarlierPaymentFirst { nonce: next_nonce });
         }
-        let committed: u64 = unmined(private).map(|tx| tx.amount + tx.fee).sum();
+        let committed = unmined(private).fold(0u64, |sum, tx| {
+            sum.saturating_add(tx.amount).saturating_add(tx.fee)
+        });
         let available = account.balance.saturating_sub(committed);
         let fee = original.fee + 1;
         if available <= fee {

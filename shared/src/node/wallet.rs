@@ -128,7 +128,7 @@ impl Node {
     }
 
     /// Payments to us we have seen, oldest first (see [`MAX_TRACKED_INCOMING`]).
-    pub fn incoming_transactions(&self) -> impl Iterator<Item = &IncomingTx> {
+    pub fn incoming_transactions(&self) -> impl DoubleEndedIterator<Item = &IncomingTx> {
         self.wallet.incoming.iter()
     }
 
