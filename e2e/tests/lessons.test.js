@@ -74,8 +74,26 @@ async function tableOf(page) {
   return page.getByTestId('balance-row').evaluateAll((rows) => rows.map((row) => [row.dataset.address, BigInt(row.dataset.balance)]));
 }
 
+/** At 390 px every lesson control on screen is a 44 px tap target with text of 12 px or more. */
+async function assertPhoneSized(page) {
+  const problems = await page.evaluate(() => {
+    const found = [];
+    for (const id of ['private-toggle', 'private-release', 'double-spend']) {
+      for (const element of document.querySelectorAll(`[data-testid=${id}]`)) {
+        const box = element.getBoundingClientRect();
+        const font = parseFloat(getComputedStyle(element).fontSize);
+        if (box.height < 44 || box.width < 44) found.push(`${id}: ${Math.round(box.width)}x${Math.round(box.height)} px`);
+        if (font < 12) found.push(`${id}: text of ${font} px`);
+      }
+    }
+    return found;
+  });
+  assert.deepEqual(problems, [], problems.join('\n'));
+}
+
 async function phoneAndDesktop(page, name, testId) {
   await page.setViewportSize({ width: 390, height: 844 });
+  await assertPhoneSized(page);
   await screenshotOf(page, `phone-${name}`, page.getByTestId(testId).first());
   await page.setViewportSize({ width: 1280, height: 900 });
   await screenshotOf(page, `desktop-${name}`, page.getByTestId(testId).first());
@@ -108,9 +126,11 @@ test('a private branch with a double spend reverses a payment the merchant saw c
     await attacker.getByTestId('send-fee').fill('1');
     await attacker.getByTestId('send-button').click();
     await waitFor(attacker, async () => (await attr(attacker, 'send-result', 'data-ok')) === 'true', `the payment is sent (${await text(attacker, 'send-result')})`, 10_000);
+    await waitFor(attacker, async () => (await attacker.getByTestId('tx-item').count()) === 1, 'the payment listed');
     const payment = await attr(attacker, 'tx-item', 'data-txid');
     await waitFor(merchant, async () => (await rx(merchant, payment).count()) === 1
-      && (await rx(merchant, payment).getAttribute('data-state')) === 'pending', 'the merchant sees the payment pending');
+      && (await rx(merchant, payment).getAttribute('data-state')) === 'pending',
+    `the merchant sees the payment pending (${payment}; merchant: ${await text(merchant, 'rx-list')}; attacker: ${await text(attacker, 'tx-list')})`);
 
     // The bystander mines it in until the merchant counts 2 confirmations.
     await setMining(bystander, true);
@@ -123,6 +143,7 @@ test('a private branch with a double spend reverses a payment the merchant saw c
     await phoneAndDesktop(merchant, 'lesson-received', 'rx-list');
 
     // The attacker pays itself back on its private branch and mines past the public chain.
+    await phoneAndDesktop(attacker, 'lesson-double-spend', 'tx-list');
     await ownTx(attacker, payment).getByTestId('double-spend').click();
     await waitFor(attacker, async () => (await attr(attacker, 'double-spend-result', 'data-ok')) === 'true',
       `the double spend is made (${await text(attacker, 'double-spend-result')})`, 10_000);
