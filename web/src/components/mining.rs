@@ -58,8 +58,10 @@ pub fn MiningPanel() -> Html {
             </div>
             <p class="hint">
                 { if mining {
-                    format!("Searching for block {} at {}. Each block pays its miner the reward plus fees.",
-                        snapshot.height + 1, format_rate(state.hash_rate))
+                    // While private the miner builds on the private tip, whichever chain is best.
+                    let next = snapshot.private.as_ref().map_or(snapshot.height, |private| private.private_height) + 1;
+                    format!("Searching for block {next} at {}. Each block pays its miner the reward plus fees.",
+                        format_rate(state.hash_rate))
                   } else {
                     "Mining runs in Web Workers; the page stays responsive.".to_string()
                   } }
