@@ -370,6 +370,7 @@ fn own_tx_state(state: &shared::node::OwnTxState) -> &'static str {
     match state {
         shared::node::OwnTxState::Pending => "pending",
         shared::node::OwnTxState::Confirmed { .. } => "confirmed",
+        shared::node::OwnTxState::Reversed { .. } => "reversed",
         shared::node::OwnTxState::Dropped { .. } => "dropped",
     }
 }

@@ -839,13 +839,29 @@ pub struct OwnTxView {
     pub state: OwnTxState,
     /// Blocks on top of it, its own included (0 unless confirmed).
     pub confirmations: u64,
+    /// The most confirmations it ever had (more than `confirmations` after a reorg).
+    pub max_confirmations: u64,
 }
 
 impl OwnTxView {
-    /// A machine key (`pending` / `confirmed` / `dropped`) and a sentence for people.
+    /// A machine key (`pending` / `confirmed` / `reversed` / `dropped`) and a sentence for people.
     pub fn describe(&self) -> (&'static str, String) {
         match &self.state {
+            OwnTxState::Pending if self.max_confirmations > 0 => (
+                "pending",
+                format!(
+                    "pending again: its block left the best chain (it had {})",
+                    plural(self.max_confirmations, "confirmation", "confirmations")
+                ),
+            ),
             OwnTxState::Pending => ("pending", "pending".into()),
+            OwnTxState::Reversed { confirmations } => (
+                "reversed",
+                format!(
+                    "reversed at {}: another transaction with its nonce is confirmed instead",
+                    plural(*confirmations, "confirmation", "confirmations")
+                ),
+            ),
             OwnTxState::Confirmed { height, .. } => (
                 "confirmed",
                 format!(
@@ -872,6 +888,7 @@ pub fn own_transactions(node: &Node, names: &Names) -> Vec<OwnTxView> {
             nonce: own.tx.nonce,
             state: own.state.clone(),
             confirmations: node.confirmations(own),
+            max_confirmations: own.max_confirmations,
         })
         .collect();
     rows.reverse();
@@ -895,6 +912,11 @@ pub enum IncomingState {
         height: u64,
         confirmations: u64,
     },
+    /// Its block left our best chain and the sender's nonce is used there by another
+    /// transaction (a double spend): it will never confirm. `confirmations` is the most it had.
+    Reversed {
+        confirmations: u64,
+    },
 }
 
 /// A payment someone made to us.
@@ -905,13 +927,29 @@ pub struct IncomingView {
     pub from_name: Option<String>,
     pub amount: u64,
     pub state: IncomingState,
+    /// The most confirmations it ever had.
+    pub max_confirmations: u64,
 }
 
 impl IncomingView {
-    /// A machine key (`pending` / `confirmed`) and a sentence for people.
+    /// A machine key (`pending` / `confirmed` / `reversed`) and a sentence for people.
     pub fn describe(&self) -> (&'static str, String) {
         match self.state {
+            IncomingState::Pending if self.max_confirmations > 0 => (
+                "pending",
+                format!(
+                    "pending again: its block left the best chain (it had {})",
+                    plural(self.max_confirmations, "confirmation", "confirmations")
+                ),
+            ),
             IncomingState::Pending => ("pending", "pending: not in a block yet".into()),
+            IncomingState::Reversed { confirmations } => (
+                "reversed",
+                format!(
+                    "reversed at {}: the sender spent it again on a heavier chain",
+                    plural(confirmations, "confirmation", "confirmations")
+                ),
+            ),
             IncomingState::Confirmed {
                 height,
                 confirmations,
@@ -932,17 +970,23 @@ pub fn plural(count: u64, one: &str, many: &str) -> String {
 }
 
 /// Payments to our address (coinbases aside), newest first: those waiting in our pool, then
-/// those in the last [`INCOMING_SCAN_BLOCKS`] blocks of our best chain, at most
-/// [`MAX_INCOMING_SHOWN`].
+/// those the node remembers that are no longer on our best chain (reversed, or pending again
+/// after a reorg), then those in the last [`INCOMING_SCAN_BLOCKS`] blocks of our best chain,
+/// at most [`MAX_INCOMING_SHOWN`].
 pub fn incoming_payments(node: &Node, names: &Names) -> Vec<IncomingView> {
     let us = node.address();
     let tree = node.tree();
     let tip = tree.tip_height();
+    let remembered: std::collections::HashMap<Hash, u64> = node
+        .incoming_transactions()
+        .map(|known| (known.id, known.max_confirmations))
+        .collect();
     let view = |tx: &crate::tx::Transaction, state: IncomingState| IncomingView {
         id: tx.id(),
         from: tx.sender(),
         from_name: names.name(&tx.sender()),
         amount: tx.amount,
+        max_confirmations: remembered.get(&tx.id()).copied().unwrap_or(0),
         state,
     };
     let mut rows: Vec<IncomingView> = node
@@ -952,6 +996,21 @@ pub fn incoming_payments(node: &Node, names: &Names) -> Vec<IncomingView> {
         .filter(|tx| tx.to == us && tx.sender() != us)
         .map(|tx| view(tx, IncomingState::Pending))
         .collect();
+    // Remembered payments whose block is not on our best chain and that are not in the pool.
+    for known in node.incoming_transactions().rev() {
+        let on_best_chain = known.block.is_some_and(|(_, block)| tree.is_active(&block));
+        if on_best_chain || node.mempool().contains(&known.id) {
+            continue;
+        }
+        let state = if node.nonce_used_on_best_chain(&known.tx) {
+            IncomingState::Reversed {
+                confirmations: known.max_confirmations,
+            }
+        } else {
+            IncomingState::Pending
+        };
+        rows.push(view(&known.tx, state));
+    }
     let from_height = (tip + 1).saturating_sub(INCOMING_SCAN_BLOCKS as u64);
     let blocks = tree.active_blocks(from_height, INCOMING_SCAN_BLOCKS);
     for block in blocks.iter().rev() {
@@ -973,6 +1032,79 @@ pub fn incoming_payments(node: &Node, names: &Names) -> Vec<IncomingView> {
     }
     rows.truncate(MAX_INCOMING_SHOWN);
     rows
+}
+
+// ---- private mining ----
+
+/// Where our private branch stands against the public chain, for the mining panel and the
+/// lesson cards.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrivateView {
+    /// Blocks mined privately (not yet released).
+    pub blocks: usize,
+    /// The height of the public block the branch starts from.
+    pub base_height: u64,
+    pub private_height: u64,
+    /// The heaviest public block we hold.
+    pub public_height: u64,
+    /// Private tip height minus public tip height (negative: behind).
+    pub lead_blocks: i64,
+    /// The private tip's work minus the public tip's, in blocks' worth at the public tip's
+    /// target (what decides who wins at the release).
+    pub lead_work_blocks: f64,
+    /// "2.0 blocks more", "1.0 block less", "same work".
+    pub lead_text: String,
+    /// Double spends waiting for, or in, the branch.
+    pub double_spends: usize,
+    /// The branch is at its bound ([`crate::node::MAX_PRIVATE_BLOCKS`]): release it.
+    pub full: bool,
+}
+
+impl PrivateView {
+    /// Whether a release now would win (more work than the public chain).
+    pub fn ahead(&self) -> bool {
+        self.lead_work_blocks > 0.0
+    }
+
+    /// One line for people: "private branch: 3 blocks, 1.0 block more work than the public chain".
+    pub fn describe(&self) -> String {
+        let lead = if self.lead_text == "same work" {
+            "the same work as the public chain".to_string()
+        } else {
+            format!("{} work than the public chain", self.lead_text)
+        };
+        format!(
+            "Private branch: {} from block {}, {lead}.",
+            plural(self.blocks as u64, "block", "blocks"),
+            self.base_height
+        )
+    }
+}
+
+/// Our private branch, `None` when private mining is off.
+pub fn private_view(node: &Node) -> Option<PrivateView> {
+    let status = node.private_status()?;
+    let per_block = node
+        .tree()
+        .header(&status.public_tip.hash)
+        .map(|header| header.target.work())
+        .unwrap_or_else(|| node.tree().tip_header().target.work());
+    let lead_work_blocks = work_ahead_in_blocks(
+        &status.tip.total_work,
+        &status.public_tip.total_work,
+        &per_block,
+    );
+    Some(PrivateView {
+        blocks: status.blocks,
+        base_height: status.base.height,
+        private_height: status.tip.height,
+        public_height: status.public_tip.height,
+        lead_blocks: status.tip.height as i64 - status.public_tip.height as i64,
+        lead_work_blocks,
+        lead_text: describe_work_ahead(lead_work_blocks),
+        double_spends: status.double_spends,
+        full: status.full,
+    })
 }
 
 // ---- work people can compare ----

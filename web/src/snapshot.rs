@@ -6,10 +6,11 @@
 use crate::relation::{relation, Relation};
 use crate::tree_view::{draw_tree, ReorgRecord, TreeDrawing};
 use shared::block::Block;
-use shared::node::{LinkState, Node, SyncState};
+use shared::node::{LinkState, Node, Release, SyncState};
 use shared::protocol::{PeerId, TipStatus};
 use shared::view::{
-    self, AccountView, AddressBook, IncomingView, Names, OwnTxView, PeerMemory, RuleView,
+    self, AccountView, AddressBook, IncomingView, Names, OwnTxView, PeerMemory, PrivateView,
+    RuleView,
 };
 use shared::work::Work;
 use shared::{Address, Hash};
@@ -36,6 +37,10 @@ pub struct NodeSnapshot {
     pub accounts: Vec<AccountView>,
     pub mempool_size: usize,
     pub mining: bool,
+    /// Our private branch while private mining is on (lead against the public chain).
+    pub private: Option<PrivateView>,
+    /// What the last release published, until private mining starts again.
+    pub last_release: Option<Release>,
     pub block_count: usize,
     pub peers: Vec<PeerRow>,
     /// Peers whose direct link is open (the node routes to them over it).
@@ -206,6 +211,8 @@ impl NodeSnapshot {
             accounts: view::accounts(node, &names),
             mempool_size: node.mempool().len(),
             mining: node.is_mining(),
+            private: view::private_view(node),
+            last_release: node.last_release().cloned(),
             block_count: tree.block_count(),
             own_txs: view::own_transactions(node, &names),
             incoming: view::incoming_payments(node, &names),

@@ -14,6 +14,7 @@
 pub mod links;
 pub mod output;
 pub mod peers;
+pub mod private;
 pub mod sync;
 pub mod wallet;
 
@@ -26,14 +27,17 @@ pub use peers::{
     Handshake, Hello, Offense, PeerInfo, BAN_SCORE, HELLOS_PER_SECOND, HELLO_BURST, MAX_PEERS,
     MISBEHAVIOR_DECAY_MS, REPLIES_PER_SECOND, REPLY_BURST,
 };
+pub use private::{
+    DoubleSpendError, PrivateStatus, Release, ReleaseError, MAX_PRIVATE_BLOCKS, MAX_PRIVATE_TXS,
+};
 pub use sync::{
     HEADERS_REQUEST_INTERVAL_MS, MAX_BLOCKS_IN_FLIGHT, MAX_BLOCKS_IN_FLIGHT_PER_PEER,
     MAX_CLAIM_BACKOFF_MS, MAX_PENDING_HEADERS, REQUEST_TIMEOUT_MS, SIDE_BRANCH_WINDOW_BLOCKS,
     STATUS_INTERVAL_WHILE_SYNCING_MS, WINDOW_STALL_MS,
 };
 pub use wallet::{
-    OwnTx, OwnTxState, SendError, CONFIRMATIONS_TO_FORGET, MAX_TRACKED_OWN_TXS,
-    OWN_TX_REANNOUNCE_MS,
+    IncomingTx, OwnTx, OwnTxState, SendError, CONFIRMATIONS_TO_FORGET, MAX_TRACKED_INCOMING,
+    MAX_TRACKED_OWN_TXS, OWN_TX_REANNOUNCE_MS,
 };
 
 use crate::block::Block;
@@ -105,6 +109,10 @@ pub struct Node {
     /// Our peer id in the room, from the relay's welcome.
     own_id: Option<PeerId>,
     max_direct_links: usize,
+    /// Our hidden branch while private mining is on (see [`private`]).
+    private: Option<private::PrivateBranch>,
+    /// What the last release published, until private mining starts again.
+    last_release: Option<Release>,
 }
 
 impl Node {
@@ -133,6 +141,8 @@ impl Node {
             relay_connected: false,
             own_id: None,
             max_direct_links: config.max_direct_links,
+            private: None,
+            last_release: None,
         }
     }
 
@@ -409,7 +419,7 @@ impl Node {
             NodeMessage::Status { tip } => self.on_claim(from, tip, now_ms),
             NodeMessage::GetHeaders { locator } => {
                 if self.reply_allowed(from, now_ms) {
-                    let headers = self.tree.headers_after(&locator, MAX_HEADERS_PER_MESSAGE);
+                    let headers = self.advertised_headers_after(&locator, MAX_HEADERS_PER_MESSAGE);
                     self.send(from, &NodeMessage::Headers { headers });
                 }
             }
@@ -428,6 +438,7 @@ impl Node {
                         .mempool
                         .transactions()
                         .into_iter()
+                        .filter(|tx| !self.is_hidden_transaction(&tx.id()))
                         .take(MAX_TXS_PER_MESSAGE)
                         .collect();
                     self.send(from, &NodeMessage::Mempool { txs });
@@ -472,6 +483,10 @@ impl Node {
     pub fn handle_mined_block(&mut self, job_id: u64, block: Block, now_ms: u64) {
         self.advance_clock(now_ms);
         if !self.mining || self.current_job != Some(job_id) || !meets_target(&block.header) {
+            return;
+        }
+        if self.private.is_some() {
+            self.take_private_block(block, now_ms);
             return;
         }
         let hash = block.hash();
@@ -562,7 +577,7 @@ impl Node {
             // A repeated hello (it unmuted us, or reconnected under the same id): it may have
             // missed our tip changes, so it gets our status at once.
             let status = NodeMessage::Status {
-                tip: self.tip_status(),
+                tip: self.advertised_tip(),
             };
             self.send(from, &status);
         }
@@ -578,6 +593,10 @@ impl Node {
             let Some(block) = self.tree.block(hash) else {
                 continue;
             };
+            if self.is_hidden(hash) {
+                // A block of our private branch: as if we did not have it.
+                continue;
+            }
             let block_size =
                 serde_json::to_string(block.as_ref()).map_or(usize::MAX, |json| json.len() + 1);
             if size + block_size > budget {
@@ -679,8 +698,13 @@ impl Node {
         }
         let announcement =
             (self.direct_link_count() > 0).then(|| NodeMessage::NewTransaction { tx: tx.clone() });
+        let us = self.address();
+        let to_us = (tx.to == us && tx.sender() != us).then(|| tx.clone());
         match self.mempool.add(tx, self.tree.ledger(), &chain_id) {
             Ok(id) => {
+                if let Some(payment) = to_us {
+                    self.note_incoming_pending(&payment);
+                }
                 if let Some(announcement) = announcement {
                     self.gossip(id, from, &announcement);
                 }
@@ -708,7 +732,9 @@ impl Node {
             AddOutcome::AlreadyKnown | AddOutcome::Orphan { .. } => {}
             AddOutcome::SideBranch => {
                 if let Some(block) = self.tree.block(&hash).cloned() {
-                    self.push(Output::StoreBlock(block.clone()));
+                    if self.storable(&block) {
+                        self.push(Output::StoreBlock(block.clone()));
+                    }
                     self.event(NodeEvent::BlockAccepted {
                         hash,
                         height: block.header.height,
@@ -719,11 +745,14 @@ impl Node {
             }
             AddOutcome::TipChanged(change) => self.on_tip_changed(change, from, now_ms),
         }
+        self.update_public_tip();
     }
 
     fn on_tip_changed(&mut self, change: TipChange, from: Option<PeerId>, now_ms: u64) {
         for block in &change.connected {
-            self.push(Output::StoreBlock(Arc::clone(block)));
+            if self.storable(block) {
+                self.push(Output::StoreBlock(Arc::clone(block)));
+            }
             let hash = block.hash();
             let source = self.sources.get(&hash).cloned().or_else(|| from.clone());
             self.event(NodeEvent::BlockAccepted {
@@ -797,6 +826,10 @@ impl Node {
     }
 
     fn restart_mining(&mut self, now_ms: u64) {
+        if self.private.is_some() {
+            self.emit_private_job(now_ms);
+            return;
+        }
         let limit = self.tree.params().max_block_txs;
         let txs = self.mempool.select(self.tree.ledger(), limit);
         let block = self.tree.block_template(self.address(), txs, now_ms);
@@ -832,7 +865,7 @@ impl Node {
         self.status_due = false;
         self.last_status_ms = Some(now_ms);
         let status = NodeMessage::Status {
-            tip: self.tip_status(),
+            tip: self.advertised_tip(),
         };
         self.broadcast(&status);
     }
@@ -849,7 +882,7 @@ impl Node {
             genesis_hash: self.tree.genesis_hash(),
             name: self.name.clone(),
             address: self.address(),
-            tip: self.tip_status(),
+            tip: self.advertised_tip(),
             direct_links: self.max_direct_links > 0,
         };
         self.send(to, &hello);

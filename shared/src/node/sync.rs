@@ -331,7 +331,7 @@ impl Node {
                 None
             }
         };
-        let mut locator = self.tree.locator();
+        let mut locator = self.advertised_locator();
         if let Some(head) = locator_head {
             if locator.first() != Some(&head) {
                 locator.insert(0, head);

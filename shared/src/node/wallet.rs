@@ -1,5 +1,7 @@
-//! Our own transactions: their nonces, their fate (pending, confirmed, dropped), the outputs
-//! that persist them until they are settled, and their re-announcement until they confirm.
+//! Our own transactions: their nonces, their fate (pending, confirmed, reversed, dropped), the
+//! outputs that persist them until they are settled, and their re-announcement until they
+//! confirm; and the payments to us we have seen, remembered with the most confirmations each
+//! reached, so a payment reversed by a reorg shows as reversed instead of vanishing.
 
 use super::output::{NodeEvent, Output};
 use super::Node;
@@ -21,13 +23,27 @@ pub const CONFIRMATIONS_TO_FORGET: u64 = 6;
 /// Our pending transactions are announced again this often until they confirm, so a payment
 /// made while cut off reaches the others once we are back (and a peer that missed it gets it).
 pub const OWN_TX_REANNOUNCE_MS: u64 = 30_000;
+/// Payments to us that we remember (seen in our pool or in a block of our best chain), newest
+/// kept: like [`MAX_TRACKED_OWN_TXS`], more than a lesson makes. A peer can only add to it with
+/// valid signed payments to us, and the oldest goes first.
+pub const MAX_TRACKED_INCOMING: usize = 500;
 
 /// The state of one of our own transactions, for the wallet view.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OwnTxState {
     Pending,
-    Confirmed { height: u64, block: Hash },
-    Dropped { reason: String },
+    Confirmed {
+        height: u64,
+        block: Hash,
+    },
+    /// Its block left the best chain and another transaction with its nonce is confirmed
+    /// instead (a double spend): it can never confirm again. `confirmations` is the most it had.
+    Reversed {
+        confirmations: u64,
+    },
+    Dropped {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +51,8 @@ pub struct OwnTx {
     pub tx: Transaction,
     pub id: Hash,
     pub state: OwnTxState,
+    /// The most confirmations it ever had (kept when its block leaves the best chain).
+    pub max_confirmations: u64,
     /// Kept in the driver's storage (a `StoreTransaction` went out and no `DeleteTransaction`).
     pub(crate) stored: bool,
 }
@@ -47,10 +65,23 @@ pub enum SendError {
     Rejected(#[from] MempoolError),
 }
 
+/// A payment to us that we have seen, for the wallet's "received" list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncomingTx {
+    pub tx: Transaction,
+    pub id: Hash,
+    /// The block of our best chain that holds it, as (height, hash), when we last saw it there.
+    pub block: Option<(u64, Hash)>,
+    /// The most confirmations it ever had.
+    pub max_confirmations: u64,
+}
+
 /// Our transactions, oldest first.
 #[derive(Default)]
 pub(crate) struct Wallet {
     pub(crate) own: VecDeque<OwnTx>,
+    /// Payments to us, oldest first, at most [`MAX_TRACKED_INCOMING`].
+    pub(crate) incoming: VecDeque<IncomingTx>,
     pub(crate) next_announce_ms: Option<u64>,
 }
 
@@ -65,6 +96,25 @@ impl Wallet {
         }
         self.own.push_back(own);
     }
+    /// Remembers a payment to us (or where it is now, if known).
+    pub(crate) fn note_incoming(&mut self, tx: &Transaction, block: Option<(u64, Hash)>) {
+        let id = tx.id();
+        if let Some(known) = self.incoming.iter_mut().find(|known| known.id == id) {
+            if block.is_some() {
+                known.block = block;
+            }
+            return;
+        }
+        if self.incoming.len() >= MAX_TRACKED_INCOMING {
+            self.incoming.pop_front();
+        }
+        self.incoming.push_back(IncomingTx {
+            tx: tx.clone(),
+            id,
+            block,
+            max_confirmations: 0,
+        });
+    }
     fn pending(&self) -> impl Iterator<Item = &OwnTx> {
         self.own
             .iter()
@@ -75,6 +125,17 @@ impl Wallet {
 impl Node {
     pub fn own_transactions(&self) -> impl Iterator<Item = &OwnTx> {
         self.wallet.own.iter()
+    }
+
+    /// Payments to us we have seen, oldest first (see [`MAX_TRACKED_INCOMING`]).
+    pub fn incoming_transactions(&self) -> impl DoubleEndedIterator<Item = &IncomingTx> {
+        self.wallet.incoming.iter()
+    }
+
+    /// Whether the sender's nonce of `tx` is used on our best chain: for a transaction that is
+    /// not on it, another one with its nonce is, so it can never confirm there.
+    pub fn nonce_used_on_best_chain(&self, tx: &Transaction) -> bool {
+        self.tree.ledger().account(&tx.sender()).nonce > tx.nonce
     }
 
     /// Blocks on top of one of our confirmed transactions, its own block included.
@@ -105,6 +166,7 @@ impl Node {
                             tx,
                             id,
                             state: OwnTxState::Pending,
+                            max_confirmations: 0,
                             stored: true,
                         };
                         self.wallet.track(own, &mut outputs);
@@ -152,6 +214,7 @@ impl Node {
                 tx: tx.clone(),
                 id,
                 state: OwnTxState::Pending,
+                max_confirmations: 0,
                 stored: true,
             },
             &mut outputs,
@@ -228,6 +291,7 @@ impl Node {
             .map(|(tx, error)| (tx.id(), error.to_string()))
             .collect();
         let tip_height = self.tree.tip_height();
+        let our_nonce = self.tree.ledger().account(&self.address()).nonce;
         let mut events = Vec::new();
         let mut outputs = Vec::new();
         let mut back_in_pool = HashSet::new();
@@ -241,26 +305,50 @@ impl Node {
                     id: own.id,
                     height: *height,
                 });
-            } else if let Some(reason) = dropped.get(&own.id) {
-                own.state = OwnTxState::Dropped {
-                    reason: reason.clone(),
-                };
-                events.push(NodeEvent::TransactionDropped {
-                    id: own.id,
-                    reason: reason.clone(),
-                });
             } else if let OwnTxState::Confirmed { block, .. } = own.state {
                 if !self.tree.is_active(&block) {
                     // Its block left the best chain; it is back in the mempool, or conflicts.
                     own.state = if self.mempool.contains(&own.id) {
                         back_in_pool.insert(own.id);
                         OwnTxState::Pending
+                    } else if our_nonce > own.tx.nonce {
+                        OwnTxState::Reversed {
+                            confirmations: own.max_confirmations,
+                        }
                     } else {
                         OwnTxState::Dropped {
-                            reason: "its block left the best chain".into(),
+                            reason: dropped
+                                .get(&own.id)
+                                .cloned()
+                                .unwrap_or_else(|| "its block left the best chain".into()),
                         }
                     };
+                    if let OwnTxState::Dropped { reason } = &own.state {
+                        events.push(NodeEvent::TransactionDropped {
+                            id: own.id,
+                            reason: reason.clone(),
+                        });
+                    }
                 }
+            } else if let Some(reason) = dropped.get(&own.id) {
+                own.state = if own.max_confirmations > 0 && our_nonce > own.tx.nonce {
+                    OwnTxState::Reversed {
+                        confirmations: own.max_confirmations,
+                    }
+                } else {
+                    OwnTxState::Dropped {
+                        reason: reason.clone(),
+                    }
+                };
+                events.push(NodeEvent::TransactionDropped {
+                    id: own.id,
+                    reason: reason.clone(),
+                });
+            }
+            if let OwnTxState::Confirmed { height, .. } = own.state {
+                own.max_confirmations = own
+                    .max_confirmations
+                    .max((tip_height + 1).saturating_sub(height));
             }
             match &own.state {
                 OwnTxState::Confirmed { height, .. }
@@ -273,7 +361,7 @@ impl Node {
                     own.stored = true;
                     outputs.push(Output::StoreTransaction(own.tx.clone()));
                 }
-                OwnTxState::Dropped { .. } if own.stored => {
+                OwnTxState::Dropped { .. } | OwnTxState::Reversed { .. } if own.stored => {
                     own.stored = false;
                     outputs.push(Output::DeleteTransaction(own.id));
                 }
@@ -286,6 +374,7 @@ impl Node {
         for event in events {
             self.event(event);
         }
+        self.update_incoming(change);
         // Transactions of the blocks that left the best chain are back in our pool; the
         // winning side may never have seen them, so they are announced again at once.
         if !change.disconnected.is_empty() {
@@ -297,8 +386,43 @@ impl Node {
                 .take(MAX_TXS_PER_MESSAGE)
                 .cloned()
                 .collect();
+            let returned = self.without_hidden(returned);
             if !returned.is_empty() {
                 self.broadcast(&NodeMessage::Mempool { txs: returned });
+            }
+        }
+    }
+}
+
+impl Node {
+    /// A payment to us arrived in our pool.
+    pub(crate) fn note_incoming_pending(&mut self, tx: &Transaction) {
+        let us = self.address();
+        if tx.to == us && tx.sender() != us {
+            self.wallet.note_incoming(tx, None);
+        }
+    }
+
+    /// Follows the payments to us through a tip change: those in connected blocks are noted
+    /// with their block, and each one's most confirmations grows while its block is active.
+    fn update_incoming(&mut self, change: &TipChange) {
+        let us = self.address();
+        for block in &change.connected {
+            let place = Some((block.header.height, block.hash()));
+            for tx in &block.transactions {
+                if tx.to == us && tx.sender() != us {
+                    self.wallet.note_incoming(tx, place);
+                }
+            }
+        }
+        let tip_height = self.tree.tip_height();
+        for known in self.wallet.incoming.iter_mut() {
+            if let Some((height, block)) = known.block {
+                if self.tree.is_active(&block) {
+                    known.max_confirmations = known
+                        .max_confirmations
+                        .max((tip_height + 1).saturating_sub(height));
+                }
             }
         }
     }

@@ -90,6 +90,9 @@ pub struct SimPeer {
     /// The instant of the tick scheduled from the node's `poll_timeout`.
     wake_at: Option<u64>,
     pub ticks: u64,
+    /// Every message this peer put on the wire (relay or direct), when `record_sent` is set.
+    pub record_sent: bool,
+    pub sent_log: Vec<String>,
 }
 
 impl SimPeer {
@@ -278,6 +281,8 @@ impl Sim {
             events: Vec::new(),
             wake_at: None,
             ticks: 0,
+            record_sent: false,
+            sent_log: Vec::new(),
         });
         let index = self.peers.len() - 1;
         let now = self.now_ms;
@@ -399,6 +404,9 @@ impl Sim {
         };
         if !reachable {
             return;
+        }
+        if self.peers[from].record_sent {
+            self.peers[from].sent_log.push(text.clone());
         }
         self.peers[from].messages_out += 1;
         self.peers[from].bytes_out += text.len() as u64;
@@ -868,6 +876,18 @@ impl Sim {
         }
         self.drain(from);
         sent
+    }
+
+    /// Runs an application command on the honest node at `index` (with the simulated time),
+    /// then carries out what it asked for.
+    pub fn command<T>(&mut self, index: usize, f: impl FnOnce(&mut Node, u64) -> T) -> T {
+        let now = self.now_ms;
+        let result = match &mut self.peers[index].member {
+            Member::Honest(node) => f(node, now),
+            Member::Adversary(_) => panic!("commands go to honest nodes"),
+        };
+        self.drain(index);
+        result
     }
 
     pub fn set_mining(&mut self, index: usize, on: bool) {

@@ -1155,6 +1155,19 @@ impl Driver {
         self.drive(|node, now| node.send_transaction(to, amount, fee, now))
     }
 
+    /// Private mining on (our blocks build a hidden branch) or off (the branch is released).
+    pub fn set_private_mining(&self, on: bool) {
+        self.drive(|node, now| node.set_private_mining(on, now));
+    }
+
+    pub fn release_private(&self) -> Result<shared::node::Release, shared::node::ReleaseError> {
+        self.drive(|node, now| node.release_private(now))
+    }
+
+    pub fn double_spend(&self, own_tx: Hash) -> Result<Hash, shared::node::DoubleSpendError> {
+        self.drive(|node, now| node.double_spend(&own_tx, now))
+    }
+
     pub fn is_online(&self) -> bool {
         self.online.get()
     }

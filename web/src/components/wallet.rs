@@ -3,6 +3,7 @@ use crate::format::count;
 use crate::format::resolve_recipient;
 use crate::hooks::{use_driver, use_node_state};
 use crate::snapshot::ACCOUNTS_SHOWN;
+use shared::node::OwnTxState;
 use shared::view::{labelled, parse_address, IncomingState, PinError, RecipientError};
 use thiserror::Error;
 use web_sys::HtmlInputElement;
@@ -57,15 +58,19 @@ pub fn Wallet() -> Html {
     let pin_name = use_state(String::new);
     let pin_address = use_state(String::new);
     let pin_feedback = use_state(|| None::<Result<String, PinFormError>>);
+    let double_spend_feedback =
+        use_state(|| None::<Result<String, shared::node::DoubleSpendError>>);
     let Some(snapshot) = state.snapshot.clone() else {
         return html! {};
     };
+    let private_on = snapshot.private.is_some();
 
     let send = {
         let (to, amount, fee) = (to.clone(), amount.clone(), fee.clone());
         let feedback = feedback.clone();
         let snapshot = snapshot.clone();
         let book = book.clone();
+        let driver = driver.clone();
         Callback::from(move |event: SubmitEvent| {
             event.prevent_default();
             let result = (|| {
@@ -175,17 +180,41 @@ pub fn Wallet() -> Html {
                 }
                 { for snapshot.own_txs.iter().map(|tx| {
                     let (key, text) = tx.describe();
+                    let double_spend = {
+                        let driver = driver.clone();
+                        let feedback = double_spend_feedback.clone();
+                        let id = tx.id;
+                        Callback::from(move |_| {
+                            feedback.set(Some(driver.double_spend(id).map(|_| id.to_hex())));
+                        })
+                    };
+                    let reversible = private_on
+                        && matches!(tx.state, OwnTxState::Pending | OwnTxState::Confirmed { .. });
                     let to = tx.to_name.as_deref().map_or_else(|| tx.to.short(), |name| labelled(name, &tx.to));
                     html! {
                         <li key={tx.id.to_hex()} data-testid="tx-item" data-txid={tx.id.to_hex()}
-                            data-state={key} class={key} data-confirmations={tx.confirmations.to_string()}>
+                            data-state={key} class={key} data-confirmations={tx.confirmations.to_string()}
+                            data-max-confirmations={tx.max_confirmations.to_string()}>
                             <span>{ format!("{} → {to}", tx.amount) }
                                 <span class="muted">{ format!(" fee {}", tx.fee) }</span></span>
                             <span class="state">{ text }</span>
+                            if reversible {
+                                <button class="link" data-testid="double-spend" data-txid={tx.id.to_hex()}
+                                    onclick={double_spend}
+                                    title="Signs a payment with the same number back to you and mines it only on your private branch">
+                                    { "Pay it back to yourself on your private branch" }
+                                </button>
+                            }
                         </li>
                     }
                 }) }
             </ul>
+            { match (*double_spend_feedback).clone() {
+                Some(Ok(_)) => html! { <p class="ok" data-testid="double-spend-result" data-ok="true">
+                    { "Double spend made: it goes only into your private blocks. Mine a longer private branch, then release it." }</p> },
+                Some(Err(error)) => html! { <p class="error" data-testid="double-spend-result" data-ok="false">{ error.to_string() }</p> },
+                None => html! {},
+            } }
             <h3>{ "Received" }</h3>
             <ul class="tx-list" data-testid="rx-list">
                 if snapshot.incoming.is_empty() {
@@ -197,11 +226,13 @@ pub fn Wallet() -> Html {
                     let confirmations = match rx.state {
                         IncomingState::Pending => 0,
                         IncomingState::Confirmed { confirmations, .. } => confirmations,
+                        IncomingState::Reversed { .. } => 0,
                     };
                     html! {
                         <li key={rx.id.to_hex()} data-testid="rx-item" data-txid={rx.id.to_hex()}
                             data-state={key} class={key} data-amount={rx.amount.to_string()}
-                            data-from={rx.from.to_hex()} data-confirmations={confirmations.to_string()}>
+                            data-from={rx.from.to_hex()} data-confirmations={confirmations.to_string()}
+                            data-max-confirmations={rx.max_confirmations.to_string()}>
                             <span>{ format!("{} from {from}", count(rx.amount, "coin", "coins")) }</span>
                             <span class="state">{ text }</span>
                         </li>
