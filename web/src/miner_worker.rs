@@ -1,8 +1,10 @@
 //! The mining Web Worker: runs [`shared::mining::mine`] in chunks and yields to its event loop
 //! between chunks (a `setTimeout(0)`, a real task, not a microtask), so a new job or a stop
-//! arrives within one chunk. Chunks are sized to take about [`CHUNK_TARGET_MS`].
+//! arrives within one chunk. Chunks are sized to take about [`CHUNK_TARGET_MS`]. A throttle
+//! below 100 % (`MinerCommand::Throttle`) makes the worker sleep after each chunk, so it mines
+//! that share of the time: a chunk of 60 ms at 25 % is followed by 180 ms of rest.
 
-use crate::mining::{MinerCommand, MinerReport};
+use crate::mining::{throttle_pause_ms, MinerCommand, MinerReport};
 use gloo_worker::{HandlerId, Worker, WorkerScope};
 use shared::mining::{mine, MiningOutcome};
 use shared::BlockHeader;
@@ -25,6 +27,8 @@ pub struct MiningWorker {
     job: Option<Job>,
     chunk: u64,
     chunk_scheduled: bool,
+    /// Percent of the time spent mining (10 to 100).
+    throttle_percent: u8,
 }
 
 pub enum WorkerMessage {
@@ -32,13 +36,14 @@ pub enum WorkerMessage {
 }
 
 impl MiningWorker {
-    fn schedule(&mut self, scope: &WorkerScope<Self>) {
+    /// The next chunk, after `pause_ms` (the throttle's rest; 0 yields one task).
+    fn schedule(&mut self, scope: &WorkerScope<Self>, pause_ms: u32) {
         if self.chunk_scheduled {
             return;
         }
         self.chunk_scheduled = true;
-        scope.send_future(async {
-            gloo_timers::future::TimeoutFuture::new(0).await;
+        scope.send_future(async move {
+            gloo_timers::future::TimeoutFuture::new(pause_ms).await;
             WorkerMessage::RunChunk
         });
     }
@@ -54,6 +59,7 @@ impl Worker for MiningWorker {
             job: None,
             chunk: 20_000,
             chunk_scheduled: false,
+            throttle_percent: 100,
         }
     }
 
@@ -94,13 +100,15 @@ impl Worker for MiningWorker {
                 self.chunk = scaled
                     .clamp(self.chunk / 2, self.chunk * 2)
                     .clamp(MIN_CHUNK, MAX_CHUNK);
+                let pause = throttle_pause_ms(elapsed, self.throttle_percent);
+                self.schedule(scope, pause.round() as u32);
+                return;
             }
             MiningOutcome::InvalidTarget => {
                 self.job = None;
                 return;
             }
         }
-        self.schedule(scope);
     }
 
     fn received(&mut self, scope: &WorkerScope<Self>, command: MinerCommand, id: HandlerId) {
@@ -116,9 +124,10 @@ impl Worker for MiningWorker {
                     next_nonce: first_nonce,
                     subscriber: id,
                 });
-                self.schedule(scope);
+                self.schedule(scope, 0);
             }
             MinerCommand::Stop => self.job = None,
+            MinerCommand::Throttle { percent } => self.throttle_percent = percent.clamp(10, 100),
         }
     }
 }
