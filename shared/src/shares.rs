@@ -27,6 +27,8 @@ pub struct MinerShare {
 pub struct BlockShares {
     pub counted: u64,
     pub miners: Vec<MinerShare>,
+    /// Whether we mined the newest of them (the tip).
+    pub tip_is_ours: bool,
 }
 
 impl BlockShares {
@@ -59,7 +61,7 @@ pub fn block_shares(tree: &BlockTree, names: &Names, us: &Address, window: u64) 
     })
 }
 
-/// Groups `miners` (one entry per block) and gives each a whole percent by the largest
+/// Groups `miners` (one entry per block, oldest first) and gives each a whole percent by the largest
 /// remainder, so the column adds up to 100 as people expect. Ties sort by label, so the order
 /// does not flicker between renders.
 pub fn shares_of(miners: &[Address], describe: impl Fn(&Address) -> (String, bool)) -> BlockShares {
@@ -67,6 +69,7 @@ pub fn shares_of(miners: &[Address], describe: impl Fn(&Address) -> (String, boo
     if counted == 0 {
         return BlockShares::default();
     }
+    let last_is_us = miners.last().is_some_and(|last| describe(last).1);
     let mut counts: HashMap<Address, u64> = HashMap::new();
     for miner in miners {
         *counts.entry(*miner).or_default() += 1;
@@ -105,7 +108,11 @@ pub fn shares_of(miners: &[Address], describe: impl Fn(&Address) -> (String, boo
             .then(a.label.cmp(&b.label))
             .then(a.miner.cmp(&b.miner))
     });
-    BlockShares { counted, miners }
+    BlockShares {
+        counted,
+        miners,
+        tip_is_ours: last_is_us,
+    }
 }
 
 #[cfg(test)]
@@ -139,9 +146,15 @@ mod tests {
             .collect();
         assert_eq!(
             rows,
-            vec![("you", 31, 62), ("bob", 15, 30), (&*address(3).short(), 4, 8)]
+            vec![
+                ("you", 31, 62),
+                ("bob", 15, 30),
+                (&*address(3).short(), 4, 8)
+            ]
         );
         assert_eq!(shares.ours(), 62);
+        assert!(!shares.tip_is_ours, "the newest block is the third tab's");
+        assert!(shares_of(&[address(2), address(1)], describe).tip_is_ours);
     }
 
     #[test]
@@ -157,7 +170,9 @@ mod tests {
         let thirds = shares_of(&[address(1), address(2), address(3)], describe);
         let percents: Vec<u64> = thirds.miners.iter().map(|share| share.percent).collect();
         assert_eq!(percents.iter().sum::<u64>(), 100);
-        assert!(percents.iter().all(|percent| *percent == 33 || *percent == 34));
+        assert!(percents
+            .iter()
+            .all(|percent| *percent == 33 || *percent == 34));
         assert_eq!(shares_of(&[address(2), address(3)], describe).ours(), 0);
         assert_eq!(shares_of(&[], describe), BlockShares::default());
     }

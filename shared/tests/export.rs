@@ -137,16 +137,20 @@ fn bad_files_get_named_errors_and_lose_nothing() {
         assert_eq!(node.tree().tip_height(), 25);
         error
     };
-    check(other_network, &|error| {
-        matches!(error, ImportError::WrongNetwork { file, .. } if file == "tabchain-classroom")
-    });
+    check(
+        other_network,
+        &|error| matches!(error, ImportError::WrongNetwork { file, .. } if file == "tabchain-classroom"),
+    );
     check(renamed.to_json(), &|error| {
         matches!(error, ImportError::WrongGenesis { .. })
     });
-    check("[1, 2".into(), &|error| matches!(error, ImportError::BadJson(_)));
-    check("{\"format\":\"tabchain-chain\",\"version\":1}".into(), &|error| {
+    check("[1, 2".into(), &|error| {
         matches!(error, ImportError::BadJson(_))
     });
+    check(
+        "{\"format\":\"tabchain-chain\",\"version\":1}".into(),
+        &|error| matches!(error, ImportError::BadJson(_)),
+    );
     check(other_format.to_string(), &|error| {
         matches!(error, ImportError::UnknownFormat { version: 2, .. })
     });

@@ -83,7 +83,6 @@ impl Worker for MiningWorker {
                     },
                 );
                 self.job = None;
-                return;
             }
             MiningOutcome::Exhausted { tried } => {
                 job.next_nonce = job.next_nonce.wrapping_add(tried);
@@ -102,11 +101,9 @@ impl Worker for MiningWorker {
                     .clamp(MIN_CHUNK, MAX_CHUNK);
                 let pause = throttle_pause_ms(elapsed, self.throttle_percent);
                 self.schedule(scope, pause.round() as u32);
-                return;
             }
             MiningOutcome::InvalidTarget => {
                 self.job = None;
-                return;
             }
         }
     }
