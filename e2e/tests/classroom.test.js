@@ -1,9 +1,10 @@
 // Classroom tools: the hash-power dial really scales the hash rate, each tab's share of recent
 // blocks is shown, the "Join this room" QR code holds the room's link (the LAN address when
-// the relay runs with --lan), and a chain of 500 blocks saved to a file loads into a fresh tab.
+// the relay runs with --lan), and a chain of 500 blocks loads from a file into a fresh tab and
+// downloads again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,14 +41,14 @@ test('the throttle scales the hash rate, and the share of blocks lists every min
     await setMining(page, true);
     await page.waitForTimeout(4_000);
     const full = await steadyRate(page, 5);
-    await page.getByTestId('mine-throttle').selectOption('25');
+    await page.getByTestId('mine-throttle').selectOption('20');
     await page.waitForTimeout(4_000);
-    const quarter = await steadyRate(page, 5);
+    const fifth = await steadyRate(page, 5);
     await setMining(page, false);
-    const ratio = quarter / full;
-    console.log(`[bench] throttle 100 %: ${(full / 1e6).toFixed(2)} MH/s, 25 %: ${(quarter / 1e6).toFixed(2)} MH/s, ratio ${ratio.toFixed(3)}`);
+    const ratio = fifth / full;
+    console.log(`[bench] throttle 100 %: ${(full / 1e6).toFixed(2)} MH/s, 20 %: ${(fifth / 1e6).toFixed(2)} MH/s, ratio ${ratio.toFixed(3)}`);
     assert.ok(full > 100_000, `mining at full power: ${full} H/s`);
-    assert.ok(ratio > 0.15 && ratio < 0.35, `25 % of the time gives about a quarter of the rate: ${ratio}`);
+    assert.ok(ratio > 0.12 && ratio < 0.3, `20 % of the time gives about a fifth of the rate: ${ratio}`);
 
     // Two tabs of a classroom room mine; each is listed with its share, adding up to 100 %.
     const classRoom = uniqueRoom('shares');
@@ -95,6 +96,8 @@ test('the join panel shows the room link and its QR code; with --lan, the LAN ad
       const expected = `${lanJson.urls[0].replace(/\/$/, '')}/?room=${room}&net=classroom`;
       await waitFor(lanPage, async () => (await attr(lanPage, 'join-qr', 'data-text')) === expected, `the QR code holds ${expected}`);
       for (const address of lanAddresses) assert.ok(printed.includes(`http://${address}:${port}/`), `printed ${address}: ${printed}`);
+      await lanPage.setViewportSize({ width: 390, height: 844 });
+      await screenshotOf(lanPage, 'join', lanPage.getByTestId('join'));
     } else {
       // A machine with loopback only: nothing a phone could open, and the page says so.
       assert.ok(printed.includes('no IPv4 address on a network'), printed);
@@ -106,48 +109,55 @@ test('the join panel shows the room link and its QR code; with --lan, the LAN ad
   }
 });
 
-test('a chain of 500 blocks is downloaded and loads into a fresh tab of another room', async () => {
-  const miner = await launch();
-  const fresh = await launch();
-  try {
-    const a = await openOn(miner, BASE, `room=${uniqueRoom('export')}&net=test`);
-    await setMining(a, true);
-    await waitFor(a, async () => (await height(a)) >= 500, '500 blocks', 240_000);
-    await setMining(a, false);
-    await a.waitForTimeout(500);
-    const tip = await tipHash(a);
-    const tipHeight = await height(a);
-    const [download] = await Promise.all([a.waitForEvent('download'), a.getByTestId('chain-download').click()]);
-    const path = await download.path();
-    const file = JSON.parse(readFileSync(path, 'utf8'));
-    assert.equal(file.format, 'tabchain-chain');
-    assert.equal(file.network, 'tabchain-test');
-    assert.equal(file.blocks.length, tipHeight);
-    assert.equal(file.tip_hash, tip);
-    assert.match(download.suggestedFilename(), new RegExp(`^tabchain-test-h${tipHeight}-`));
+test('a chain of 500 blocks loads into a fresh tab, downloads again and loads into another', async () => {
+  // 500 blocks cannot be mined in real time on the test network (its difficulty rises to one
+  // block per 10 s), so the chain is built natively (web/examples/chain_file.rs, built by run.sh).
+  const dir = mkdtempSync(join(tmpdir(), 'tabchain-chain-'));
+  const prepared = join(dir, 'prepared.json');
+  const example = process.env.E2E_CHAIN_FILE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? 'target', 'debug', 'examples', 'chain_file');
+  execFileSync(example, ['500', prepared]);
+  const original = JSON.parse(readFileSync(prepared, 'utf8'));
+  assert.equal(original.blocks.length, 500);
 
-    const b = await openOn(fresh, BASE, `room=${uniqueRoom('import')}&net=test`);
+  const first = await launch();
+  const second = await launch();
+  try {
+    const b = await openOn(first, BASE, `room=${uniqueRoom('import')}&net=test`);
     assert.equal(await height(b), 0);
     // A file of another network is refused by name, and nothing changes.
-    const dir = mkdtempSync(join(tmpdir(), 'tabchain-chain-'));
     const wrong = join(dir, 'wrong.json');
-    writeFileSync(wrong, JSON.stringify({ ...file, network: 'tabchain-classroom' }));
+    writeFileSync(wrong, JSON.stringify({ ...original, network: 'tabchain-classroom' }));
     await b.getByTestId('chain-upload').setInputFiles(wrong);
     await waitFor(b, async () => (await attr(b, 'chain-file-outcome', 'data-ok')) === 'false', 'the wrong network refused');
     assert.match(await b.getByTestId('chain-file-outcome').innerText(), /network "tabchain-classroom"/);
     assert.equal(await height(b), 0);
 
-    await b.getByTestId('chain-upload').setInputFiles(path);
+    await b.getByTestId('chain-upload').setInputFiles(prepared);
     await waitFor(b, async () => (await attr(b, 'chain-file-outcome', 'data-ok')) === 'true', 'the file loaded', 120_000);
-    await waitFor(b, async () => (await tipHash(b)) === tip, 'the same tip', 30_000);
-    assert.equal(await height(b), tipHeight);
-    const nonZero = async (page) => (await balances(page)).filter((row) => !row.endsWith('=0'));
-    assert.deepEqual(await nonZero(b), await nonZero(a), 'the same balances');
+    await waitFor(b, async () => (await tipHash(b)) === original.tip_hash, 'the file\'s tip', 30_000);
+    assert.equal(await height(b), 500);
+
+    // Download it again from the tab: the same blocks, in the same file format.
+    const [download] = await Promise.all([b.waitForEvent('download'), b.getByTestId('chain-download').click()]);
+    const again = readFileSync(await download.path(), 'utf8');
+    assert.deepEqual(JSON.parse(again), original, 'the download is the file it loaded');
+    assert.match(download.suggestedFilename(), /^tabchain-test-h500-[0-9a-f]{8}\.json$/);
+    const downloaded = join(dir, 'downloaded.json');
+    writeFileSync(downloaded, again);
+
+    // A fresh tab of another room and another browser profile loads the download.
+    const c = await openOn(second, BASE, `room=${uniqueRoom('import-again')}&net=test`);
+    await c.getByTestId('chain-upload').setInputFiles(downloaded);
+    await waitFor(c, async () => (await tipHash(c)) === original.tip_hash, 'the same tip in the second tab', 120_000);
+    const nonZero = async (page) => (await balances(page)).filter((row) => !row.endsWith('=0')).sort();
+    const expected = await nonZero(b);
+    assert.equal(expected.length, 2, `two miners with coins: ${expected}`);
+    assert.deepEqual(await nonZero(c), expected, 'the same balances');
     // The imported chain was stored: a reload keeps it.
-    await b.reload();
-    await waitFor(b, async () => (await tipHash(b)) === tip, 'the chain kept after a reload', 60_000);
+    await c.reload();
+    await waitFor(c, async () => (await tipHash(c)) === original.tip_hash, 'the chain kept after a reload', 60_000);
   } finally {
-    await miner.close();
-    await fresh.close();
+    await first.close();
+    await second.close();
   }
 });

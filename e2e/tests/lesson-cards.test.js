@@ -17,7 +17,7 @@ async function work(page) {
 }
 
 test('?lesson=forks ticks mining a block, the partition, mining alone and the reorg', async () => {
-  const context = await launch();
+  const context = await launch({ viewport: { width: 1280, height: 900 } });
   try {
     const room = uniqueRoom('lesson-forks');
     const a = await openNode(context, room, '&lesson=forks');
