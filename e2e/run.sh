@@ -14,6 +14,8 @@ fi
 echo "[e2e] building the web app (release) and the relay" >&2
 trunk build --release >/dev/null
 cargo build --release -p relay --quiet
+# The prepared chain file e2e/tests/classroom.test.js loads (500 blocks of the test network).
+cargo build -p web --example chain_file --quiet
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp)

@@ -355,6 +355,12 @@ pub struct Config {
     /// to it. Unset (the default): rooms live in this process only. See docs/deploy.md.
     #[arg(long = "nats-url", env = "NATS_URL", value_name = "URL")]
     pub nats_url: Option<String>,
+
+    /// The URLs phones on the local network can open (`--lan`), served at `/lan.json` so a tab
+    /// opened as 127.0.0.1 shows one of them in its "Join this room" QR code. Filled by the
+    /// binary from the machine's interfaces once it listens; empty otherwise.
+    #[arg(skip)]
+    pub lan_urls: Vec<String>,
 }
 
 impl Default for Config {
@@ -392,6 +398,7 @@ impl Default for Config {
             ice_username: None,
             ice_credential: None,
             nats_url: None,
+            lan_urls: Vec::new(),
         }
     }
 }
@@ -577,12 +584,50 @@ pub struct Cli {
     #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT)]
     pub port: u16,
 
+    /// For a classroom: listen on every interface (0.0.0.0, whatever --addr says), print the
+    /// addresses phones on the same network can open, and tell the page them (`/lan.json`)
+    /// for its QR code. `cargo xtask run --lan`.
+    #[arg(long, env = "RELAY_LAN")]
+    pub lan: bool,
+
     /// Log one JSON object per line (for journald or a log shipper) instead of text.
     #[arg(long, env = "LOG_JSON")]
     pub log_json: bool,
 
     #[command(flatten)]
     pub config: Config,
+}
+
+impl Cli {
+    /// Where to listen: `--addr`, or every interface with `--lan`.
+    pub fn listen_addr(&self) -> IpAddr {
+        if self.lan {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        } else {
+            self.addr
+        }
+    }
+}
+
+/// The URLs a machine on the same network opens to reach a relay on `port`: one per IPv4
+/// address of this machine's interfaces that is not loopback (link-local 169.254.x.x too is
+/// left out: it is what an interface without a network gets). Sorted, so private addresses
+/// (192.168, 10, 172.16) come in a stable order.
+pub fn lan_urls(addresses: &[IpAddr], port: u16) -> Vec<String> {
+    let mut v4: Vec<std::net::Ipv4Addr> = addresses
+        .iter()
+        .filter_map(|address| match address {
+            IpAddr::V4(v4) if !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified() => {
+                Some(*v4)
+            }
+            _ => None,
+        })
+        .collect();
+    v4.sort();
+    v4.dedup();
+    v4.into_iter()
+        .map(|address| format!("http://{address}:{port}/"))
+        .collect()
 }
 
 /// Parses seconds, with an optional fraction (`25`, `0.5`), into a duration.
@@ -606,6 +651,33 @@ mod tests {
         assert_eq!(from_cli.port, DEFAULT_PORT);
         assert_eq!(from_cli.addr.to_string(), DEFAULT_ADDR);
         assert_eq!(format!("{:?}", from_cli.config), format!("{defaults:?}"));
+    }
+
+    #[test]
+    fn lan_mode_listens_everywhere_and_lists_only_reachable_addresses() {
+        let lan = Cli::parse_from(["relay", "--lan", "--addr", "127.0.0.1"]);
+        assert_eq!(lan.listen_addr().to_string(), "0.0.0.0");
+        assert_eq!(
+            Cli::parse_from(["relay"]).listen_addr().to_string(),
+            DEFAULT_ADDR
+        );
+        let addresses: Vec<IpAddr> = [
+            "127.0.0.1",
+            "192.168.1.20",
+            "10.0.0.4",
+            "169.254.3.3",
+            "::1",
+            "fe80::1",
+            "192.168.1.20",
+        ]
+        .iter()
+        .map(|text| text.parse().unwrap())
+        .collect();
+        assert_eq!(
+            lan_urls(&addresses, 3030),
+            vec!["http://10.0.0.4:3030/", "http://192.168.1.20:3030/"]
+        );
+        assert!(lan_urls(&["127.0.0.1".parse().unwrap()], 3030).is_empty());
     }
 
     #[test]

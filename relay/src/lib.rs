@@ -36,7 +36,7 @@ mod routes;
 mod server;
 mod ws;
 
-pub use config::{Cli, Config, ConfigError};
+pub use config::{lan_urls, Cli, Config, ConfigError};
 
 use hub::{LocalHub, RoomHub};
 use metrics::Metrics;

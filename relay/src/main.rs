@@ -24,7 +24,7 @@ async fn serve() -> anyhow::Result<()> {
     init_logging(cli.log_json);
     cli.config.validate()?;
 
-    let addr = SocketAddr::new(cli.addr, cli.port);
+    let addr = SocketAddr::new(cli.listen_addr(), cli.port);
     let listener = TcpListener::bind(addr).await.with_context(|| {
         format!("could not listen on {addr} (is another relay running? try --port)")
     })?;
@@ -37,12 +37,36 @@ async fn serve() -> anyhow::Result<()> {
     let url = browser_url(bound);
     println!("tabchain relay listening; open {url}");
     tracing::info!(%bound, %url, "tabchain relay listening");
+    let mut config = cli.config;
+    if cli.lan {
+        config.lan_urls = relay::lan_urls(&interface_addresses(), bound.port());
+        if config.lan_urls.is_empty() {
+            println!(
+                "--lan: this machine has no IPv4 address on a network; phones cannot reach it"
+            );
+        }
+        for lan_url in &config.lan_urls {
+            println!("on the local network (phones on the same Wi-Fi): open {lan_url}");
+        }
+        tracing::info!(urls = ?config.lan_urls, "listening on the local network");
+    }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     tokio::spawn(allocator::give_back_freed_memory());
 
-    relay::run(listener, cli.config, shutdown_signal()).await?;
+    relay::run(listener, config, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Every address of this machine's interfaces; none when they cannot be listed.
+fn interface_addresses() -> Vec<IpAddr> {
+    match if_addrs::get_if_addrs() {
+        Ok(interfaces) => interfaces.iter().map(|interface| interface.ip()).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "could not list the network interfaces");
+            Vec::new()
+        }
+    }
 }
 
 /// A URL a browser on this machine can open: an unspecified address (0.0.0.0) means loopback too.

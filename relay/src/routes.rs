@@ -66,6 +66,16 @@ pub(crate) fn routes(
             .into_response()
         });
 
+    // The LAN URLs (`--lan`) for the page's "Join this room" QR code; `{"urls":[]}` otherwise.
+    let lan_body = serde_json::json!({ "urls": relay.config.lan_urls }).to_string();
+    let lan = warp::path("lan.json")
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(move || {
+            warp::reply::with_header(lan_body.clone(), header::CONTENT_TYPE, "application/json")
+                .into_response()
+        });
+
     let ws_relay = relay.clone();
     let websocket = warp::path("ws")
         .and(warp::path::tail())
@@ -124,6 +134,8 @@ pub(crate) fn routes(
         .or(healthz)
         .unify()
         .or(metrics)
+        .unify()
+        .or(lan)
         .unify()
         .or(websocket)
         .unify()

@@ -190,3 +190,22 @@ async fn shutdown_closes_every_peer_with_1001_and_returns() {
         .unwrap();
     assert!(refused.is_err(), "the relay still accepts connections");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lan_json_lists_the_lan_urls_and_nothing_without_lan_mode() {
+    let relay = TestRelay::start(config()).await;
+    let response = relay.get("/lan.json").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    assert_eq!(response.body, r#"{"urls":[]}"#);
+    relay.shutdown().await.unwrap();
+
+    let relay = TestRelay::start(Config {
+        lan_urls: vec!["http://192.168.1.20:3030/".into()],
+        ..config()
+    })
+    .await;
+    let response = relay.get("/lan.json").await;
+    assert_eq!(response.body, r#"{"urls":["http://192.168.1.20:3030/"]}"#);
+    relay.shutdown().await.unwrap();
+}

@@ -8,6 +8,7 @@
 pub mod block;
 pub mod chain;
 pub mod encode;
+pub mod export;
 pub mod hash;
 pub mod keys;
 pub mod mempool;
@@ -15,6 +16,7 @@ pub mod mining;
 pub mod node;
 pub mod params;
 pub mod protocol;
+pub mod shares;
 pub mod state;
 pub mod tx;
 pub mod validation;

@@ -1,8 +1,10 @@
 //! The mining Web Worker: runs [`shared::mining::mine`] in chunks and yields to its event loop
 //! between chunks (a `setTimeout(0)`, a real task, not a microtask), so a new job or a stop
-//! arrives within one chunk. Chunks are sized to take about [`CHUNK_TARGET_MS`].
+//! arrives within one chunk. Chunks are sized to take about [`CHUNK_TARGET_MS`]. A throttle
+//! below 100 % (`MinerCommand::Throttle`) makes the worker sleep after each chunk, so it mines
+//! that share of the time: a chunk of 60 ms at 25 % is followed by 180 ms of rest.
 
-use crate::mining::{MinerCommand, MinerReport};
+use crate::mining::{throttle_pause_ms, MinerCommand, MinerReport};
 use gloo_worker::{HandlerId, Worker, WorkerScope};
 use shared::mining::{mine, MiningOutcome};
 use shared::BlockHeader;
@@ -29,6 +31,8 @@ pub struct MiningWorker {
     job: Option<Job>,
     chunk: u64,
     chunk_scheduled: bool,
+    /// Percent of the time spent mining (10 to 100).
+    throttle_percent: u8,
 }
 
 pub enum WorkerMessage {
@@ -36,19 +40,21 @@ pub enum WorkerMessage {
 }
 
 impl MiningWorker {
-    /// Runs the next chunk in a new task: at once, or when the job may start.
-    fn schedule(&mut self, scope: &WorkerScope<Self>) {
+    /// Runs the next chunk in a new task: after `pause_ms` (the throttle's rest; 0 yields one
+    /// task), and not before the job may start.
+    fn schedule(&mut self, scope: &WorkerScope<Self>, pause_ms: u32) {
         if self.chunk_scheduled {
             return;
         }
         self.chunk_scheduled = true;
-        let wait = self
+        let start_in = self
             .job
             .as_ref()
             .map_or(0.0, |job| job.not_before_ms - js_sys::Date::now())
             .clamp(0.0, MAX_START_DELAY_MS);
+        let wait = (start_in as u32).max(pause_ms);
         scope.send_future(async move {
-            gloo_timers::future::TimeoutFuture::new(wait as u32).await;
+            gloo_timers::future::TimeoutFuture::new(wait).await;
             WorkerMessage::RunChunk
         });
     }
@@ -64,6 +70,7 @@ impl Worker for MiningWorker {
             job: None,
             chunk: 20_000,
             chunk_scheduled: false,
+            throttle_percent: 100,
         }
     }
 
@@ -76,7 +83,7 @@ impl Worker for MiningWorker {
         let started = js_sys::Date::now();
         if started < job.not_before_ms {
             // A newer job that may start later than the chunk this wake-up was set for.
-            self.schedule(scope);
+            self.schedule(scope, 0);
             return;
         }
         let outcome = mine(&job.header, job.next_nonce, self.chunk);
@@ -92,7 +99,6 @@ impl Worker for MiningWorker {
                     },
                 );
                 self.job = None;
-                return;
             }
             MiningOutcome::Exhausted { tried } => {
                 job.next_nonce = job.next_nonce.wrapping_add(tried);
@@ -109,13 +115,13 @@ impl Worker for MiningWorker {
                 self.chunk = scaled
                     .clamp(self.chunk / 2, self.chunk * 2)
                     .clamp(MIN_CHUNK, MAX_CHUNK);
+                let pause = throttle_pause_ms(elapsed, self.throttle_percent);
+                self.schedule(scope, pause.round() as u32);
             }
             MiningOutcome::InvalidTarget => {
                 self.job = None;
-                return;
             }
         }
-        self.schedule(scope);
     }
 
     fn received(&mut self, scope: &WorkerScope<Self>, command: MinerCommand, id: HandlerId) {
@@ -133,9 +139,10 @@ impl Worker for MiningWorker {
                     not_before_ms,
                     subscriber: id,
                 });
-                self.schedule(scope);
+                self.schedule(scope, 0);
             }
             MinerCommand::Stop => self.job = None,
+            MinerCommand::Throttle { percent } => self.throttle_percent = percent.clamp(10, 100),
         }
     }
 }

@@ -19,6 +19,21 @@ pub enum MinerCommand {
         not_before_ms: f64,
     },
     Stop,
+    /// Mine only `percent` of the time (10 to 100): after each chunk the worker sleeps long
+    /// enough that mining takes that share of its time, so the tab's hash rate scales with it.
+    Throttle {
+        percent: u8,
+    },
+}
+
+/// The throttle steps the page offers, in percent of the time spent mining.
+pub const THROTTLE_STEPS: [u8; 10] = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+
+/// How long to sleep after a chunk of `mined_ms` so mining takes `percent` of the time:
+/// `mined_ms * (100 - percent) / percent`. Out-of-range values are clamped to 10..=100.
+pub fn throttle_pause_ms(mined_ms: f64, percent: u8) -> f64 {
+    let percent = f64::from(percent.clamp(10, 100));
+    mined_ms.max(0.0) * (100.0 - percent) / percent
 }
 
 /// From a worker to the page.
@@ -85,6 +100,21 @@ mod tests {
         assert_eq!(first_nonce(0, 4), 0);
         assert!(first_nonce(1, 4) > 1 << 60);
         assert!(first_nonce(3, 4) < u64::MAX - (1 << 60));
+    }
+
+    #[test]
+    fn the_throttle_pause_gives_the_asked_share_of_time() {
+        for (percent, mined, pause) in [
+            (100, 60.0, 0.0),
+            (50, 60.0, 60.0),
+            (25, 60.0, 180.0),
+            (10, 60.0, 540.0),
+            (0, 60.0, 540.0),
+            (200, 60.0, 0.0),
+        ] {
+            let got = throttle_pause_ms(mined, percent);
+            assert!((got - pause).abs() < 1e-9, "{percent} %: {got} ms");
+        }
     }
 
     #[test]

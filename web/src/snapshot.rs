@@ -55,6 +55,8 @@ pub struct NodeSnapshot {
     /// payable by the name it said.
     pub remembered: Vec<view::PeerView>,
     pub tree: TreeDrawing,
+    /// Who mined the last [`shared::shares::SHARE_WINDOW`] blocks of our best chain.
+    pub shares: shared::shares::BlockShares,
 }
 
 /// A peer no longer among ours, as we last saw it.
@@ -219,6 +221,12 @@ impl NodeSnapshot {
             gone_peers,
             remembered,
             tree: draw_tree(tree, &peer_tips, reorgs),
+            shares: shared::shares::block_shares(
+                tree,
+                &names,
+                &node.address(),
+                shared::shares::SHARE_WINDOW,
+            ),
             direct_links: peers
                 .iter()
                 .filter(|peer| peer.link == Link::Direct)

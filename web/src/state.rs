@@ -35,6 +35,8 @@ pub struct NodeState {
     pub hash_rate: f64,
     pub workers: u32,
     pub max_workers: u32,
+    /// Percent of the time the workers mine (the hash-power dial).
+    pub throttle: u8,
     pub identities: Rc<Vec<StoredIdentity>>,
     /// Blocks and transactions accepted but not yet written to IndexedDB (writes are batched).
     pub unsaved: usize,
@@ -72,6 +74,7 @@ impl Default for NodeState {
             hash_rate: 0.0,
             workers: 1,
             max_workers: 1,
+            throttle: 100,
             unsaved: 0,
             storage: StorageHealth::default(),
             hidden: false,
@@ -91,6 +94,7 @@ pub enum NodeAction {
         count: u32,
         max: u32,
     },
+    Throttle(u8),
     Identities(Vec<StoredIdentity>),
     Unsaved(usize),
     Persisted(bool),
@@ -125,6 +129,7 @@ impl Reducible for NodeState {
                 next.workers = count;
                 next.max_workers = max;
             }
+            NodeAction::Throttle(percent) => next.throttle = percent,
             NodeAction::Identities(list) => next.identities = Rc::new(list),
             NodeAction::Unsaved(count) => {
                 if count == self.unsaved {

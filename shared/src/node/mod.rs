@@ -11,6 +11,7 @@
 //! scores, budgets), [`sync`] (headers-first sync that one liar cannot stall), [`wallet`] (our
 //! own transactions). Message dispatch and the chain changes live here.
 
+mod import;
 pub mod links;
 pub mod output;
 pub mod peers;

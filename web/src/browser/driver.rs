@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::connection::ConnectionState;
 use crate::identity::{clean_name, StoredIdentity};
 use crate::log::{block_run, describe_event, incoming_line, LogEntry, LogKind};
+use crate::mining::THROTTLE_STEPS;
 use crate::snapshot::{block_detail, chain_rows, BlockDetail, ChainRow, NodeSnapshot};
 use crate::state::{LogAction, LogState, NodeAction, NodeState, Session};
 use crate::tamper::Sandbox;
@@ -31,6 +32,7 @@ use crate::tree_view::{ReorgRecord, MAX_REORG_RECORDS};
 use futures::future::{AbortHandle, Abortable};
 use gloo_timers::future::TimeoutFuture;
 use serde_json::value::RawValue;
+use shared::export::{ChainFile, ImportError, ImportReport};
 use shared::node::{Node, NodeConfig, NodeEvent, Output, Route, SendError};
 use shared::protocol::{ClientFrame, PeerId, RelayFrame, Signal};
 use shared::view::{sanitize_name, Names, PeerMemory};
@@ -67,6 +69,8 @@ pub const REPLAY_BATCH: usize = 250;
 const SESSION_IDENTITY_KEY: &str = "tabchain.identity";
 const SESSION_MINING_KEY: &str = "tabchain.mining";
 const SESSION_WORKERS_KEY: &str = "tabchain.workers";
+/// The mining throttle in percent, kept like the worker count for the life of the tab.
+const SESSION_THROTTLE_KEY: &str = "tabchain.throttle";
 
 /// Why this tab's node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -385,6 +389,12 @@ impl Driver {
                 driver.flush_now();
             }
         });
+        let throttle = session_get(SESSION_THROTTLE_KEY)
+            .and_then(|text| text.parse::<u8>().ok())
+            .filter(|percent| THROTTLE_STEPS.contains(percent))
+            .unwrap_or(100);
+        miner.set_throttle(throttle);
+        self.node_dispatch.dispatch(NodeAction::Throttle(throttle));
         *self.miner.borrow_mut() = Some(miner);
         self.node_dispatch.dispatch(NodeAction::Workers {
             count: workers,
@@ -1149,6 +1159,48 @@ impl Driver {
             count,
             max: hardware_threads(),
         });
+    }
+
+    /// Mine `percent` of the time (one of [`THROTTLE_STEPS`]).
+    pub fn set_throttle(&self, percent: u8) {
+        let percent = percent.clamp(10, 100);
+        session_set(SESSION_THROTTLE_KEY, &percent.to_string());
+        if let Some(miner) = self.miner.borrow().as_ref() {
+            miner.set_throttle(percent);
+        }
+        self.node_dispatch.dispatch(NodeAction::Throttle(percent));
+    }
+
+    /// Our best chain as a chain file (`shared::export`), for a download.
+    pub fn export_chain(&self) -> Option<ChainFile> {
+        Some(ChainFile::of_best_chain(
+            self.node.try_borrow().ok()?.tree(),
+        ))
+    }
+
+    /// Reads a chain file and feeds its blocks to the node, each validated as a peer's would be
+    /// (`Node::import_chain`); what was taken is saved at once.
+    pub fn import_chain(&self, text: &str) -> Result<ImportReport, ImportError> {
+        let file = ChainFile::parse(text)?;
+        let blocks = file.blocks.len();
+        let result = self.drive(|node, now| node.import_chain(file, now));
+        self.flush_now();
+        self.push_snapshot();
+        let line = match &result {
+            Ok(report) => format!(
+                "imported a chain file of {blocks} blocks: {} new, {} already held{}",
+                report.added,
+                report.known,
+                if report.became_best {
+                    "; it is now our best chain"
+                } else {
+                    "; our own chain has more work and stays the best"
+                }
+            ),
+            Err(error) => format!("the chain file was not imported: {error}"),
+        };
+        self.log(LogKind::Info, line);
+        result
     }
 
     pub fn send_coins(&self, to: Address, amount: u64, fee: u64) -> Result<Hash, SendError> {

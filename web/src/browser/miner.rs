@@ -24,6 +24,8 @@ pub struct MinerPool {
     meter: RefCell<HashRateMeter>,
     on_found: Box<dyn Fn(u64, Block)>,
     last_found_ms: Cell<u64>,
+    /// Percent of the time each worker mines (`MinerCommand::Throttle`).
+    throttle_percent: Cell<u8>,
     this: Weak<MinerPool>,
 }
 
@@ -36,6 +38,7 @@ impl MinerPool {
             meter: RefCell::new(HashRateMeter::default()),
             on_found: Box::new(on_found),
             last_found_ms: Cell::new(0),
+            throttle_percent: Cell::new(100),
             this: this.clone(),
         });
         pool.set_workers(workers);
@@ -60,6 +63,10 @@ impl MinerPool {
                     .spawn(WORKER_SCRIPT)
             })
             .collect();
+        let percent = self.throttle_percent.get();
+        for worker in &spawned {
+            worker.send(MinerCommand::Throttle { percent });
+        }
         // Dropping the old bridges terminates the old workers.
         *self.workers.borrow_mut() = spawned;
         self.dispatch_job();
@@ -71,6 +78,18 @@ impl MinerPool {
     pub fn start(&self, job: MiningJob) {
         *self.job.borrow_mut() = Some(job);
         self.dispatch_job();
+    }
+
+    /// Every worker mines `percent` of the time from its next chunk on.
+    pub fn set_throttle(&self, percent: u8) {
+        self.throttle_percent.set(percent);
+        for worker in self.workers.borrow().iter() {
+            worker.send(MinerCommand::Throttle { percent });
+        }
+    }
+
+    pub fn throttle(&self) -> u8 {
+        self.throttle_percent.get()
     }
 
     pub fn stop(&self) {

@@ -1,6 +1,10 @@
+use super::chain_file::ChainFilePanel;
 use super::event_log::EventLog;
 use super::explorer::Explorer;
+use super::hash_power::HashPowerPanel;
 use super::identity::IdentityPanel;
+use super::join::JoinPanel;
+use super::lesson::LessonCard;
 use super::mining::MiningPanel;
 use super::peers::PeersPanel;
 use super::status_bar::StatusBar;
@@ -9,12 +13,15 @@ use super::tree::BlockTreeView;
 use super::wallet::Wallet;
 use crate::browser::driver::DriverHandle;
 use crate::hooks::use_tabchain;
+use crate::lessons::TamperFacts;
 use crate::state::{Boot, LogState, NodeState};
 use yew::prelude::*;
 
 #[component]
 pub fn App() -> Html {
     let tabchain = use_tabchain();
+    // What the tamper sandbox shows, for the lesson card (the sandbox keeps its own state).
+    let tamper_facts = use_state(TamperFacts::default);
     let ready = matches!(tabchain.node.boot, Boot::Ready) && tabchain.node.snapshot.is_some();
     let (Some(driver), true) = (tabchain.driver.clone(), ready) else {
         let message = match &tabchain.node.boot {
@@ -33,12 +40,16 @@ pub fn App() -> Html {
         <ContextProvider<DriverHandle> context={driver}>
         <ContextProvider<UseReducerHandle<NodeState>> context={tabchain.node.clone()}>
         <ContextProvider<UseReducerHandle<LogState>> context={tabchain.log.clone()}>
+        <ContextProvider<UseStateHandle<TamperFacts>> context={tamper_facts}>
             <StatusBar />
+            <LessonCard />
             <main class="layout">
                 <div class="column side">
                     <IdentityPanel />
                     <MiningPanel />
+                    <HashPowerPanel />
                     <Wallet />
+                    <JoinPanel />
                     <EventLog />
                 </div>
                 <div class="column wide">
@@ -46,8 +57,10 @@ pub fn App() -> Html {
                     <BlockTreeView />
                     <Explorer />
                     <TamperSandbox />
+                    <ChainFilePanel />
                 </div>
             </main>
+        </ContextProvider<UseStateHandle<TamperFacts>>>
         </ContextProvider<UseReducerHandle<LogState>>>
         </ContextProvider<UseReducerHandle<NodeState>>>
         </ContextProvider<DriverHandle>>

@@ -256,6 +256,21 @@ pub fn TamperSandbox() -> Html {
 
     let sandbox = state.sandbox.as_ref();
     let invalid = state.rows.iter().filter(|row| !row.valid()).count();
+    // The lesson card ticks its tamper steps from what this panel shows.
+    let lesson_facts = use_context::<UseStateHandle<crate::lessons::TamperFacts>>();
+    {
+        let facts = crate::lessons::TamperFacts {
+            copied: sandbox.is_some(),
+            invalid_rows: invalid,
+        };
+        use_effect_with(facts, move |facts| {
+            if let Some(handle) = lesson_facts {
+                if *handle != *facts {
+                    handle.set(*facts);
+                }
+            }
+        });
+    }
     let first_invalid = state
         .rows
         .iter()
