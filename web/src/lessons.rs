@@ -6,6 +6,7 @@
 
 use crate::snapshot::NodeSnapshot;
 use shared::node::OwnTxState;
+use shared::view::IncomingState;
 
 /// What the node sees, in the terms the lessons use.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,13 +33,19 @@ pub struct LessonFacts {
     /// The tamper sandbox holds a copy, and how many of its rows fail a rule.
     pub tamper_copied: bool,
     pub tamper_invalid_rows: usize,
-    /// Our newest payment's confirmations, when one is in a block.
-    pub own_payment_confirmations: Option<u64>,
-    // Filled from the attack branch's snapshot fields (private mining, its lead, its release,
-    // a reversed payment); until that branch is merged they stay false / None.
+    /// Payments we made (any state), and those of them in a block of our best chain now.
+    pub own_payments: usize,
+    pub own_payments_confirmed: usize,
+    /// Private mining is on (our new blocks are kept secret).
     pub private_mining: bool,
-    pub private_lead: Option<u64>,
+    /// The private branch has more work than the public chain: a release now would win.
+    pub private_ahead: bool,
+    /// Payments of ours paid back to ourselves on the private branch.
+    pub double_spends: usize,
+    /// We released a private branch (since private mining last started).
     pub private_released: bool,
+    /// A payment of ours, or one to us, was reversed (replaced on the best chain by a
+    /// conflicting one).
     pub payment_reversed: bool,
 }
 
@@ -72,13 +79,27 @@ impl LessonFacts {
             reorgs_seen: snapshot.tree.reorgs.len(),
             tamper_copied: tamper.copied,
             tamper_invalid_rows: tamper.invalid_rows,
-            own_payment_confirmations: snapshot.own_txs.first().and_then(|tx| {
-                matches!(tx.state, OwnTxState::Confirmed { .. }).then_some(tx.confirmations)
-            }),
-            private_mining: false,
-            private_lead: None,
-            private_released: false,
-            payment_reversed: false,
+            own_payments: snapshot.own_txs.len(),
+            own_payments_confirmed: snapshot
+                .own_txs
+                .iter()
+                .filter(|tx| matches!(tx.state, OwnTxState::Confirmed { .. }))
+                .count(),
+            private_mining: snapshot.private.is_some(),
+            private_ahead: snapshot.private.as_ref().is_some_and(|view| view.ahead()),
+            double_spends: snapshot
+                .private
+                .as_ref()
+                .map_or(0, |view| view.double_spends),
+            private_released: snapshot.last_release.is_some(),
+            payment_reversed: snapshot
+                .own_txs
+                .iter()
+                .any(|tx| matches!(tx.state, OwnTxState::Reversed { .. }))
+                || snapshot
+                    .incoming
+                    .iter()
+                    .any(|rx| matches!(rx.state, IncomingState::Reversed { .. })),
         }
     }
 }
@@ -201,18 +222,28 @@ pub const LESSONS: &[Lesson] = &[
                 done: |now, _| now.balance > 0,
             },
             Step {
-                do_this: "Switch on private mining, then pay another tab from the Wallet.",
-                watch_for: "The payment goes into a public block: the other tab sees it confirmed (in a block, with blocks on top counted as confirmations).",
-                done: |now, _| now.private_mining && now.own_payment_confirmations.is_some(),
+                do_this: "Press Mine privately in the Mining panel. From now on your new blocks stay secret: a private branch only this tab knows.",
+                watch_for: "The Mining panel shows your private branch and how far it is ahead of or behind the public chain.",
+                done: |now, _| now.private_mining,
             },
             Step {
-                do_this: "Keep mining privately until your secret chain is 2 blocks ahead.",
-                watch_for: "Your secret chain does not hold the payment; nobody else knows it yet.",
-                done: |now, _| now.private_lead.is_some_and(|lead| lead >= 2),
+                do_this: "Pay another tab from the Wallet (the merchant). Keep mining privately.",
+                watch_for: "Your payment goes to everyone and another tab mines it into a public block. Your private branch leaves it out.",
+                done: |now, start| now.private_mining && now.own_payments > start.own_payments,
             },
             Step {
-                do_this: "Release the private chain.",
-                watch_for: "The other tab switches to your longer chain and the payment is gone: it was reversed. Waiting for more confirmations makes this much harder.",
+                do_this: "Wait until the merchant's tab says the payment has 2 confirmations (its block and one on top). Then press Pay it back to yourself on your private branch, next to the payment.",
+                watch_for: "A second payment, with the same number as the first (the nonce), now sends the coins back to you, only on your secret branch. Only one of the two can ever be in the chain.",
+                done: |now, _| now.double_spends > 0,
+            },
+            Step {
+                do_this: "Keep mining privately until the Mining panel says your branch has more work than the public chain.",
+                watch_for: "Nobody else knows your branch yet: the merchant still sees the payment confirmed.",
+                done: |now, _| now.private_mining && now.private_ahead,
+            },
+            Step {
+                do_this: "Press Release my private branch.",
+                watch_for: "Every tab switches to your heavier chain. The merchant's payment now says reversed: the coins came back to you. Each extra confirmation the merchant waits for makes this much harder.",
                 done: |now, _| now.payment_reversed,
             },
         ],
@@ -413,22 +444,71 @@ mod tests {
             balance: 50,
             ..facts()
         };
-        let paid = LessonFacts {
+        let private = LessonFacts {
             private_mining: true,
-            own_payment_confirmations: Some(1),
             ..rich.clone()
         };
-        let ahead = LessonFacts {
-            private_lead: Some(2),
+        let paid = LessonFacts {
+            own_payments: 1,
+            ..private.clone()
+        };
+        let double_spent = LessonFacts {
+            double_spends: 1,
             ..paid.clone()
+        };
+        let ahead = LessonFacts {
+            private_ahead: true,
+            ..double_spent.clone()
         };
         let reversed = LessonFacts {
             payment_reversed: true,
             ..ahead.clone()
         };
         assert_eq!(
-            walk("double-spend", &[rich, paid, ahead, reversed]),
-            vec![1, 2, 3, 4]
+            walk(
+                "double-spend",
+                &[
+                    rich.clone(),
+                    private.clone(),
+                    paid.clone(),
+                    double_spent.clone(),
+                    ahead.clone(),
+                    reversed
+                ]
+            ),
+            vec![1, 2, 3, 4, 5, 6]
         );
+        // A payment made before private mining began does not count (the private branch
+        // would already hold it), and being ahead without a double spend is not the step.
+        let paid_first = LessonFacts {
+            own_payments: 1,
+            ..rich.clone()
+        };
+        assert_eq!(
+            walk(
+                "double-spend",
+                &[
+                    paid_first.clone(),
+                    private_after(&paid_first),
+                    ahead_without(&paid_first)
+                ]
+            ),
+            vec![1, 2, 2]
+        );
+    }
+
+    fn private_after(facts: &LessonFacts) -> LessonFacts {
+        LessonFacts {
+            private_mining: true,
+            ..facts.clone()
+        }
+    }
+
+    fn ahead_without(facts: &LessonFacts) -> LessonFacts {
+        LessonFacts {
+            private_mining: true,
+            private_ahead: true,
+            ..facts.clone()
+        }
     }
 }
