@@ -9,10 +9,10 @@ import { createHash } from 'node:crypto';
 import { attr, launch, screenshotOf, setMining, text, tipHash, uniqueRoom, waitFor, BASE } from './lib.js';
 
 /** `net=test`: a block takes a couple of hashes, so the pace depends only on when we mine. */
-async function openTestNode(context, room) {
+async function openTestNode(context, room, extra = '') {
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error(`[page error] ${error.message}`));
-  await page.goto(`${BASE}/?room=${room}&net=test`);
+  await page.goto(`${BASE}/?room=${room}&net=test${extra}`);
   await waitFor(page, async () => (await attr(page, 'status-connection', 'data-state')) === 'connected', 'connected to the relay');
   return page;
 }
@@ -104,7 +104,8 @@ test('a private branch with a double spend reverses a payment the merchant saw c
   try {
     const room = uniqueRoom('lesson');
     const merchant = await openTestNode(context, room);
-    const attacker = await openTestNode(context, room);
+    // The attacker follows the double-spend lesson card, which ticks as its node sees each step.
+    const attacker = await openTestNode(context, room, '&lesson=double-spend');
     const bystander = await openTestNode(context, room);
     const tabs = [merchant, attacker, bystander];
     for (const page of tabs) {
@@ -168,6 +169,11 @@ test('a private branch with a double spend reverses a payment the merchant saw c
     assert.match(await rx(merchant, payment).innerText(), /reversed at \d+ confirmations/);
     await waitFor(attacker, async () => (await ownTx(attacker, payment).getAttribute('data-state')) === 'reversed', "the attacker's own list says reversed");
     assert.equal(await attr(attacker, 'private-released', 'data-heavier'), 'true');
+    const steps = await attacker.getByTestId('lesson-step').count();
+    await waitFor(attacker, async () => parseInt(await attr(attacker, 'lesson', 'data-ticked'), 10) === steps,
+      `the lesson card ticks every step (${await attr(attacker, 'lesson', 'data-ticked')} of ${steps})`, 10_000);
+    assert.equal(await attacker.getByTestId('lesson-finished').count(), 1);
+    await phoneAndDesktop(attacker, 'lesson-card-double-spend', 'lesson');
     await phoneAndDesktop(merchant, 'lesson-reversed', 'rx-list');
 
     // Every tab's balances equal a sum over the final chain's stored blocks.
