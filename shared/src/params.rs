@@ -55,7 +55,7 @@ impl NetworkParams {
         NetworkParams {
             name: "tabchain-main",
             target_block_ms: 10_000,
-            difficulty_window: 30,
+            difficulty_window: 20,
             solve_time_limit_factor: 6,
             max_hardening_factor: 10,
             initial_target: one_worker_target(10_000),
@@ -71,12 +71,12 @@ impl NetworkParams {
     }
 
     /// One block every 2 seconds, from the first block on: for a class watching forks happen.
-    /// A short window, so a class of 30 tabs finds the pace within a few blocks.
+    /// A short window, so the pace follows tabs joining and leaving within a few blocks.
     pub fn classroom() -> NetworkParams {
         NetworkParams {
             name: "tabchain-classroom",
             target_block_ms: 2_000,
-            difficulty_window: 20,
+            difficulty_window: 10,
             initial_target: one_worker_target(2_000),
             max_target: target_for_expected_hashes(1 << 8),
             ..NetworkParams::default_network()

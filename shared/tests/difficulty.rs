@@ -273,3 +273,208 @@ fn block_pace_on_the_classroom_network_old_and_new() {
     );
 }
 
+
+/// Genesis, block 1 a day later, then one block per solve time (negative: a clock running
+/// backwards), each carrying the target the rule demands. Only the rule is exercised here, not
+/// the timestamp rules.
+fn chain_with(params: &NetworkParams, solve_times_ms: &[i64]) -> Vec<BlockHeader> {
+    let genesis = genesis_block(params).header;
+    let mut chain = vec![genesis];
+    let mut timestamp = genesis.timestamp_ms + 86_400_000;
+    for step in std::iter::once(0).chain(solve_times_ms.iter().copied()) {
+        timestamp = timestamp.checked_add_signed(step).expect("a valid clock");
+        let target = next_target(params, &chain);
+        chain.push(header(chain.len() as u64, timestamp, target));
+    }
+    chain
+}
+
+/// The target the rule demands after `solve_times_ms`.
+fn target_after(params: &NetworkParams, solve_times_ms: &[i64]) -> Target {
+    next_target(params, &chain_with(params, solve_times_ms))
+}
+
+/// `floor(A * W / k)` with a plain 256-bit product (it does not overflow for these cases): an
+/// order of operations other than the rule's, which must give the same number.
+fn scaled(average: U256, weighted: u64, steady: u64) -> Target {
+    Target::from_u256(average * U256::from(weighted) / U256::from(steady))
+}
+
+/// The rule, case by case on the classroom network (N = 10, T = 2 s, solve times clamped to
+/// ±12 s, at most 10 times harder than the average per block). The two-block cases average the
+/// targets of blocks 2 (the initial target) and 3 (the rule's answer after one solve time).
+#[test]
+fn the_difficulty_rule_weights_clamps_and_caps() {
+    let p = NetworkParams::classroom();
+    let t = p.target_block_ms as i64;
+    let initial = p.initial_target;
+    let a = initial.expand().unwrap();
+    assert_eq!(Target::from_u256(a), initial, "the initial target is canonical");
+    let cases: Vec<(&str, Vec<i64>, Target)> = vec![
+        ("block 2: no solve time yet (genesis does not count)", vec![], initial),
+        ("one block on time", vec![t], initial),
+        ("one block twice as slow: twice as easy", vec![2 * t], scaled(a, 2, 1)),
+        ("one block a minute late: counted as 6 T", vec![30 * t], scaled(a, 6, 1)),
+        ("6 T exactly and 6 T + 1 ms weigh the same", vec![6 * t + 1], scaled(a, 6, 1)),
+        ("at once: at most 10 times harder", vec![0], scaled(a, 1, 10)),
+        ("a clock running back: the same floor", vec![-50 * t], scaled(a, 1, 10)),
+        (
+            "weights 1 and 2: A = (a + 3a) / 2, W / k = (3T + 2·T) / 3T",
+            vec![3 * t, t],
+            scaled((a + a * U256::from(3u64)) / U256::from(2u64), 5, 3),
+        ),
+        (
+            "a step back is cancelled by the next step forward: A = (a + a/10) / 2, (-T + 2·3T) / 3T",
+            vec![-t, 3 * t],
+            scaled((a + a / U256::from(10u64)) / U256::from(2u64), 5, 3),
+        ),
+        (
+            "fast then slow weighs the newest more: A = (a + a/2) / 2, (T/2 + 2·2T) / 3T",
+            vec![t / 2, 2 * t],
+            scaled((a + a / U256::from(2u64)) / U256::from(2u64), 9, 6),
+        ),
+    ];
+    for (name, solves, expected) in cases {
+        assert_eq!(target_after(&p, &solves), expected, "{name}");
+    }
+    // Only the last N solve times count: 5 slow blocks followed by 20 on time are forgotten.
+    let mut forgotten = vec![6 * t; 5];
+    forgotten.extend(std::iter::repeat_n(t, 20));
+    let chain = chain_with(&p, &forgotten);
+    let window = p.difficulty_window as usize;
+    let tail = &chain[chain.len() - window - 1..];
+    assert_eq!(next_target(&p, &chain), next_target(&p, tail));
+    assert!(
+        tail.iter().any(|header| header.target != initial),
+        "the window's targets are not all the initial one"
+    );
+    // The average is of the window's targets: with N blocks on time after the slow ones the
+    // target is the exact mean of the last N targets (W = k).
+    let n = U256::from(window as u64);
+    let mean = tail[1..]
+        .iter()
+        .map(|header| header.target.expand().unwrap())
+        .fold(U256::zero(), |sum, target| sum + target)
+        / n;
+    assert_eq!(next_target(&p, &chain), Target::from_u256(mean));
+}
+
+/// After a 60 s pause the first block's solve time counts as 6 T: with N = 10 the weighted sum
+/// grows by 5 T·10 over k = 55 T, so the next block is 1.9 times easier, not 30 times.
+#[test]
+fn a_pause_eases_the_next_block_by_the_clamp_only() {
+    let p = NetworkParams::classroom();
+    let t = p.target_block_ms as i64;
+    let mut solves = vec![t; 30];
+    let steady = target_after(&p, &solves);
+    solves.push(60_000);
+    let after_pause = target_after(&p, &solves).expand().unwrap();
+    let steady = steady.expand().unwrap();
+    assert_eq!(
+        Target::from_u256(after_pause),
+        Target::from_u256(steady * U256::from(105u64) / U256::from(55u64))
+    );
+    // Two blocks on time afterwards ease it by 7.5 % more (the window's average now holds an
+    // eased target), not again by the pause: a real class, finding blocks faster than T at the
+    // eased target, pulls it back (the pace test measures blocks after a pause).
+    solves.extend([t, t]);
+    let later = target_after(&p, &solves).expand().unwrap();
+    assert!(later > after_pause, "{later:x}");
+    assert!(later * U256::from(100u64) <= after_pause * U256::from(110u64), "{later:x}");
+}
+
+/// No overflow at either end: the easiest target with the slowest blocks stays at the limit,
+/// the hardest target (1) with the fastest blocks stays 1, never 0.
+#[test]
+fn the_rule_neither_overflows_nor_reaches_zero() {
+    let widest = Target(0x20ff_ffff);
+    let p = NetworkParams {
+        initial_target: widest,
+        max_target: widest.expand().unwrap(),
+        ..NetworkParams::default_network()
+    };
+    let t = p.target_block_ms as i64;
+    assert_eq!(target_after(&p, &vec![100 * t; 40]), widest, "capped");
+    let test = NetworkParams::test();
+    assert_eq!(
+        target_after(&test, &vec![6 * test.target_block_ms as i64; 40]),
+        Target::from_u256(test.max_target),
+        "the test network's easiest target"
+    );
+    let hardest = Target::from_u256(U256::one());
+    let p = NetworkParams {
+        initial_target: hardest,
+        ..NetworkParams::default_network()
+    };
+    let after = target_after(&p, &vec![0; 40]);
+    assert_eq!(after, hardest);
+    assert_eq!(after.expand(), Some(U256::one()));
+    // A window of blocks each at the widest compact target averages without overflowing.
+    let headers: Vec<BlockHeader> = (1..=31).map(|h| header(h, h * 60_000, widest)).collect();
+    let wide = NetworkParams {
+        max_target: U256::MAX,
+        ..NetworkParams::default_network()
+    };
+    assert_eq!(next_target(&wide, &headers), Target::from_u256(U256::MAX));
+}
+
+/// Runs `blocks` blocks mined by `tabs` tabs and returns the run.
+fn mined(params: NetworkParams, tabs: u64, blocks: usize, seed: u64) -> Run {
+    let mut run = Run::new(params, Rule::New, seed);
+    for _ in 0..blocks {
+        run.mine_one(tabs);
+    }
+    run
+}
+
+/// A steady hash rate settles at the target interval (one tab; the mean over 400 blocks of 20
+/// seeded runs is within 10 % of 2 s).
+#[test]
+fn a_steady_hash_rate_converges_to_the_target_interval() {
+    let p = NetworkParams::classroom();
+    let means: Vec<f64> = (0..20)
+        .map(|seed| {
+            let run = mined(p.clone(), 1, 500, seed);
+            let span = run.chain[500].timestamp_ms - run.chain[100].timestamp_ms;
+            span as f64 / 400.0
+        })
+        .collect();
+    let mean = mean_of(&means);
+    let target = p.target_block_ms as f64;
+    assert!(
+        (mean - target).abs() < target * 0.1,
+        "mean interval {mean:.0} ms"
+    );
+}
+
+/// A class of 30 tabs joins one tab mining alone. LWMA needs about 1.5 N blocks for a 30-fold
+/// change: after N blocks the expected interval at 30 tabs is back from T/30 to at least T/3,
+/// after 2 N blocks within a factor of 2 of T (medians over 50 runs).
+#[test]
+fn a_thirtyfold_hash_rate_settles_within_the_window() {
+    let p = NetworkParams::classroom();
+    let window = p.difficulty_window as usize;
+    let interval_at = |target: Target, tabs: u64| {
+        expected_hashes(target) * 1_000.0 / (tabs * BROWSER_WORKER_HASHES_PER_SECOND) as f64
+    };
+    let target = p.target_block_ms as f64;
+    for (blocks, low, high) in [(window, target / 3.0, target * 2.0), (2 * window, target / 2.0, target * 2.0)] {
+        let mut settled: Vec<u64> = (0..50)
+            .map(|seed| {
+                let mut run = mined(p.clone(), 1, 100, seed);
+                let before = interval_at(run.next_target(), 30);
+                assert!(before < target / 10.0, "30 tabs at one tab's target: {before:.0} ms");
+                for _ in 0..blocks {
+                    run.mine_one(30);
+                }
+                interval_at(run.next_target(), 30) as u64
+            })
+            .collect();
+        settled.sort_unstable();
+        let median = settled[settled.len() / 2] as f64;
+        assert!(
+            median > low && median < high,
+            "expected interval after {blocks} blocks of 30 tabs: {median:.0} ms"
+        );
+    }
+}
