@@ -157,10 +157,7 @@ fn the_chain_with_most_work_wins_even_when_shorter() {
     assert_eq!(tree.tip_hash(), b[b.len() - 1].hash());
     assert_eq!(tree.tip_height(), b.len() as u64);
     assert_eq!(tree.ledger().balance(&alice().address()), 0);
-    assert_eq!(
-        tree.ledger().balance(&bob().address()),
-        50 * b.len() as u64
-    );
+    assert_eq!(tree.ledger().balance(&bob().address()), 50 * b.len() as u64);
 
     // Delivered the other way round, the longer chain never takes over.
     let mut tree = BlockTree::new(params());
