@@ -182,9 +182,14 @@ fn invalid_cases() -> Vec<Case> {
     vec![
         // ---- header ----
         case(
-            "version 2",
-            |fx| fx.block(vec![], |b| b.header.version = 2),
-            |_, _| E::UnsupportedVersion { found: 2 },
+            "version 1 (the network before the per-block difficulty rule)",
+            |fx| fx.block(vec![], |b| b.header.version = 1),
+            |_, _| E::UnsupportedVersion { found: 1 },
+        ),
+        case(
+            "version 3",
+            |fx| fx.block(vec![], |b| b.header.version = 3),
+            |_, _| E::UnsupportedVersion { found: 3 },
         ),
         case(
             "version 0",
@@ -230,7 +235,7 @@ fn invalid_cases() -> Vec<Case> {
         )
         .check_block_only(),
         case(
-            "target harder than the retarget rule demands",
+            "target harder than the difficulty rule demands",
             |fx| {
                 let harder = fx.parent().next_target.expand().unwrap() / U256::from(4u64);
                 fx.block(vec![], |b| b.header.target = Target::from_u256(harder))
@@ -241,7 +246,7 @@ fn invalid_cases() -> Vec<Case> {
             },
         ),
         case(
-            "target easier than the retarget rule demands",
+            "target easier than the difficulty rule demands",
             |fx| fx.block(vec![], |b| b.header.target = Target::from_u256(U256::MAX)),
             |fx, _| E::WrongTarget {
                 expected: fx.parent().next_target.0,
