@@ -364,7 +364,7 @@ mod tests {
 
     fn header() -> BlockHeader {
         BlockHeader {
-            version: 1,
+            version: shared::block::BLOCK_VERSION,
             height: 1,
             prev_hash: Hash([0; 32]),
             tx_root: Hash([0; 32]),
