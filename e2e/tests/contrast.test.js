@@ -39,7 +39,7 @@ test('every control in every state meets WCAG AA contrast (text 4.5:1, boundarie
 
     // Mining: the Stop mining button (primary and active at once) in every state.
     await setMining(page, true);
-    await waitFor(page, async () => (await height(page)) >= 3, 'three blocks');
+    await waitFor(page, async () => (await height(page)) >= 3, 'three blocks', 120_000);
     await auditState(page, 'mining', failures);
     failures.push(...(await auditFocus(page, 'mining')).failures);
     await setMining(page, false);

@@ -49,7 +49,7 @@ export async function launchWithDirectLinks() {
   return context;
 }
 
-/** Opens a tab on `room` (classroom network: near-instant blocks) and waits until it is connected. */
+/** Opens a tab on `room` (classroom network: a block about every 2 s) and waits until it is connected. */
 export async function openNode(context, room, extra = '') {
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error(`[page error] ${error.message}`));

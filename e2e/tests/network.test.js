@@ -174,7 +174,7 @@ test('a rogue client sending invalid blocks and garbage changes no chain and is 
     broadcast({
       type: 'new_block',
       block: {
-        header: { version: 1, height: 1, prev_hash: classroom.genesis_hash, tx_root: zero, timestamp_ms: Date.now(), target: 1, nonce: 0 },
+        header: { version: 2, height: 1, prev_hash: classroom.genesis_hash, tx_root: zero, timestamp_ms: Date.now(), target: 1, nonce: 0 },
         coinbase: { height: 1, to: '00'.repeat(20), amount: 1000000 },
         transactions: [],
       },

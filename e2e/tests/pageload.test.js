@@ -19,7 +19,7 @@ test('a page load, with mining workers started, logs no warning and no error', a
     await page.goto(`${BASE}/?room=${uniqueRoom('quiet')}&net=classroom`);
     await waitFor(page, async () => (await attr(page, 'status-connection', 'data-state')) === 'connected', 'connected');
     await setMining(page, true);
-    await waitFor(page, async () => (await height(page)) >= 2, 'two blocks mined by the workers');
+    await waitFor(page, async () => (await height(page)) >= 2, 'two blocks mined by the workers', 120_000);
     await setMining(page, false);
     await page.waitForTimeout(1_000);
     assert.deepEqual(messages, []);

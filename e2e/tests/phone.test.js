@@ -17,7 +17,7 @@ async function busyRoom(context, count) {
   const [page] = pages;
   await waitFor(page, async () => (await page.getByTestId('peer-row').count()) === count - 1, 'every tab in the peer table');
   await setMining(page, true);
-  await waitFor(page, async () => (await height(page)) >= 9, 'nine blocks');
+  await waitFor(page, async () => (await height(page)) >= 9, 'nine blocks', 120_000);
   await setMining(page, false);
   const tip = await height(page);
   for (const other of pages) await waitFor(other, async () => (await height(other)) === tip, 'every tab on the tip');

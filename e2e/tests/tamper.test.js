@@ -26,7 +26,7 @@ test('an edit breaks every later copied block; re-mining them one by one turns t
   try {
     const page = await openNode(context, uniqueRoom('tamper'));
     await setMining(page, true);
-    await waitFor(page, async () => (await height(page)) >= 12, 'twelve blocks');
+    await waitFor(page, async () => (await height(page)) >= 12, 'twelve blocks', 120_000);
     await setMining(page, false);
     const tip = await tipHash(page);
 

@@ -265,30 +265,36 @@ impl BlockTree {
         }
     }
 
-    /// What a child of `hash` is checked against.
+    /// What a child of `hash` is checked against. It walks back at most
+    /// `max(median_time_span, difficulty_window + 1)` headers (a few dozen), once per block added.
     pub fn parent_context(&self, hash: &Hash) -> Option<ParentContext> {
         let header = *self.header(hash)?;
-        let mut timestamps = Vec::with_capacity(self.params.median_time_span);
+        let wanted = self
+            .params
+            .median_time_span
+            .max(self.params.difficulty_window as usize + 1);
+        // Newest first while walking back; reversed below for the difficulty rule.
+        let mut recent = Vec::with_capacity(wanted);
         let mut cursor = Some(*hash);
         while let Some(current) = cursor {
-            if timestamps.len() == self.params.median_time_span {
+            if recent.len() == wanted {
                 break;
             }
             let ancestor = self.header(&current)?;
-            timestamps.push(ancestor.timestamp_ms);
+            recent.push(*ancestor);
             cursor = (ancestor.height > 0).then_some(ancestor.prev_hash);
         }
-        let child_height = header.height + 1;
-        let window_start = child_height.saturating_sub(self.params.retarget_window);
-        let window_start_timestamp = self
-            .ancestor_at(hash, window_start)
-            .and_then(|start| self.header(&start))
-            .map_or(header.timestamp_ms, |start| start.timestamp_ms);
+        let mut timestamps: Vec<u64> = recent
+            .iter()
+            .take(self.params.median_time_span)
+            .map(|ancestor| ancestor.timestamp_ms)
+            .collect();
+        recent.reverse();
         Some(ParentContext {
             hash: *hash,
             header,
             median_time_past: median(&mut timestamps),
-            next_target: next_target(&self.params, child_height, &header, window_start_timestamp),
+            next_target: next_target(&self.params, &recent),
         })
     }
 

@@ -8,13 +8,19 @@ use crate::work::{target_for_expected_hashes, Target, U256};
 pub struct NetworkParams {
     /// Shown to people and part of the genesis coinbase, so each network has its own genesis.
     pub name: &'static str,
-    /// The block interval the difficulty rule aims for.
+    /// The block interval `T` the difficulty rule aims for.
     pub target_block_ms: u64,
-    /// Blocks between two retargets.
-    pub retarget_window: u64,
-    /// The most a retarget may change the target, in either direction.
-    pub max_retarget_factor: u64,
-    /// Compact target of the genesis block and of the first window.
+    /// `N`: how many of the latest blocks' solve times (and targets) the difficulty rule averages
+    /// (LWMA, [`crate::validation::next_target`]). Fewer exist near genesis: the rule uses those.
+    pub difficulty_window: u64,
+    /// Each solve time counts as at most `T` times this, and at least minus that (a clock that
+    /// runs backwards): one long pause or one lying timestamp moves the average only so far.
+    pub solve_time_limit_factor: u64,
+    /// The next target is at least the window's average target divided by this: a burst of
+    /// very fast blocks (or timestamps bunched by a liar) hardens it at most this much per block.
+    pub max_hardening_factor: u64,
+    /// Compact target of the genesis block and of block 1: one browser worker's hashes over one
+    /// target interval, so a single tab mines at about the target pace from the first block.
     pub initial_target: Target,
     /// The easiest target allowed (the "proof-of-work limit").
     pub max_target: U256,
@@ -37,16 +43,22 @@ pub struct NetworkParams {
 /// Hashes per second of one browser tab mining with one worker (SHA-256 in wasm, measured).
 pub const BROWSER_WORKER_HASHES_PER_SECOND: u64 = 1_400_000;
 
+/// The target at which one browser worker expects one block per `interval_ms`.
+fn one_worker_target(interval_ms: u64) -> Target {
+    let expected = BROWSER_WORKER_HASHES_PER_SECOND * interval_ms / 1_000;
+    Target::from_u256(target_for_expected_hashes(expected))
+}
+
 impl NetworkParams {
     /// The default network: about one block every 10 seconds for one tab mining with one worker.
     pub fn default_network() -> NetworkParams {
-        let expected = BROWSER_WORKER_HASHES_PER_SECOND * 10;
         NetworkParams {
             name: "tabchain-main",
             target_block_ms: 10_000,
-            retarget_window: 20,
-            max_retarget_factor: 4,
-            initial_target: Target::from_u256(target_for_expected_hashes(expected)),
+            difficulty_window: 20,
+            solve_time_limit_factor: 6,
+            max_hardening_factor: 10,
+            initial_target: one_worker_target(10_000),
             max_target: target_for_expected_hashes(1 << 10),
             max_future_ms: 120_000,
             median_time_span: 11,
@@ -58,25 +70,27 @@ impl NetworkParams {
         }
     }
 
-    /// Blocks nearly instant at first (a few thousand hashes), settling at one every 2 seconds:
-    /// for a class watching forks happen.
+    /// One block every 2 seconds, from the first block on: for a class watching forks happen.
+    /// A short window, so the pace follows tabs joining and leaving within a few blocks.
     pub fn classroom() -> NetworkParams {
         NetworkParams {
             name: "tabchain-classroom",
             target_block_ms: 2_000,
-            retarget_window: 10,
-            initial_target: Target::from_u256(target_for_expected_hashes(1 << 12)),
+            difficulty_window: 10,
+            initial_target: one_worker_target(2_000),
             max_target: target_for_expected_hashes(1 << 8),
             ..NetworkParams::default_network()
         }
     }
 
-    /// For tests and the simulator: a block takes a handful of hashes.
+    /// For tests and the simulator: a block takes a handful of hashes. The difficulty rule is
+    /// the same as on the other networks; blocks one target interval apart keep the target at
+    /// its easiest (the maximum), faster blocks make it harder.
     pub fn test() -> NetworkParams {
         NetworkParams {
             name: "tabchain-test",
             target_block_ms: 10_000,
-            retarget_window: 10,
+            difficulty_window: 10,
             initial_target: Target::from_u256(target_for_expected_hashes(2)),
             max_target: target_for_expected_hashes(2),
             ..NetworkParams::default_network()

@@ -12,7 +12,7 @@ use crate::hash::Hash;
 use crate::mining::meets_target;
 use crate::params::NetworkParams;
 use crate::tx::Transaction;
-use crate::work::Target;
+use crate::work::{Target, U256};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ pub enum ValidationError {
     WrongHeight { expected: u64, found: u64 },
     #[error("previous hash {found} is not the parent's hash {expected}")]
     WrongPrevHash { expected: Hash, found: Hash },
-    #[error("target {found:08x} is not the one the retarget rule demands ({expected:08x})")]
+    #[error("target {found:08x} is not the one the difficulty rule demands ({expected:08x})")]
     WrongTarget { expected: u32, found: u32 },
     #[error("block hash does not meet its target")]
     InsufficientProofOfWork,
@@ -131,39 +131,66 @@ pub fn median(timestamps: &mut [u64]) -> u64 {
     timestamps.get(timestamps.len() / 2).copied().unwrap_or(0)
 }
 
-/// The target of the block at `height`, given its parent and the timestamp of the block that
-/// opened the retarget window (`height - retarget_window`).
+/// The target of the child of `recent`'s last header (LWMA: a linearly weighted moving average
+/// of solve times, after zawy's LWMA-1).
 ///
-/// The target changes only at heights that are multiples of the window. It becomes
-/// `old * actual / expected`, where `actual` is the time from the window's first block to the
-/// parent (`window - 1` intervals) and `expected` is `(window - 1) * target_block_ms`;
-/// `actual` is first clamped to `[expected / 4, expected * 4]` and the result to the maximum target.
-pub fn next_target(
-    params: &NetworkParams,
-    height: u64,
-    parent: &BlockHeader,
-    window_start_timestamp_ms: u64,
-) -> Target {
-    if height == 0 || !height.is_multiple_of(params.retarget_window) {
-        return parent.target;
+/// `recent` holds the parent and its ancestors, oldest first, contiguous; only the last
+/// `difficulty_window + 1` count, and never genesis (its timestamp is fixed long before anyone
+/// mines). With `n` solve times (at most `N`, fewer near genesis): if `n = 0` (the child is
+/// block 1 or 2) the target is the initial one.
+/// Otherwise block `j` of the window (`j = 1..=n`, oldest first) has solve time
+/// `s_j = clamp(ts_j - ts_{j-1}, -L, L)` with `L = solve_time_limit_factor * T` (signed, so a
+/// timestamp that runs backwards cancels the one that ran ahead), and weight `j`. With
+/// `k = T * n(n+1)/2` (what the weighted sum is when every block takes `T`), the weighted sum
+/// `W = max(sum of j * s_j, k / max_hardening_factor, 1)` and the average target of the `n`
+/// blocks `A = floor(sum of targets / n)`, the new target is `floor(A * W / k)`, at least 1 and
+/// at most `max_target`, in its compact form (`docs/protocol.md`, "Difficulty", gives the integer
+/// order of operations; it never overflows).
+pub fn next_target(params: &NetworkParams, recent: &[BlockHeader]) -> Target {
+    let window = params.difficulty_window.max(1) as usize;
+    // Genesis carries a fixed timestamp from long before anyone mines: the time from it to
+    // block 1 is no solve time, so the window starts at block 1 at the earliest.
+    let after_genesis = recent.iter().position(|header| header.height > 0);
+    let recent = &recent[after_genesis.unwrap_or(recent.len())..];
+    let recent = &recent[recent.len().saturating_sub(window + 1)..];
+    let solved = recent.len().saturating_sub(1);
+    if solved == 0 {
+        return params.initial_target;
     }
-    let Some(old) = parent.target.expand() else {
-        return parent.target;
-    };
-    let expected = (params.retarget_window - 1) * params.target_block_ms;
-    let actual = parent
-        .timestamp_ms
-        .saturating_sub(window_start_timestamp_ms)
-        .clamp(
-            expected / params.max_retarget_factor,
-            expected * params.max_retarget_factor,
-        );
-    let expected = crate::work::U256::from(expected);
-    let scaled = (old / expected)
-        .checked_mul(crate::work::U256::from(actual))
-        .and_then(|value| value.checked_add((old % expected) * actual / expected));
+    let n = solved as u64;
+    let interval = i128::from(params.target_block_ms.max(1));
+    let limit = interval * i128::from(params.solve_time_limit_factor);
+    let weighted: i128 = recent
+        .windows(2)
+        .zip(1i128..)
+        .map(|(pair, weight)| {
+            let solve = i128::from(pair[1].timestamp_ms) - i128::from(pair[0].timestamp_ms);
+            weight * solve.clamp(-limit, limit)
+        })
+        .sum();
+    let steady = interval * i128::from(n * (n + 1) / 2);
+    let floor = steady / i128::from(params.max_hardening_factor.max(1));
+    // Both fit in u64: |W| <= L * n(n+1)/2, and L, T and N are far below 2^20 on every network.
+    let weighted = U256::from(weighted.max(floor).max(1) as u128);
+    let steady = U256::from(steady as u128);
+
+    // The exact floor of the mean without overflowing a sum of large targets:
+    // sum(t_j) / n = sum(t_j / n) + (sum(t_j mod n)) / n, every division rounding down.
+    let count = U256::from(n);
+    let (quotients, remainders) = recent[1..]
+        .iter()
+        .map(|header| header.target.expand().unwrap_or(params.max_target))
+        .fold((U256::zero(), U256::zero()), |(q, r), target| {
+            (q + target / count, r + target % count)
+        });
+    let average = quotients + remainders / count;
+
+    // floor(A * W / k) = (A / k) * W + ((A mod k) * W) / k, exactly, without a 512-bit product.
+    let scaled = (average / steady)
+        .checked_mul(weighted)
+        .and_then(|high| high.checked_add((average % steady) * weighted / steady));
     let new = match scaled {
-        Some(value) if value <= params.max_target => value,
+        Some(value) if value <= params.max_target => value.max(U256::one()),
         _ => params.max_target,
     };
     Target::from_u256(new)

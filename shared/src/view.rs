@@ -720,7 +720,7 @@ pub fn block_rules(tree: &BlockTree, hash: &Hash, now_ms: u64) -> Option<Vec<Rul
                 Rule::Target => (
                     "difficulty",
                     format!(
-                        "target {:08x}, the retarget rule demands {:08x}",
+                        "target {:08x}, the difficulty rule demands {:08x}",
                         header.target.0, parent.next_target.0
                     ),
                 ),

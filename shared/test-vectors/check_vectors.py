@@ -171,6 +171,26 @@ def signing_bytes(chain_id: str, t: dict) -> bytes:
     )
 
 
+def next_target(case: dict, chain: list) -> int:
+    """The difficulty rule of docs/protocol.md ("Difficulty"), with Python's unbounded integers:
+    `chain` is the list of (height, timestamp_ms, compact target) from genesis to the parent."""
+    t = case["target_block_ms"]
+    limit = case["solve_time_limit_factor"] * t
+    window = [b for b in chain if b[0] > 0][-(case["difficulty_window"] + 1):]
+    n = len(window) - 1
+    if n <= 0:  # the child is block 1 or 2: no solve time after genesis yet
+        return int(case["initial_target"], 16)
+    weighted = sum(
+        j * max(-limit, min(limit, window[j][1] - window[j - 1][1])) for j in range(1, n + 1)
+    )
+    steady = t * n * (n + 1) // 2
+    weighted = max(weighted, steady // case["max_hardening_factor"], 1)
+    average = sum(expand(b[2]) for b in window[1:]) // n
+    new = average * weighted // steady
+    new = min(max(new, 1), int(case["max_target"], 16))
+    return compact_of(new)
+
+
 def main() -> int:
     v = json.loads((HERE / "vectors.json").read_text())
     checks = 0
@@ -179,7 +199,7 @@ def main() -> int:
     for n in v["networks"]:
         raw = bytes.fromhex(n["genesis_header_hex"])
         version, height = struct.unpack(">IQ", raw[:12])
-        assert (version, height) == (1, 0), n["network"]
+        assert (version, height) == (2, 0), n["network"]
         assert raw[12:44] == bytes(32), "genesis has no parent"
         timestamp, target, nonce = struct.unpack(">QIQ", raw[76:96])
         assert (timestamp, nonce) == (GENESIS_TIMESTAMP_MS, 0)
@@ -266,6 +286,17 @@ def main() -> int:
         message = signing_bytes(chain_ids["test"], tx)
         got = verify(bytes.fromhex(tx["from"]), message, bytes.fromhex(tx["signature"]))
         assert got == case["valid"], case["name"]
+        checks += 1
+
+    for case in v["difficulty"]:
+        n = next(x for x in v["networks"] if x["network"] == case["network"])
+        assert case["initial_target"] == n["initial_target"], case["network"]
+        raw = bytes.fromhex(n["genesis_header_hex"])
+        chain = [(0, struct.unpack(">Q", raw[76:84])[0], int(n["initial_target"], 16))]
+        for block in case["blocks"]:
+            got = next_target(case, chain)
+            assert f"{got:08x}" == block["target"], f"{case['network']} block {block['height']}"
+            chain.append((block["height"], block["timestamp_ms"], got))
         checks += 1
 
     print(f"all {checks} vectors hold")

@@ -121,15 +121,20 @@ fn a_chain_delivered_backwards_is_assembled_when_its_first_block_arrives() {
     common::assert_supply(&tree);
 }
 
-/// Chain A has 11 blocks at the target interval. Chain B has 10 blocks mined 1 ms apart, so the
-/// retarget at height 10 makes its last block 4 times harder: B is shorter and has more work.
+/// Chain A has 11 blocks at the target interval, all at the easiest target. Chain B's blocks are
+/// mined 1 ms apart, so from block 3 on the difficulty rule makes each one harder; B is as long
+/// as it takes to outweigh A (a few blocks): B is shorter and has more work.
 fn long_light_and_short_heavy() -> (Vec<Block>, Vec<Block>) {
     let mut a_tree = BlockTree::new(params());
     let a = extend(&mut a_tree, alice().address(), 11);
     let mut b_tree = BlockTree::new(params());
-    let b = extend_spaced(&mut b_tree, bob().address(), 10, 1);
-    assert!(b[9].header.target != b[8].header.target, "B retargeted");
-    assert!(b_tree.tip_work() > a_tree.tip_work(), "B has more work");
+    let mut b = Vec::new();
+    while b_tree.tip_work() <= a_tree.tip_work() {
+        b.extend(extend_spaced(&mut b_tree, bob().address(), 1, 1));
+    }
+    assert!(b.len() < 6, "B is much shorter: {} blocks", b.len());
+    let last = &b[b.len() - 1].header;
+    assert!(last.target != b[0].header.target, "B got harder");
     (a, b)
 }
 
@@ -141,18 +146,18 @@ fn the_chain_with_most_work_wins_even_when_shorter() {
     for block in &a {
         add_tip(&mut tree, block.clone());
     }
-    for block in &b[..9] {
+    for block in &b[..b.len() - 1] {
         assert_eq!(add(&mut tree, block.clone()), Ok(AddOutcome::SideBranch));
     }
-    let Ok(AddOutcome::TipChanged(change)) = add(&mut tree, b[9].clone()) else {
+    let Ok(AddOutcome::TipChanged(change)) = add(&mut tree, b[b.len() - 1].clone()) else {
         panic!("the heavier branch must take over");
     };
     assert_eq!(change.reorg_depth(), 11);
-    assert_eq!(change.connected.len(), 10);
-    assert_eq!(tree.tip_hash(), b[9].hash());
-    assert_eq!(tree.tip_height(), 10);
+    assert_eq!(change.connected.len(), b.len());
+    assert_eq!(tree.tip_hash(), b[b.len() - 1].hash());
+    assert_eq!(tree.tip_height(), b.len() as u64);
     assert_eq!(tree.ledger().balance(&alice().address()), 0);
-    assert_eq!(tree.ledger().balance(&bob().address()), 500);
+    assert_eq!(tree.ledger().balance(&bob().address()), 50 * b.len() as u64);
 
     // Delivered the other way round, the longer chain never takes over.
     let mut tree = BlockTree::new(params());
@@ -162,7 +167,7 @@ fn the_chain_with_most_work_wins_even_when_shorter() {
     for block in &a {
         assert_eq!(add(&mut tree, block.clone()), Ok(AddOutcome::SideBranch));
     }
-    assert_eq!(tree.tip_hash(), b[9].hash());
+    assert_eq!(tree.tip_hash(), b[b.len() - 1].hash());
     common::assert_supply(&tree);
 }
 
@@ -315,13 +320,20 @@ fn a_side_block_whose_ancestor_fails_the_ledger_is_reported_with_every_removed_b
     let p = params();
     let mut tree = BlockTree::new(p.clone());
     let prefix = extend(&mut tree, alice().address(), 2);
-    extend(&mut tree, alice().address(), 1);
-    let (tip, ledger) = (tree.tip_hash(), tree.ledger().clone());
-
     let b_tree = tree_with(&p, &prefix);
     let overspend = pay(&bob(), &tree.chain_id(), &carol(), 5, 0, 0);
     let b3 = next_block(&b_tree, carol().address(), vec![overspend]);
     let b4 = child_of(&b3, carol().address(), &p);
+    // A3 and B3 share a parent, so a target and a work: A3 must win the tie by the lower hash.
+    let a3 = (0..)
+        .map(|extra| {
+            let spacing = p.target_block_ms + extra;
+            common::next_block_spaced(&tree, alice().address(), Vec::new(), spacing)
+        })
+        .find(|block| block.hash() < b3.hash())
+        .expect("about every second block has the lower hash");
+    add_tip(&mut tree, a3);
+    let (tip, ledger) = (tree.tip_hash(), tree.ledger().clone());
 
     assert_eq!(add(&mut tree, b3.clone()), Ok(AddOutcome::SideBranch));
     let result = add(&mut tree, b4.clone());

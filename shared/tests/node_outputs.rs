@@ -68,13 +68,19 @@ fn a_side_branch_whose_ancestor_fails_the_ledger_is_deleted_reported_and_blamed(
     let params = NetworkParams::test();
     let mut tree = BlockTree::new(params.clone());
     let prefix = extend(&mut tree, alice().address(), 2);
-    let a3 = extend(&mut tree, alice().address(), 1);
-    let mut setup = node_with(&[prefix.clone(), a3].concat());
-
     let b_tree = tree_with(&params, &prefix);
     let overspend = pay(&bob(), &tree.chain_id(), &carol(), 5, 0, 0);
     let b3 = next_block(&b_tree, carol().address(), vec![overspend]);
     let b4 = child_of(&b3, carol().address(), &params);
+    // A3 and B3 share a parent, so a target and a work: A3 must win the tie by the lower hash.
+    let a3 = (0..)
+        .map(|extra| {
+            let spacing = params.target_block_ms + extra;
+            common::next_block_spaced(&tree, alice().address(), Vec::new(), spacing)
+        })
+        .find(|block| block.hash() < b3.hash())
+        .expect("about every second block has the lower hash");
+    let mut setup = node_with(&[prefix.clone(), vec![a3]].concat());
 
     let outputs = deliver(&mut setup, &b3);
     assert!(

@@ -344,14 +344,25 @@ mod tests {
 
     #[test]
     fn the_search_budget_follows_the_target() {
+        let easy = Target::from_u256(shared::work::target_for_expected_hashes(4096));
+        assert_eq!(expected_hashes(easy), 4096);
+        assert_eq!(
+            remine_budget(&BlockHeader {
+                target: easy,
+                ..header()
+            }),
+            4096 * 20
+        );
+        // The classroom network starts at one worker's 2 s: about 2.8 million hashes (the
+        // compact form rounds the target down a little), a budget of 20 times that.
         let classroom = NetworkParams::classroom().initial_target;
-        assert_eq!(expected_hashes(classroom), 4096);
+        assert_eq!(expected_hashes(classroom), 2_800_005);
         assert_eq!(
             remine_budget(&BlockHeader {
                 target: classroom,
                 ..header()
             }),
-            4096 * 20
+            2_800_005 * 20
         );
         let main = NetworkParams::default_network().initial_target;
         assert!(
@@ -364,7 +375,7 @@ mod tests {
 
     fn header() -> BlockHeader {
         BlockHeader {
-            version: 1,
+            version: shared::block::BLOCK_VERSION,
             height: 1,
             prev_hash: Hash([0; 32]),
             tx_root: Hash([0; 32]),

@@ -81,16 +81,16 @@ pub fn next_block_spaced(
     block
 }
 
-/// A mined block on `tree`'s tip, one target interval after the tip, so the retarget rule keeps
-/// the target as it is.
+/// A mined block on `tree`'s tip, one target interval after the tip, so the difficulty rule keeps
+/// the target as it is (on the test network: at its easiest).
 pub fn next_block(tree: &BlockTree, miner: Address, txs: Vec<Transaction>) -> Block {
     let spacing = tree.params().target_block_ms;
     next_block_spaced(tree, miner, txs, spacing)
 }
 
 /// A mined empty child of `parent`, built by hand for blocks no honest tree would build on (an
-/// unknown or invalid parent). It is valid only away from retarget heights, where the target
-/// stays the parent's.
+/// unknown or invalid parent). It carries the parent's target, which is the one the difficulty rule
+/// demands while blocks come one target interval apart at the easiest target (the test network).
 pub fn child_of(parent: &Block, miner: Address, params: &NetworkParams) -> Block {
     let height = parent.header.height + 1;
     let mut block = Block {

@@ -9,10 +9,11 @@ use shared::node::MiningJob;
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
-/// Least time between two blocks this tab finds. On the test and classroom networks the first
-/// blocks take a few thousand hashes, so a tab could find hundreds a second until the
-/// difficulty catches up, and each costs two broadcasts: 25 ms keeps a tab near 80 frames a
-/// second, under the relay's default rate limit (200 a second).
+/// Least time between two blocks this tab finds. On the test network a block takes a few
+/// hashes, so a tab could find hundreds a second until the difficulty catches up (on the
+/// classroom and main networks the initial target is already one worker's interval), and each
+/// costs two broadcasts: 25 ms keeps a tab near 80 frames a second, under the relay's default
+/// rate limit (200 a second).
 pub const MIN_BLOCK_SPACING_MS: u64 = 25;
 
 /// The worker script trunk emits for the `data-type="worker"` link, relative to the page.
