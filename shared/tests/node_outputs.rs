@@ -316,3 +316,56 @@ fn a_peer_sending_orphans_draws_fresh_header_requests_at_most_once_a_second() {
         "{asked} get_headers for 40 orphans within one interval"
     );
 }
+
+#[test]
+fn stored_blocks_of_an_older_block_version_are_deleted_and_named_not_kept_as_orphans() {
+    // A tab that ran before the block version changed (1 to 2, the per-block difficulty rule)
+    // has the old network's chain in its storage: those blocks can never connect here.
+    let params = NetworkParams::test();
+    let mut tree = BlockTree::new(params.clone());
+    let current = extend(&mut tree, alice().address(), 3);
+    let old: Vec<Block> = current
+        .iter()
+        .map(|block| {
+            let mut old = block.clone();
+            old.header.version = 1;
+            old.header.prev_hash = shared::Hash([7; 32]);
+            old
+        })
+        .collect();
+    let mut stored = current.clone();
+    stored.extend(old.iter().cloned());
+    let mut setup = node_with(&[]);
+    setup.node.handle_stored_blocks(stored, setup.now);
+    let outputs: Vec<Output> = std::iter::from_fn(|| setup.node.poll_output()).collect();
+    let events: Vec<&NodeEvent> = outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::Event(event) => Some(event),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        setup.node.tree().tip_hash(),
+        current[2].hash(),
+        "the current chain loads"
+    );
+    for block in &old {
+        let hash = block.hash();
+        assert!(
+            outputs.contains(&Output::DeleteBlock(hash)),
+            "old block {} deleted from storage",
+            block.header.height
+        );
+        assert!(!setup.node.tree().is_orphan(&hash), "not kept as an orphan");
+        assert!(
+            events.iter().any(|event| matches!(event,
+                NodeEvent::BlockRejected { hash: rejected, reason, .. }
+                    if *rejected == hash && reason.contains("version 1"))),
+            "the rejection names the old version"
+        );
+    }
+    for block in &current {
+        assert!(!outputs.contains(&Output::DeleteBlock(block.hash())));
+    }
+}

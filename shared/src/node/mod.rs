@@ -41,7 +41,7 @@ pub use wallet::{
     MAX_TRACKED_OWN_TXS, OWN_TX_REANNOUNCE_MS,
 };
 
-use crate::block::Block;
+use crate::block::{Block, BLOCK_VERSION};
 use crate::chain::{AddOutcome, BlockTree, ChainError, TipChange};
 use crate::hash::Hash;
 use crate::keys::{Address, Keypair};
@@ -241,6 +241,21 @@ impl Node {
         let old_tip = self.tree.tip_hash();
         for block in blocks {
             let hash = block.hash();
+            if block.header.version != BLOCK_VERSION {
+                // Kept by a run before the block version changed: it belongs to the old
+                // network and can never connect here (as an orphan it would come back on
+                // every load).
+                self.push(Output::DeleteBlock(hash));
+                self.event(NodeEvent::BlockRejected {
+                    hash,
+                    from: None,
+                    reason: format!(
+                        "stored block of an older network (block version {}, ours is {BLOCK_VERSION}): deleted",
+                        block.header.version
+                    ),
+                });
+                continue;
+            }
             match self.tree.add_block(block, now_ms) {
                 Ok(_) => {}
                 Err(error) => {
