@@ -343,6 +343,18 @@ impl BlockTree {
         let parent = self
             .parent_context(&self.tip_hash())
             .expect("the tip is stored");
+        self.block_template_on(&parent, miner, transactions, now_ms)
+    }
+
+    /// An unmined block on top of `parent` (any stored block: a miner chooses what to build
+    /// on, e.g. a private branch), with the target and earliest timestamp the rules demand there.
+    pub fn block_template_on(
+        &self,
+        parent: &ParentContext,
+        miner: Address,
+        transactions: Vec<Transaction>,
+        now_ms: u64,
+    ) -> Block {
         let height = parent.header.height + 1;
         let fees = transactions
             .iter()

@@ -23,7 +23,7 @@
 
 use super::output::{MiningJob, NodeEvent, Output};
 use super::Node;
-use crate::block::{Block, BlockHeader, Coinbase, BLOCK_VERSION};
+use crate::block::{Block, BlockHeader};
 use crate::chain::AddOutcome;
 use crate::hash::Hash;
 use crate::protocol::message::{NodeMessage, TipStatus, MAX_TXS_PER_MESSAGE};
@@ -319,29 +319,8 @@ impl Node {
         txs.truncate(limit);
         let height = parent.header.height + 1;
         let build = |transactions: Vec<Transaction>| {
-            let fees = transactions
-                .iter()
-                .try_fold(0u64, |sum, tx| sum.checked_add(tx.fee))
-                .unwrap_or(0);
-            let mut block = Block {
-                header: BlockHeader {
-                    version: BLOCK_VERSION,
-                    height,
-                    prev_hash: parent.hash,
-                    tx_root: Hash::ZERO,
-                    timestamp_ms: now_ms.max(parent.median_time_past + 1),
-                    target: parent.next_target,
-                    nonce: 0,
-                },
-                coinbase: Coinbase {
-                    height,
-                    to: me,
-                    amount: self.tree.params().subsidy(height).saturating_add(fees),
-                },
-                transactions,
-            };
-            block.header.tx_root = block.compute_tx_root();
-            block
+            self.tree
+                .block_template_on(&parent, me, transactions, now_ms)
         };
         let subsidy = self.tree.params().subsidy(height);
         let block = build(txs);
