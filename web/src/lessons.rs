@@ -200,12 +200,12 @@ pub const LESSONS: &[Lesson] = &[
                 done: |now, _| now.our_share > 50,
             },
             Step {
-                do_this: "Switch on private mining: keep your new blocks secret.",
+                do_this: "Press Mine privately in the Mining panel: your new blocks stay secret until you release them.",
                 watch_for: "Your secret chain grows faster than the public one, because you have the majority.",
                 done: |now, _| now.private_mining,
             },
             Step {
-                do_this: "Release the private chain.",
+                do_this: "When the Mining panel says your branch has more work than the public chain, press Release my private branch.",
                 watch_for: "Every other tab drops its newest blocks and follows yours: the majority can rewrite recent history.",
                 done: |now, _| now.private_released,
             },

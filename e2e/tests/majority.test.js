@@ -1,0 +1,66 @@
+// The majority lesson (issue 17) in two real tabs on the classroom network: a tab with most of
+// the room's hash power (the throttle at 100 % against 10 %) goes private below a public chain
+// that then gets a head start of two blocks, mines past it in secret and releases: the other
+// tab drops its head start and follows. The attacker's ?lesson=majority card ticks every step.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { attr, launch, openNode, screenshotOf, setMining, tipHash, uniqueRoom, waitFor } from './lib.js';
+
+async function setThrottle(page, percent) {
+  await page.getByTestId('mine-throttle').selectOption(String(percent));
+}
+
+const lead = async (page) => parseInt((await attr(page, 'private-lead', 'data-lead-blocks')) ?? 'NaN', 10);
+
+test('a tab with most of the hash power overtakes a public chain that had a head start', async () => {
+  const context = await launch({ viewport: { width: 1280, height: 900 } });
+  try {
+    const room = uniqueRoom('majority');
+    const major = await openNode(context, room, '&lesson=majority');
+    const minor = await openNode(context, room);
+    for (const page of [major, minor]) {
+      await waitFor(page, async () => (await page.getByTestId('peer-row').count()) === 1, 'each tab sees the other');
+    }
+    // In the open: both mine until each has a block, then the minority drops to 10 %.
+    await setThrottle(major, 100);
+    await setMining(major, true);
+    await setMining(minor, true);
+    const miners = async () => major.getByTestId('share-row').count();
+    await waitFor(major, async () => (await miners()) >= 2, 'both tabs have mined a block', 120_000);
+    await setThrottle(minor, 10);
+    const share = async () => parseInt((await major.locator('[data-testid=share-row][data-us=true]').getAttribute('data-percent')) ?? '0', 10);
+    await waitFor(major, async () => (await share()) > 50, 'the majority tab mines most of the recent blocks', 180_000);
+    await waitFor(major, async () => parseInt(await attr(major, 'lesson', 'data-ticked'), 10) >= 3,
+      `the card ticks the public steps (${await attr(major, 'lesson', 'data-ticked')})`, 10_000);
+
+    // The majority goes private and stops; the public chain gets a head start of two blocks.
+    await setMining(major, false);
+    await major.getByTestId('private-toggle').click();
+    await waitFor(major, async () => (await attr(major, 'private-toggle', 'data-private')) === 'true', 'private mining on');
+    await setThrottle(minor, 100);
+    await waitFor(major, async () => (await lead(major)) <= -2, 'the public chain is two blocks ahead', 120_000);
+    await setThrottle(minor, 10);
+    const headStart = await tipHash(minor);
+
+    // The majority mines in secret past the public chain, then releases.
+    await setMining(major, true);
+    await waitFor(major, async () => (await attr(major, 'private-lead', 'data-ahead')) === 'true' && (await lead(major)) >= 1,
+      'the private branch overtakes the public chain', 180_000);
+    await setMining(major, false);
+    await setMining(minor, false);
+    await screenshotOf(major, 'desktop-lesson-majority', major.getByTestId('mining-panel'));
+    assert.notEqual(await tipHash(minor), await tipHash(major), 'before the release the other tab knows nothing of it');
+    await major.getByTestId('private-release').click();
+    await waitFor(minor, async () => (await tipHash(minor)) === (await tipHash(major)), 'the other tab follows the released branch', 60_000);
+    await waitFor(major, async () => (await attr(major, 'private-released', 'data-heavier')) === 'true', 'the release is said to have won');
+    // The head start's tip is no longer on the other tab's best chain.
+    assert.equal(await minor.locator(`[data-testid=chain-row][data-hash="${headStart}"]`).count(), 0, 'the head start was dropped');
+    const steps = await major.getByTestId('lesson-step').count();
+    await waitFor(major, async () => parseInt(await attr(major, 'lesson', 'data-ticked'), 10) === steps,
+      `the majority card ticks every step (${await attr(major, 'lesson', 'data-ticked')} of ${steps})`, 10_000);
+    await major.setViewportSize({ width: 390, height: 844 });
+    await screenshotOf(major, 'phone-lesson-card-majority', major.getByTestId('lesson'));
+  } finally {
+    await context.close();
+  }
+});
