@@ -301,20 +301,9 @@ impl BlockTree {
     /// Exponentially spaced hashes of the best chain, newest first, ending at genesis: a peer
     /// finds the newest one it shares with us in a few dozen hashes, whatever the chain length.
     pub fn locator(&self) -> Vec<Hash> {
-        let mut hashes = Vec::new();
-        let mut height = self.tip_height();
-        let mut step = 1;
-        loop {
-            hashes.push(self.active[height as usize]);
-            if height == 0 {
-                break;
-            }
-            if hashes.len() >= 10 {
-                step *= 2;
-            }
-            height = height.saturating_sub(step);
-        }
-        hashes
+        locator_heights(self.tip_height())
+            .map(|height| self.active[height as usize])
+            .collect()
     }
 
     /// Headers of our best chain after the newest locator hash we share, at most `limit`.
@@ -692,4 +681,21 @@ impl BlockTree {
             removed,
         }
     }
+}
+
+/// The heights a locator names below a tip at `tip_height`, newest first: the ten newest one by
+/// one, then twice as far apart each time, always ending at genesis (height 0).
+pub(crate) fn locator_heights(tip_height: u64) -> impl Iterator<Item = u64> {
+    let mut next = Some(tip_height);
+    let mut taken = 0usize;
+    let mut step = 1;
+    std::iter::from_fn(move || {
+        let height = next?;
+        taken += 1;
+        if taken >= 10 {
+            step *= 2;
+        }
+        next = (height > 0).then(|| height.saturating_sub(step));
+        Some(height)
+    })
 }

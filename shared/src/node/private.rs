@@ -438,22 +438,9 @@ impl Node {
         if self.private.is_none() {
             return self.tree.locator();
         }
-        let mut hashes = Vec::new();
-        let mut height = self.advertised_tip().height;
-        let mut step = 1;
-        loop {
-            if let Some(hash) = self.public_hash_at(height) {
-                hashes.push(hash);
-            }
-            if height == 0 {
-                break;
-            }
-            if hashes.len() >= 10 {
-                step *= 2;
-            }
-            height = height.saturating_sub(step);
-        }
-        hashes
+        crate::chain::locator_heights(self.advertised_tip().height)
+            .filter_map(|height| self.public_hash_at(height))
+            .collect()
     }
 
     /// The headers we serve after `locator`: of the public chain while private.
