@@ -7,7 +7,7 @@ mod common;
 
 use common::{alice, bob, extend, next_block, pay};
 use shared::chain::BlockTree;
-use shared::export::{ChainFile, ImportError, MAX_CHAIN_FILE_BYTES};
+use shared::export::{ChainFile, ImportError, MAX_CHAIN_FILE_BLOCKS, MAX_CHAIN_FILE_BYTES};
 use shared::keys::Keypair;
 use shared::node::{Node, NodeConfig, Output};
 use shared::params::NetworkParams;
@@ -122,6 +122,13 @@ fn bad_files_get_named_errors_and_lose_nothing() {
 
     let too_large = format!("{}{}", good.to_json(), " ".repeat(MAX_CHAIN_FILE_BYTES));
 
+    // One block more than the bound, small enough in bytes to pass the size check first.
+    let mut too_many = good.clone();
+    let first = too_many.blocks[0].clone();
+    too_many.blocks = vec![first; MAX_CHAIN_FILE_BLOCKS + 1];
+    let too_many = too_many.to_json();
+    assert!(too_many.len() < MAX_CHAIN_FILE_BYTES);
+
     // Our node holds its own chain of 25 blocks before every attempt.
     let mut ours = BlockTree::new(NetworkParams::test());
     extend(&mut ours, bob().address(), 25);
@@ -157,6 +164,10 @@ fn bad_files_get_named_errors_and_lose_nothing() {
     check(too_large, &|error| {
         matches!(error, ImportError::TooLarge { .. })
     });
+    check(
+        too_many,
+        &|error| matches!(error, ImportError::TooManyBlocks { count } if *count == MAX_CHAIN_FILE_BLOCKS + 1),
+    );
     check(gap.to_json(), &|error| {
         matches!(error, ImportError::NotConnected { height: 6 })
     });
