@@ -1,11 +1,12 @@
 //! Sync between two nodes wired by hand, with control over every message: what happens when a
-//! request is lost on the way (a relay dropping a frame for its rate limit, say).
+//! request is lost on the way (a relay dropping a frame for its rate limit, say), or when one
+//! side's driver pauses it (its storage fell behind) and it refuses what arrives meanwhile.
 
 mod common;
 
 use common::{alice, bob, extend};
 use shared::chain::BlockTree;
-use shared::node::{Node, NodeConfig, Output, REQUEST_TIMEOUT_MS};
+use shared::node::{Node, NodeConfig, Output, BUSY_RETRY_MS, REQUEST_TIMEOUT_MS};
 use shared::params::NetworkParams;
 use shared::protocol::PeerId;
 
@@ -82,10 +83,10 @@ impl Pair {
 }
 
 #[test]
-fn a_lost_block_request_is_retried_after_the_timeout_and_the_peer_stays_trusted() {
+fn a_lost_block_request_is_asked_again_as_soon_as_a_later_answer_shows_it_lost() {
     let mut pair = Pair::new();
-    // Lose the first `get_blocks` after the first full headers reply, as a relay enforcing its
-    // rate limit would.
+    // Lose the first `get_blocks`, as a relay enforcing its rate limit would. Replies come in
+    // order, so the answer to the next request shows the first one will not be answered.
     let mut lost = false;
     let dropped = pair.run(|payload| {
         let drop = !lost && payload.contains("\"get_blocks\"");
@@ -93,6 +94,23 @@ fn a_lost_block_request_is_retried_after_the_timeout_and_the_peer_stays_trusted(
         drop
     });
     assert_eq!(dropped, 1);
+    assert_eq!(pair.client.tree().tip_height(), CHAIN as u64);
+    let server = pair.client.peer(&pair.server_id).unwrap();
+    assert_eq!(
+        server.misbehavior, 0,
+        "nothing is charged for a request we lost: {:?}",
+        server.last_offense
+    );
+}
+
+#[test]
+fn a_lost_last_block_request_is_retried_after_the_timeout_and_the_peer_stays_trusted() {
+    let mut pair = Pair::new();
+    // Lose every request for the last block: once no later answer shows it lost, only the
+    // deadline can.
+    let tip = pair.server.tree().tip_hash().to_string();
+    let dropped = pair.run(|payload| payload.contains("\"get_blocks\"") && payload.contains(&tip));
+    assert!(dropped >= 1);
     assert!(
         pair.client.tree().tip_height() < CHAIN as u64,
         "the lost request holds the client up"
@@ -110,6 +128,77 @@ fn a_lost_block_request_is_retried_after_the_timeout_and_the_peer_stays_trusted(
         "an honest peer is not banned for a request we lost: {:?}",
         server.last_offense
     );
+}
+
+#[test]
+fn a_client_whose_storage_falls_behind_charges_nobody_for_the_answers_it_refused() {
+    let mut pair = Pair::new();
+    // The client asks, then its driver pauses it before the answers come: they are refused.
+    pair.client.handle_tick(pair.now);
+    let mut asked = Vec::new();
+    while let Some(output) = pair.client.poll_output() {
+        if let Output::Send { payload, .. } | Output::Broadcast { payload } = output {
+            asked.push(payload);
+        }
+    }
+    pair.client.set_inbound_paused(true, pair.now);
+    for payload in asked {
+        pair.server
+            .handle_message(&pair.client_id, &payload, pair.now);
+    }
+    pair.run(|_| false);
+    assert!(
+        pair.client.lost_messages() > 0,
+        "the paused client refused answers"
+    );
+    assert_eq!(pair.client.tree().tip_height(), 0);
+
+    // Paused much longer than a request may take: no deadline runs meanwhile.
+    pair.now += 3 * REQUEST_TIMEOUT_MS;
+    pair.client.handle_tick(pair.now);
+    pair.client.set_inbound_paused(false, pair.now);
+    pair.run(|_| false);
+    pair.now += REQUEST_TIMEOUT_MS + 1;
+    pair.client.handle_tick(pair.now);
+    pair.run(|_| false);
+
+    assert_eq!(pair.client.tree().tip_height(), CHAIN as u64);
+    let server = pair.client.peer(&pair.server_id).unwrap();
+    assert_eq!(
+        server.misbehavior, 0,
+        "the server is not charged for our pause: {:?}",
+        server.last_offense
+    );
+}
+
+#[test]
+fn a_paused_server_says_busy_and_nobody_is_charged() {
+    let mut pair = Pair::new();
+    // The server cannot take messages (its storage is behind): the client's hello and requests
+    // are refused, and each request is answered `busy`.
+    pair.server.set_inbound_paused(true, pair.now);
+    pair.run(|_| false);
+    assert!(pair.server.lost_messages() > 0);
+    assert_eq!(pair.client.tree().tip_height(), 0);
+
+    pair.now += 2 * REQUEST_TIMEOUT_MS;
+    pair.client.handle_tick(pair.now);
+    pair.server.set_inbound_paused(false, pair.now);
+    pair.run(|_| false);
+    // The server lost the client's hello: it asks for it, the client says it again and asks
+    // again once it had time to arrive.
+    for _ in 0..4 {
+        pair.now += BUSY_RETRY_MS;
+        pair.client.handle_tick(pair.now);
+        pair.server.handle_tick(pair.now);
+        pair.run(|_| false);
+    }
+
+    assert_eq!(pair.client.tree().tip_height(), CHAIN as u64);
+    let server = pair.client.peer(&pair.server_id).unwrap();
+    assert_eq!(server.misbehavior, 0, "{:?}", server.last_offense);
+    let client = pair.server.peer(&pair.client_id).unwrap();
+    assert_eq!(client.misbehavior, 0, "{:?}", client.last_offense);
 }
 
 #[test]

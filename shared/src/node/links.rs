@@ -186,7 +186,7 @@ impl Node {
     pub fn handle_link_up(&mut self, peer: &PeerId, now_ms: u64) {
         self.advance_clock(now_ms);
         if self.max_direct_links == 0 {
-            self.push(Output::CloseLink { peer: peer.clone() });
+            self.close_link(peer, now_ms);
             return;
         }
         if !self.peers.contains_key(peer) {
@@ -207,7 +207,7 @@ impl Node {
         };
         if over_bound || info.banned {
             info.link = LinkState::None;
-            self.push(Output::CloseLink { peer: peer.clone() });
+            self.close_link(peer, now_ms);
             return;
         }
         info.link = LinkState::Direct { since_ms: now_ms };
@@ -241,8 +241,9 @@ impl Node {
             link: LinkState::None,
         });
         if in_room {
-            self.sync.reset_peer(peer);
-            self.maybe_sync(now_ms);
+            // What we asked over the link is gone; what we asked through the relay may still
+            // be answered: asked again, and a late answer is forgiven.
+            self.on_unanswered(peer, now_ms);
         } else {
             self.remove_peer(peer, now_ms);
         }
@@ -250,6 +251,16 @@ impl Node {
     }
 
     // ---- inside the node ----
+
+    /// Closes our side of the link to `peer`. It may have answered us over that link before it
+    /// learns of the close, and those answers are lost: what we asked it is asked again,
+    /// uncharged (see `on_unanswered`).
+    fn close_link(&mut self, peer: &PeerId, now_ms: u64) {
+        self.push(Output::CloseLink { peer: peer.clone() });
+        if self.peers.contains_key(peer) {
+            self.on_unanswered(peer, now_ms);
+        }
+    }
 
     /// Opens the links the ring wants (we initiate toward higher ids), gives up on attempts that
     /// took too long, and closes links we do not want once we hold more than the bound.
@@ -268,7 +279,7 @@ impl Node {
                 info.link = LinkState::None;
                 info.link_retry_at_ms = Some(now_ms + LINK_RETRY_MS);
             }
-            self.push(Output::CloseLink { peer });
+            self.close_link(&peer, now_ms);
         }
         if !self.relay_connected || self.max_direct_links == 0 {
             // Without the relay there is no signaling: the links we have are all we get.
@@ -306,7 +317,7 @@ impl Node {
                 if let Some(info) = self.peers.get_mut(&peer) {
                     info.link = LinkState::None;
                 }
-                self.push(Output::CloseLink { peer: peer.clone() });
+                self.close_link(&peer, now_ms);
                 self.event(super::NodeEvent::LinkChanged {
                     peer: peer.clone(),
                     link: LinkState::None,

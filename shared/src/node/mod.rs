@@ -26,15 +26,15 @@ pub use links::{
 pub use output::{MiningJob, NodeEvent, Output, SyncState, MAX_QUEUED_EVENTS, MAX_QUEUED_OUTPUTS};
 pub use peers::{
     Handshake, Hello, Offense, PeerInfo, BAN_SCORE, HELLOS_PER_SECOND, HELLO_BURST, MAX_PEERS,
-    MISBEHAVIOR_DECAY_MS, REPLIES_PER_SECOND, REPLY_BURST,
+    MISBEHAVIOR_DECAY_MS, NOTICE_INTERVAL_MS, REPLIES_PER_SECOND, REPLY_BURST,
 };
 pub use private::{
     DoubleSpendError, PrivateStatus, Release, ReleaseError, MAX_PRIVATE_BLOCKS, MAX_PRIVATE_TXS,
 };
 pub use sync::{
-    HEADERS_REQUEST_INTERVAL_MS, MAX_BLOCKS_IN_FLIGHT, MAX_BLOCKS_IN_FLIGHT_PER_PEER,
-    MAX_CLAIM_BACKOFF_MS, MAX_PENDING_HEADERS, REQUEST_TIMEOUT_MS, SIDE_BRANCH_WINDOW_BLOCKS,
-    STATUS_INTERVAL_WHILE_SYNCING_MS, WINDOW_STALL_MS,
+    BUSY_RETRY_MS, HEADERS_REQUEST_INTERVAL_MS, MAX_BLOCKS_IN_FLIGHT,
+    MAX_BLOCKS_IN_FLIGHT_PER_PEER, MAX_CLAIM_BACKOFF_MS, MAX_PENDING_HEADERS, REQUEST_TIMEOUT_MS,
+    SIDE_BRANCH_WINDOW_BLOCKS, STATUS_INTERVAL_WHILE_SYNCING_MS, WINDOW_STALL_MS,
 };
 pub use wallet::{
     IncomingTx, OwnTx, OwnTxState, SendError, CONFIRMATIONS_TO_FORGET, MAX_TRACKED_INCOMING,
@@ -49,14 +49,14 @@ use crate::mempool::{Mempool, MempoolError};
 use crate::mining::meets_target;
 use crate::params::NetworkParams;
 use crate::protocol::message::{
-    NodeMessage, ProtocolError, TipStatus, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_MESSAGE,
-    MAX_TXS_PER_MESSAGE, PROTOCOL_VERSION,
+    NodeMessage, ProtocolError, TipStatus, BUSY_ERROR_CODE, HELLO_NEEDED_ERROR_CODE,
+    MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_MESSAGE, MAX_TXS_PER_MESSAGE, PROTOCOL_VERSION,
 };
 use crate::protocol::{PeerId, MAX_FRAME_BYTES};
 use crate::tx::Transaction;
 use output::OutputQueue;
 use peers::TokenBucket;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Room left in a frame for the relay envelope around a payload.
@@ -105,6 +105,15 @@ pub struct Node {
     source_order: VecDeque<Hash>,
     /// Peer messages not handled because the driver left the output queue full.
     refused_backlogged: u64,
+    /// Since when our driver takes no peer messages (`set_inbound_paused`).
+    inbound_paused_since: Option<u64>,
+    /// Peer messages we lost ourselves: refused while paused, or shed by the driver.
+    lost_messages: u64,
+    /// Peers whose pool we want once we are in sync: judged against a ledger we have not
+    /// synced yet, an honest pool looks like payments from empty accounts.
+    mempool_wanted: BTreeSet<PeerId>,
+    /// Transactions from peers that did not fit our ledger (dropped, never charged).
+    transactions_not_fitting: u64,
     /// Our connection to the relay is up (its welcome came and it has not dropped since).
     relay_connected: bool,
     /// Our peer id in the room, from the relay's welcome.
@@ -139,6 +148,10 @@ impl Node {
             sources: HashMap::new(),
             source_order: VecDeque::new(),
             refused_backlogged: 0,
+            inbound_paused_since: None,
+            lost_messages: 0,
+            mempool_wanted: BTreeSet::new(),
+            transactions_not_fitting: 0,
             relay_connected: false,
             own_id: None,
             max_direct_links: config.max_direct_links,
@@ -191,6 +204,19 @@ impl Node {
     pub fn refused_backlogged(&self) -> u64 {
         self.refused_backlogged
     }
+    /// Peer messages we lost ourselves: refused while our driver paused us or left the output
+    /// queue full, or shed by the driver (`handle_dropped`). None of them is charged to anyone.
+    pub fn lost_messages(&self) -> u64 {
+        self.lost_messages
+    }
+    /// Whether our driver has paused peer messages (`set_inbound_paused`).
+    pub fn inbound_paused(&self) -> bool {
+        self.inbound_paused_since.is_some()
+    }
+    /// Transactions from peers that did not fit our ledger when they came (dropped uncharged).
+    pub fn transactions_not_fitting(&self) -> u64 {
+        self.transactions_not_fitting
+    }
 
     // ---- poll ----
 
@@ -217,8 +243,13 @@ impl Node {
             .values()
             .filter_map(PeerInfo::next_decay_ms)
             .min();
+        // While paused no request deadline runs (see `set_inbound_paused`).
+        let sync = (!self.inbound_paused())
+            .then(|| self.sync.next_deadline())
+            .flatten();
         [
-            self.sync.next_deadline(),
+            sync,
+            self.next_hello_ask_ms(),
             self.next_window_check(),
             status,
             hellos,
@@ -343,6 +374,7 @@ impl Node {
             return;
         }
         self.sync.remove_peer(peer);
+        self.mempool_wanted.remove(peer);
         self.hello_queue.retain(|queued| queued != peer);
         self.event(NodeEvent::PeerLeft { peer: peer.clone() });
         self.maybe_sync(now_ms);
@@ -356,11 +388,12 @@ impl Node {
             return;
         };
         info.muted = muted;
-        self.sync.reset_peer(peer);
+        // Answers to what we asked before may still come after an unmute: forgiven.
+        self.on_unanswered(peer, now_ms);
         if !muted {
             self.send_hello(peer);
             if self.peers[peer].handshake == Handshake::Done {
-                self.send(peer, &NodeMessage::GetMempool);
+                self.mempool_wanted.insert(peer.clone());
                 self.send_own_pending(peer);
             }
         }
@@ -374,6 +407,16 @@ impl Node {
         if self.outputs.backlogged() {
             // The driver has not drained us; like a lost message, the sender asks again.
             self.refused_backlogged += 1;
+            self.note_lost(from, now_ms);
+            return;
+        }
+        if self.inbound_paused() {
+            self.note_lost(from, now_ms);
+            if is_request(text) {
+                // It waits for an answer that will not come: tell it, so it does not count
+                // our pause as its peer stalling.
+                self.reply_busy(from, now_ms);
+            }
             return;
         }
         if !self.peers.contains_key(from) {
@@ -425,12 +468,35 @@ impl Node {
             NodeMessage::HelloRejected { reason } => {
                 self.refuse(from, format!("it refused us: {reason}"));
             }
+            NodeMessage::Error { code, .. } if code == BUSY_ERROR_CODE => {
+                self.on_busy(from, now_ms);
+            }
+            NodeMessage::Error { code, .. } if code == HELLO_NEEDED_ERROR_CODE => {
+                // We are a stranger to it (it lost our hello): say it again, once a second. What
+                // we asked it meanwhile went unanswered: asked again, uncharged, once our hello
+                // has had time to arrive (as after `busy`; the wait is longer than the notice
+                // interval, so an ask that our hello missed again draws a notice again).
+                if self.peers.get_mut(from).is_some_and(|peer| {
+                    peer.notice_due(|peer| &mut peer.last_hello_resent_ms, now_ms)
+                }) {
+                    self.send_hello(from);
+                }
+                self.on_busy(from, now_ms);
+            }
             NodeMessage::Error { .. } => {
                 // A peer's complaint about one of our messages; never answered, so two nodes
                 // cannot trade errors forever.
             }
             _ if !handshake_done => {
-                // Until the hello, we do not know the peer is on our network.
+                // Until the hello, we do not know the peer is on our network. A peer that
+                // talks to us without one sent a hello we lost (our driver paused or shed it):
+                // it is asked for it again, or it would wait forever for our answers.
+                if let Some(peer) = self.peers.get_mut(from) {
+                    if peer.handshake == Handshake::Pending {
+                        peer.hello_lost = true;
+                    }
+                }
+                self.ask_for_lost_hellos(now_ms);
             }
             NodeMessage::Status { tip } => self.on_claim(from, tip, now_ms),
             NodeMessage::GetHeaders { locator } => {
@@ -471,6 +537,81 @@ impl Node {
         }
     }
 
+    /// Our driver cannot keep up (storage far behind, a full inbox) and takes no peer messages
+    /// for now, or it can again. While paused, peer messages handed to us are refused and no
+    /// request deadline runs; on resuming, every request's clock moves on by the pause, and a
+    /// request whose answer we may have refused is asked again, uncharged. Drivers report a
+    /// pause here; they never drop peer messages without telling the node.
+    pub fn set_inbound_paused(&mut self, paused: bool, now_ms: u64) {
+        self.advance_clock(now_ms);
+        match (paused, self.inbound_paused_since) {
+            (true, None) => self.inbound_paused_since = Some(now_ms),
+            (false, Some(since)) => {
+                self.inbound_paused_since = None;
+                self.ask_for_lost_hellos(now_ms);
+                self.resume_sync(since, now_ms);
+            }
+            _ => {}
+        }
+    }
+
+    /// Our driver lost `text`, a message of `from`, before it reached us (a full inbox shed
+    /// it): an answer we waited for from `from` may be gone, so its deadline is not its fault;
+    /// and if `from` asked us something, it is told we are busy rather than left waiting.
+    pub fn handle_dropped(&mut self, from: &PeerId, text: &str, now_ms: u64) {
+        self.advance_clock(now_ms);
+        self.note_lost(from, now_ms);
+        if is_request(text) {
+            self.reply_busy(from, now_ms);
+        }
+    }
+
+    fn note_lost(&mut self, from: &PeerId, now_ms: u64) {
+        self.lost_messages += 1;
+        self.sync.note_lost(from, now_ms);
+        if let Some(peer) = self.peers.get_mut(from) {
+            if peer.handshake == Handshake::Pending {
+                // Perhaps its hello: asked for again (at once, or when we resume).
+                peer.hello_lost = true;
+            }
+        }
+        if !self.inbound_paused() {
+            self.ask_for_lost_hellos(now_ms);
+        }
+    }
+
+    /// Asks each peer whose hello we may have lost to say it again (see `note_lost`), at most
+    /// once per [`NOTICE_INTERVAL_MS`] each; `handle_tick` asks again when one was held back.
+    fn ask_for_lost_hellos(&mut self, now_ms: u64) {
+        let due: Vec<PeerId> = self
+            .peers
+            .values_mut()
+            .filter(|peer| peer.hello_lost && peer.handshake == Handshake::Pending)
+            .filter_map(|peer| {
+                peer.notice_due(|peer| &mut peer.last_hello_asked_ms, now_ms)
+                    .then(|| peer.id.clone())
+            })
+            .collect();
+        for peer in due {
+            self.reply_error(&peer, HELLO_NEEDED_ERROR_CODE, "we have no hello of yours");
+        }
+    }
+
+    /// When a held-back request for a lost hello may go out (see `ask_for_lost_hellos`).
+    fn next_hello_ask_ms(&self) -> Option<u64> {
+        if self.inbound_paused() {
+            return None;
+        }
+        self.peers
+            .values()
+            .filter(|peer| peer.hello_lost && peer.handshake == Handshake::Pending)
+            .map(|peer| {
+                peer.last_hello_asked_ms
+                    .map_or(self.now_ms, |at| at + NOTICE_INTERVAL_MS)
+            })
+            .min()
+    }
+
     /// Time passed: deadlines that passed are acted on (stalled requests given up and handed
     /// to other peers, paced requests and status sent, queued hellos, score decay).
     pub fn handle_tick(&mut self, now_ms: u64) {
@@ -482,6 +623,9 @@ impl Node {
             if let Some(peer) = self.hello_queue.pop_front() {
                 self.send_hello(&peer);
             }
+        }
+        if !self.inbound_paused() {
+            self.ask_for_lost_hellos(now_ms);
         }
         self.expire_requests(now_ms);
         self.retry_paced_requests(now_ms);
@@ -571,6 +715,7 @@ impl Node {
             let peer = self.peers.get_mut(from).expect("checked by handle_message");
             let first = peer.handshake != Handshake::Done;
             peer.handshake = Handshake::Done;
+            peer.hello_lost = false;
             peer.name = Some(hello.name.clone());
             peer.address = Some(hello.address);
             peer.direct_links = hello.direct_links;
@@ -588,7 +733,8 @@ impl Node {
                 name: hello.name,
                 address: hello.address,
             });
-            self.send(from, &NodeMessage::GetMempool);
+            // Asked once we know whether its chain is ahead of ours (see `ask_wanted_mempools`).
+            self.mempool_wanted.insert(from.clone());
         } else if !owe_hello && self.reply_allowed(from, now_ms) {
             // A repeated hello (it unmuted us, or reconnected under the same id): it may have
             // missed our tip changes, so it gets our status at once.
@@ -737,7 +883,13 @@ impl Node {
             Err(MempoolError::Invalid(error)) => {
                 self.penalize(from, Offense::InvalidTransaction(error.to_string()))
             }
-            Err(error) => self.penalize(from, Offense::StaleTransaction(error.to_string())),
+            Err(_) => {
+                // It does not fit our ledger as we see it now (a nonce our branch already used,
+                // a gap, a balance from blocks we have not synced, a full pool): an honest peer
+                // on another branch, or one ahead of us, sends such transactions. Dropped, never
+                // charged; once we are in sync we ask for the pools again (`mempool_wanted`).
+                self.transactions_not_fitting += 1;
+            }
         }
     }
 
@@ -904,11 +1056,32 @@ impl Node {
         self.send(to, &hello);
     }
 
-    /// Whether `peer` may draw one more reply from us now (see [`REPLIES_PER_SECOND`]).
+    /// Whether `peer` may draw a reply now (see [`REPLIES_PER_SECOND`]). Beyond its budget it is told it must wait (see
+    /// `reply_busy`) rather than left to time out and blame us.
     fn reply_allowed(&mut self, peer: &PeerId, now_ms: u64) -> bool {
-        self.peers
+        let allowed = self
+            .peers
             .get_mut(peer)
-            .is_some_and(|info| info.replies.take(now_ms))
+            .is_some_and(|info| info.replies.take(now_ms));
+        if !allowed {
+            self.reply_busy(peer, now_ms);
+        }
+        allowed
+    }
+
+    /// Tells `peer` we could not take its request, at most once per [`NOTICE_INTERVAL_MS`]
+    /// (a flood of requests draws one small frame a second, not one per request).
+    fn reply_busy(&mut self, peer: &PeerId, now_ms: u64) {
+        let Some(info) = self.peers.get_mut(peer) else {
+            return;
+        };
+        // A peer whose hello we lost (refused while paused) is told too.
+        if matches!(info.handshake, Handshake::Refused(_))
+            || !info.notice_due(|peer| &mut peer.last_busy_reply_ms, now_ms)
+        {
+            return;
+        }
+        self.reply_error(peer, BUSY_ERROR_CODE, "busy: ask again later");
     }
 
     fn refuse(&mut self, from: &PeerId, reason: String) {
@@ -950,6 +1123,19 @@ impl Node {
             score,
             banned,
         });
+    }
+
+    /// Asks the peers in `mempool_wanted` for their pools once we are in sync: only then can
+    /// their transactions be judged against the ledger they were made for.
+    pub(crate) fn ask_wanted_mempools(&mut self) {
+        if self.sync.state() != SyncState::Synced || self.mempool_wanted.is_empty() {
+            return;
+        }
+        for peer in std::mem::take(&mut self.mempool_wanted) {
+            if self.peers.get(&peer).is_some_and(PeerInfo::usable) {
+                self.send(&peer, &NodeMessage::GetMempool);
+            }
+        }
     }
 
     fn reply_error(&mut self, to: &PeerId, code: &str, message: &str) {
@@ -1049,4 +1235,13 @@ fn inventory_of(message: &NodeMessage) -> Option<Hash> {
         NodeMessage::Status { tip } => Some(tip.hash),
         _ => None,
     }
+}
+
+/// Whether a message asks for an answer (`get_headers`, `get_blocks`, `get_mempool`), read
+/// without parsing the whole message: a paused node answers these with `busy`.
+fn is_request(text: &str) -> bool {
+    matches!(
+        NodeMessage::message_type(text).as_deref(),
+        Some("get_headers" | "get_blocks" | "get_mempool")
+    )
 }

@@ -27,6 +27,10 @@ pub const REPLY_BURST: u32 = 200;
 /// sending too fast; beyond the burst, hellos wait in a queue drained at this pace. A joiner
 /// sends its own hello to everyone, and we answer a hello at once if ours is still queued.
 pub const HELLOS_PER_SECOND: u32 = 20;
+/// At most one notice of each kind per peer in this interval: a `busy` answer (a requester
+/// told once backs off, see `sync::BUSY_RETRY_MS`), a request for its lost hello, our hello
+/// sent again on its request. A flood draws one small frame a second, not one per message.
+pub const NOTICE_INTERVAL_MS: u64 = 1_000;
 pub const HELLO_BURST: u32 = 40;
 
 /// How a bad peer earned its score. Each variant has a weight; see [`Offense::score`].
@@ -44,10 +48,10 @@ pub enum Offense {
     UselessSideBranch,
     /// Headers that do not link or lack proof of work.
     InvalidHeaders(String),
-    /// A transaction with a bad signature or impossible fields.
+    /// A transaction with a bad signature or impossible fields: invalid under every view. A
+    /// transaction that only does not fit our ledger (a nonce already used on our branch, a
+    /// gap, a balance we have not seen yet) is no offence: see `Node::on_new_transaction`.
     InvalidTransaction(String),
-    /// A transaction that conflicts with our ledger: honest nodes on another branch can send one.
-    StaleTransaction(String),
     /// Announced more work than it could show. The weight doubles with each claim it failed.
     FalseWorkClaim { failures: u32 },
     /// Did not answer a request in time. The weight doubles with each claim it failed.
@@ -66,7 +70,6 @@ impl Offense {
             Offense::MalformedMessage(_) | Offense::InvalidTransaction(_) => 25,
             Offense::QuestionableBlock(_) | Offense::Unsolicited(_) => 10,
             Offense::UselessSideBranch => 5,
-            Offense::StaleTransaction(_) => 2,
         }
     }
     pub fn describe(&self) -> String {
@@ -78,7 +81,6 @@ impl Offense {
             Offense::UselessSideBranch => "sent a block of a branch far behind ours".into(),
             Offense::InvalidHeaders(why) => format!("invalid headers: {why}"),
             Offense::InvalidTransaction(why) => format!("invalid transaction: {why}"),
-            Offense::StaleTransaction(why) => format!("transaction rejected: {why}"),
             Offense::FalseWorkClaim { .. } => "claimed more work than it could show".into(),
             Offense::Stalled { .. } => "did not deliver what it was asked for in time".into(),
             Offense::Unsolicited(what) => format!("sent {what} we did not ask for"),
@@ -131,6 +133,13 @@ pub struct PeerInfo {
     /// Whether our hello has gone out (it may wait in the hello queue during a join flood).
     pub(crate) hello_sent: bool,
     pub(crate) replies: TokenBucket,
+    /// When we last told it we are busy, asked it for its hello, and sent ours again at its
+    /// request (see [`NOTICE_INTERVAL_MS`]).
+    pub(crate) last_busy_reply_ms: Option<u64>,
+    pub(crate) last_hello_asked_ms: Option<u64>,
+    pub(crate) last_hello_resent_ms: Option<u64>,
+    /// We lost a message of its before its hello came (perhaps the hello): we ask for it.
+    pub(crate) hello_lost: bool,
     /// In the relay's room (its presence); a peer may also be reached only by a direct link.
     pub in_room: bool,
     /// Its hello said its driver can open direct links.
@@ -159,6 +168,10 @@ impl PeerInfo {
             last_decay_ms: now_ms,
             hello_sent: false,
             replies: TokenBucket::new(REPLIES_PER_SECOND, REPLY_BURST, now_ms),
+            last_busy_reply_ms: None,
+            last_hello_asked_ms: None,
+            last_hello_resent_ms: None,
+            hello_lost: false,
             in_room: true,
             direct_links: false,
             link: LinkState::None,
@@ -170,6 +183,20 @@ impl PeerInfo {
     /// peers stay members (muting is a partition of messages, not of the topology).
     pub(crate) fn usable_for_links(&self) -> bool {
         self.handshake == Handshake::Done && self.direct_links && !self.banned
+    }
+    /// Whether a notice of the kind `last` names may go out now (at most one per
+    /// [`NOTICE_INTERVAL_MS`]); if so, records it as sent.
+    pub(crate) fn notice_due(
+        &mut self,
+        last: impl FnOnce(&mut PeerInfo) -> &mut Option<u64>,
+        now_ms: u64,
+    ) -> bool {
+        let last = last(self);
+        if last.is_some_and(|at| now_ms < at + NOTICE_INTERVAL_MS) {
+            return false;
+        }
+        *last = Some(now_ms);
+        true
     }
     pub(crate) fn usable(&self) -> bool {
         self.handshake == Handshake::Done && !self.banned && !self.muted

@@ -56,6 +56,10 @@ pub const MAX_PENDING_HEADERS: usize = 4 * MAX_HEADERS_PER_MESSAGE;
 pub const HEADERS_REQUEST_INTERVAL_MS: u64 = 1_000;
 /// The longest a distrusted peer waits before a new claim of its is acted on.
 pub const MAX_CLAIM_BACKOFF_MS: u64 = 8 * REQUEST_TIMEOUT_MS;
+/// A peer that told us it is busy (see `BUSY_ERROR_CODE`) is asked again after this long;
+/// meanwhile the others carry the sync. Long enough that a paused peer is not asked many times
+/// a second, short enough that a brief pause costs little.
+pub const BUSY_RETRY_MS: u64 = 2_000;
 /// Side-branch blocks whose branch has less work than our tip minus this many blocks' worth
 /// (at our tip's target) are not checked: they cannot become our chain soon, and checking
 /// costs signatures. Deep enough for any partition a class makes on purpose.
@@ -93,6 +97,14 @@ pub(crate) struct PeerSync {
     /// Blocks it delivered that we had asked for, and when it last did.
     delivered: u64,
     last_delivery_ms: u64,
+    /// The last time we lost a message of its ourselves (our driver paused, shed or backlogged):
+    /// a request outstanding since then may have been answered, so its deadline is no offence.
+    lost_ms: Option<u64>,
+    /// Until this time, answers to requests we gave up without blame (a pause, a `busy`) may
+    /// still arrive: blocks that match no request are taken without a charge.
+    forgive_until_ms: u64,
+    /// It told us it is busy: nothing is asked of it before this time (see [`BUSY_RETRY_MS`]).
+    busy_until_ms: u64,
 }
 
 impl PeerSync {
@@ -105,13 +117,33 @@ impl PeerSync {
     fn idle(&self) -> bool {
         self.headers_asked_ms.is_none() && self.requests.is_empty()
     }
-    fn deadline(&self) -> Option<u64> {
+    /// When its oldest unanswered request went out.
+    fn waiting_since(&self) -> Option<u64> {
         let oldest_request = self.requests.front().map(|request| request.sent_ms);
         [self.headers_asked_ms, oldest_request]
             .into_iter()
             .flatten()
             .min()
-            .map(|sent| sent + REQUEST_TIMEOUT_MS)
+    }
+    fn deadline(&self) -> Option<u64> {
+        self.waiting_since().map(|sent| sent + REQUEST_TIMEOUT_MS)
+    }
+    /// We lost one of its messages since its oldest unanswered request went out: the answer
+    /// may be what we lost, so the wait is ours, not its.
+    fn excused(&self) -> bool {
+        match (self.lost_ms, self.waiting_since()) {
+            (Some(lost), Some(since)) => lost >= since,
+            _ => false,
+        }
+    }
+    /// Moves its request times on by `pause_ms`: a pause of ours does not run its clock.
+    fn shift(&mut self, pause_ms: u64) {
+        if let Some(asked) = &mut self.headers_asked_ms {
+            *asked += pause_ms;
+        }
+        for request in &mut self.requests {
+            request.sent_ms += pause_ms;
+        }
     }
 }
 
@@ -140,7 +172,8 @@ impl Sync {
             .values()
             .flat_map(|peer| {
                 let backoff = (peer.trusted_again_ms > 0).then_some(peer.trusted_again_ms);
-                [peer.deadline(), peer.headers_retry_ms, backoff]
+                let busy = (peer.busy_until_ms > 0).then_some(peer.busy_until_ms);
+                [peer.deadline(), peer.headers_retry_ms, backoff, busy]
             })
             .flatten()
             .min()
@@ -169,6 +202,30 @@ impl Sync {
     pub(crate) fn remove_peer(&mut self, peer: &PeerId) {
         self.reset_peer(peer);
         self.peers.remove(peer);
+    }
+    /// We lost a message of `peer` ourselves (see [`PeerSync::lost_ms`]).
+    pub(crate) fn note_lost(&mut self, peer: &PeerId, now_ms: u64) {
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.lost_ms = Some(now_ms);
+        }
+    }
+    /// We took no messages from `paused_ms` until `now_ms`: every request's clock moves on by
+    /// the pause, and a peer whose messages we refused meanwhile counts as lost at `now_ms`, so
+    /// what it was asked before is excused however the clocks moved.
+    /// Returns the peers whose unanswered requests are excused that way.
+    pub(crate) fn resume(&mut self, paused_ms: u64, now_ms: u64) -> Vec<PeerId> {
+        let pause_ms = now_ms.saturating_sub(paused_ms);
+        let mut excused = Vec::new();
+        for (peer, state) in &mut self.peers {
+            state.shift(pause_ms);
+            if state.lost_ms.is_some_and(|lost| lost >= paused_ms) {
+                state.lost_ms = Some(now_ms);
+            }
+            if state.excused() {
+                excused.push(peer.clone());
+            }
+        }
+        excused
     }
 }
 
@@ -211,7 +268,10 @@ impl Node {
             return None;
         }
         if let Some(state) = self.sync.peers.get(peer) {
-            if state.distrusted == Some(tip.hash) || now_ms < state.trusted_again_ms {
+            if state.distrusted == Some(tip.hash)
+                || now_ms < state.trusted_again_ms
+                || now_ms < state.busy_until_ms
+            {
                 return None;
             }
         }
@@ -249,6 +309,9 @@ impl Node {
             if let Some(state) = self.sync.peers.get_mut(peer) {
                 if state.trusted_again_ms <= now_ms {
                     state.trusted_again_ms = 0;
+                }
+                if state.busy_until_ms <= now_ms {
+                    state.busy_until_ms = 0;
                 }
                 if backed && now_ms >= state.last_failure_ms + MAX_CLAIM_BACKOFF_MS {
                     // Its claims have come true for a while: its record is forgiven one failure
@@ -295,17 +358,23 @@ impl Node {
             self.sync.state = state;
             self.event(NodeEvent::SyncChanged(state));
         }
+        self.ask_wanted_mempools();
     }
 
     /// Sends `get_headers` to `peer`. A continuation follows the last header of its full reply;
     /// a fresh request starts from our best chain and is paced.
     pub(crate) fn request_headers(&mut self, peer: &PeerId, continuation: bool, now_ms: u64) {
-        if !self.peers.get(peer).is_some_and(|info| info.usable()) {
+        // While paused we would refuse the answer: asked when we resume (`maybe_sync`).
+        if self.inbound_paused() || !self.peers.get(peer).is_some_and(|info| info.usable()) {
             return;
         }
         let locator_head = {
             let state = self.sync.peers.entry(peer.clone()).or_default();
             if state.headers_asked_ms.is_some() {
+                return;
+            }
+            if now_ms < state.busy_until_ms {
+                state.headers_retry_ms = Some(state.busy_until_ms);
                 return;
             }
             if !continuation {
@@ -365,7 +434,14 @@ impl Node {
             .get(from)
             .is_some_and(|state| state.headers_asked_ms.is_some());
         if !asked {
-            self.penalize(from, Offense::Unsolicited("headers"));
+            let forgiven = self
+                .sync
+                .peers
+                .get(from)
+                .is_some_and(|state| now_ms < state.forgive_until_ms);
+            if !forgiven {
+                self.penalize(from, Offense::Unsolicited("headers"));
+            }
             return;
         }
         let full = headers.len() == MAX_HEADERS_PER_MESSAGE;
@@ -481,12 +557,15 @@ impl Node {
 
     /// Asks `peer` for the next blocks of the headers it showed us, within the windows.
     pub(crate) fn request_blocks(&mut self, peer: &PeerId, now_ms: u64) {
-        if !self.peers.get(peer).is_some_and(|info| info.usable()) {
+        if self.inbound_paused() || !self.peers.get(peer).is_some_and(|info| info.usable()) {
             return;
         }
         let Some(state) = self.sync.peers.get_mut(peer) else {
             return;
         };
+        if now_ms < state.busy_until_ms {
+            return;
+        }
         // Headers whose blocks arrived are done.
         while state
             .headers
@@ -545,15 +624,53 @@ impl Node {
         }
     }
 
-    /// A `blocks` reply from `from`; it answers its oldest outstanding request.
+    /// A `blocks` reply from `from`. It answers the outstanding request that asked for its
+    /// first block (an empty reply: the oldest one). Replies come in order, but a request we
+    /// gave up without blame may still be answered late: those blocks are checked like any
+    /// block, uncharged, instead of being taken for the answer to a newer request.
     pub(crate) fn on_blocks(&mut self, from: &PeerId, blocks: Vec<crate::Block>, now_ms: u64) {
-        let Some(request) = self
-            .sync
-            .peers
-            .get_mut(from)
-            .and_then(|state| state.requests.pop_front())
-        else {
-            self.penalize(from, Offense::Unsolicited("blocks"));
+        let matching = self.sync.peers.get(from).and_then(|state| {
+            let first = blocks.first().map(crate::Block::hash);
+            match first {
+                None => (!state.requests.is_empty()).then_some(0),
+                Some(first) => state
+                    .requests
+                    .iter()
+                    .position(|request| request.hashes.contains(&first)),
+            }
+        });
+        let request = matching.and_then(|index| {
+            let state = self.sync.peers.get_mut(from)?;
+            // Requests before the one answered were skipped: the peer answers in order, so
+            // they will not come (they were cut, or lost); their blocks go to others.
+            let skipped: Vec<BlockRequest> = state.requests.drain(..index).collect();
+            let request = state.requests.pop_front();
+            for old in skipped {
+                for hash in old.hashes {
+                    if self.sync.in_flight.get(&hash) == Some(from) {
+                        self.sync.in_flight.remove(&hash);
+                    }
+                }
+            }
+            request
+        });
+        let Some(request) = request else {
+            let forgiven = self
+                .sync
+                .peers
+                .get(from)
+                .is_some_and(|state| now_ms < state.forgive_until_ms);
+            if forgiven {
+                for block in blocks {
+                    self.accept_block_from(from, block, now_ms);
+                    if self.peers.get(from).is_none_or(|peer| peer.banned) {
+                        return;
+                    }
+                }
+                self.maybe_sync(now_ms);
+            } else {
+                self.penalize(from, Offense::Unsolicited("blocks"));
+            }
             return;
         };
         for hash in &request.hashes {
@@ -610,6 +727,9 @@ impl Node {
 
     /// The next instant a peer would be found stalling the window, if one is on course to.
     pub(crate) fn next_window_check(&self) -> Option<u64> {
+        if self.inbound_paused() {
+            return None;
+        }
         self.sync
             .peers
             .iter()
@@ -634,12 +754,16 @@ impl Node {
             })
             .collect();
         for peer in stallers {
-            self.fail_claim(&peer, ClaimFailure::StalledWindow, now_ms);
+            self.fail_or_excuse(&peer, ClaimFailure::StalledWindow, now_ms);
         }
     }
 
-    /// Gives up requests that took longer than [`REQUEST_TIMEOUT_MS`].
+    /// Gives up requests that took longer than [`REQUEST_TIMEOUT_MS`]. While we take no
+    /// messages ourselves, no deadline runs (see `Node::set_inbound_paused`).
     pub(crate) fn expire_requests(&mut self, now_ms: u64) {
+        if self.inbound_paused() {
+            return;
+        }
         let stalled: Vec<PeerId> = self
             .sync
             .peers
@@ -648,9 +772,54 @@ impl Node {
             .map(|(peer, _)| peer.clone())
             .collect();
         for peer in stalled {
-            self.fail_claim(&peer, ClaimFailure::Stalled, now_ms);
+            self.fail_or_excuse(&peer, ClaimFailure::Stalled, now_ms);
         }
         self.expire_window_stallers(now_ms);
+    }
+
+    /// A stall we may have caused (we lost one of its messages since we asked) is retried
+    /// without a charge; otherwise the peer failed its claim.
+    fn fail_or_excuse(&mut self, peer: &PeerId, failure: ClaimFailure, now_ms: u64) {
+        if self.sync.peers.get(peer).is_some_and(PeerSync::excused) {
+            self.give_up_requests(peer, 0, now_ms);
+        } else {
+            self.fail_claim(peer, failure, now_ms);
+        }
+    }
+
+    /// `peer` could not take our request (its driver paused it, or we drew more than its reply
+    /// budget): its requests go to others, and it is asked again after [`BUSY_RETRY_MS`].
+    pub(crate) fn on_busy(&mut self, peer: &PeerId, now_ms: u64) {
+        self.give_up_requests(peer, BUSY_RETRY_MS, now_ms);
+    }
+
+    /// We take peer messages again after a pause since `paused_ms` (see
+    /// `Node::set_inbound_paused`): what we may have refused the answer to is asked again now.
+    pub(crate) fn resume_sync(&mut self, paused_ms: u64, now_ms: u64) {
+        for peer in self.sync.resume(paused_ms, now_ms) {
+            self.sync.reset_peer(&peer);
+            if let Some(state) = self.sync.peers.get_mut(&peer) {
+                state.forgive_until_ms = now_ms + REQUEST_TIMEOUT_MS;
+            }
+        }
+        self.maybe_sync(now_ms);
+    }
+
+    /// What we asked `peer` may not be answered (it did not know us yet, a link went down, we
+    /// muted it): asked again at once, uncharged, and a late answer is forgiven.
+    pub(crate) fn on_unanswered(&mut self, peer: &PeerId, now_ms: u64) {
+        self.give_up_requests(peer, 0, now_ms);
+    }
+
+    /// Gives up what `peer` was asked without blaming it; its claim is acted on again after
+    /// `backoff_ms`, and late answers to what we gave up are forgiven for a while.
+    fn give_up_requests(&mut self, peer: &PeerId, backoff_ms: u64, now_ms: u64) {
+        self.sync.reset_peer(peer);
+        if let Some(state) = self.sync.peers.get_mut(peer) {
+            state.forgive_until_ms = now_ms + REQUEST_TIMEOUT_MS;
+            state.busy_until_ms = state.busy_until_ms.max(now_ms + backoff_ms);
+        }
+        self.maybe_sync(now_ms);
     }
 
     /// `peer` did not back its claim: distrust the claim, back off and penalise, and let the

@@ -22,6 +22,13 @@ pub const MAX_BLOCKS_PER_REQUEST: usize = 64;
 pub const MAX_TXS_PER_MESSAGE: usize = 1_000;
 /// Names are for people; 32 characters is plenty and keeps the UI tidy.
 pub const MAX_NAME_CHARS: usize = 32;
+/// The `error` code of a node that could not take a request now (its driver paused it, or the
+/// requester drew more than its reply budget): the requester asks again later, or asks others,
+/// and charges nothing.
+pub const BUSY_ERROR_CODE: &str = "busy";
+/// The `error` code of a node that got a message from a peer whose `hello` it does not have
+/// (it lost it while its driver was paused): the peer sends its hello again.
+pub const HELLO_NEEDED_ERROR_CODE: &str = "hello_needed";
 
 /// A peer's best chain as it announces it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +137,22 @@ impl NodeMessage {
 
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("node messages always serialize")
+    }
+
+    /// The `type` of a message, read without building it (every other field is skipped), or
+    /// `None` when it has none or is over the size limit.
+    pub fn message_type(text: &str) -> Option<String> {
+        #[derive(Deserialize)]
+        struct TypeOnly {
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        if text.len() > super::MAX_FRAME_BYTES {
+            return None;
+        }
+        serde_json::from_str::<TypeOnly>(text)
+            .ok()
+            .map(|only| only.kind)
     }
 
     /// Parses and bounds-checks a message. Unknown types and fields are `Malformed`.

@@ -93,6 +93,13 @@ pub struct SimPeer {
     /// Every message this peer put on the wire (relay or direct), when `record_sent` is set.
     pub record_sent: bool,
     pub sent_log: Vec<String>,
+    /// Its driver cannot keep up (storage far behind): every peer message arriving meanwhile
+    /// is one the driver could not take. See [`Sim::set_driver_stalled`].
+    pub driver_stalled: bool,
+    /// The share of peer messages its driver sheds (a full inbox), from 0 to 1.
+    pub shed_rate: f64,
+    /// Peer messages its driver could not take.
+    pub driver_dropped: u64,
 }
 
 impl SimPeer {
@@ -283,6 +290,9 @@ impl Sim {
             ticks: 0,
             record_sent: false,
             sent_log: Vec::new(),
+            driver_stalled: false,
+            shed_rate: 0.0,
+            driver_dropped: 0,
         });
         let index = self.peers.len() - 1;
         let now = self.now_ms;
@@ -755,8 +765,18 @@ impl Sim {
                 receiver.messages_in += 1;
                 receiver.bytes_in += text.len() as u64;
                 receiver.largest_message = receiver.largest_message.max(text.len());
+                let shed_rate = receiver.shed_rate;
+                let shed = shed_rate > 0.0 && self.rng.chance(shed_rate);
+                let receiver = &mut self.peers[to];
                 match &mut receiver.member {
+                    Member::Honest(node) if shed => {
+                        // The driver lost it, and says so.
+                        receiver.driver_dropped += 1;
+                        node.handle_dropped(&from_id, &text, now);
+                        self.drain(to);
+                    }
                     Member::Honest(node) => {
+                        // While the driver is stalled the node has been told, and refuses it.
                         node.handle_message(&from_id, &text, now);
                         self.drain(to);
                     }
@@ -905,6 +925,16 @@ impl Sim {
         let now = self.now_ms;
         if let Member::Honest(node) = &mut self.peers[index].member {
             node.set_peer_muted(&other_id, muted, now);
+        }
+        self.drain(index);
+    }
+
+    /// The driver of `index` falls behind (its storage cannot keep up) or catches up again.
+    pub fn set_driver_stalled(&mut self, index: usize, stalled: bool) {
+        self.peers[index].driver_stalled = stalled;
+        let now = self.now_ms;
+        if let Member::Honest(node) = &mut self.peers[index].member {
+            node.set_inbound_paused(stalled, now);
         }
         self.drain(index);
     }
