@@ -5,12 +5,15 @@
 //! The queue is bounded by events ([`INBOX_EVENTS`]) and by payload bytes ([`INBOX_BYTES`]).
 //! When a message does not fit, messages are shed from the peer with the most bytes waiting,
 //! newest first: a peer flooding us loses its own messages, the others keep theirs. If the
-//! sender of the new message is that peer, the new message is the one dropped. The node treats
-//! a shed message like one lost on the network (it asks again). Room events (a peer joined or
+//! sender of the new message is that peer, the new message is the one dropped. The node is told
+//! of every shed message (its sender, and whether it asked for an answer: [`InboxReader::recv`]
+//! hands these reports out first as [`LinkEvent::Dropped`]), so it neither blames the sender for
+//! an answer we lost nor leaves it waiting for one to a request we lost. Room events (a peer joined or
 //! left, relay errors, the close) are never shed; if the queue holds nothing but them, the
 //! reader waits for room, which only a relay sending thousands of joins could cause.
 
 use crate::transport::LinkEvent;
+use shared::protocol::message::NodeMessage;
 use shared::protocol::PeerId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -31,6 +34,9 @@ struct State {
     bytes: usize,
     bytes_by_peer: HashMap<PeerId, usize>,
     shed: u64,
+    /// Shed messages not yet reported to the node: per sender, whether any asked for an answer.
+    /// One entry per peer (the relay caps a room well below [`INBOX_EVENTS`]).
+    lost: HashMap<PeerId, bool>,
     /// The reader is gone (the link closed, or it was dropped).
     finished: bool,
 }
@@ -91,9 +97,17 @@ impl State {
                     .expect("a peer with bytes waiting has a message queued");
                 let event = self.events.remove(index).expect("index is in range");
                 self.forget(&event);
-                self.shed += 1;
+                self.note_shed(&event);
                 Shed::Queued(peer)
             }
+        }
+    }
+
+    fn note_shed(&mut self, event: &LinkEvent) {
+        self.shed += 1;
+        if let LinkEvent::Message { from, payload } = event {
+            let asked = NodeMessage::asks_for_answer(payload);
+            *self.lost.entry(from.clone()).or_default() |= asked;
         }
     }
 
@@ -138,7 +152,7 @@ impl InboxWriter {
                             tracing::debug!(peer = %peer.short(), "inbox full: shed a queued message")
                         }
                         Shed::Newcomer => {
-                            state.shed += 1;
+                            state.note_shed(&event);
                             if let Some((from, bytes)) = &newcomer {
                                 tracing::debug!(peer = %from.short(), bytes, "inbox full: shed a new message");
                             }
@@ -189,8 +203,14 @@ impl InboxReader {
         }
     }
 
+    /// The next event that is already waiting: first the reports of shed messages, then the
+    /// queue in order.
     pub fn try_recv(&mut self) -> Option<LinkEvent> {
         let mut state = self.0.state.lock().expect("inbox lock");
+        if let Some(from) = state.lost.keys().next().cloned() {
+            let asked = state.lost.remove(&from).unwrap_or(false);
+            return Some(LinkEvent::Dropped { from, asked });
+        }
         let event = state.events.pop_front()?;
         state.forget(&event);
         drop(state);
@@ -236,7 +256,15 @@ mod tests {
         assert!(writer.push(LinkEvent::PeerLeft(rogue.clone())).await);
         assert_eq!(reader.shed(), 102);
         let events: Vec<LinkEvent> = std::iter::from_fn(|| reader.try_recv()).collect();
-        assert_eq!(events.len(), INBOX_EVENTS);
+        assert_eq!(
+            events[0],
+            LinkEvent::Dropped {
+                from: rogue.clone(),
+                asked: false
+            },
+            "the node hears first that the rogue's messages were shed, once"
+        );
+        assert_eq!(events.len(), 1 + INBOX_EVENTS);
         assert_eq!(
             events[events.len() - 2],
             message(2, 10),
@@ -259,6 +287,10 @@ mod tests {
         assert_eq!(
             events,
             vec![
+                LinkEvent::Dropped {
+                    from: PeerId::from_bytes([1; 16]),
+                    asked: false
+                },
                 message(1, big),
                 message(1, big),
                 message(1, big),
@@ -266,6 +298,28 @@ mod tests {
             ]
         );
         assert_eq!(reader.shed(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_shed_request_is_reported_as_one_that_asked_for_an_answer() {
+        let (writer, mut reader) = inbox();
+        let big = INBOX_BYTES / 2;
+        writer.push(message(1, big)).await;
+        writer.push(message(1, big)).await;
+        // Full: the request of peer 1 is shed on arrival, and the node must answer it `busy`.
+        let request = LinkEvent::Message {
+            from: PeerId::from_bytes([1; 16]),
+            payload: r#"{"type":"get_mempool"}"#.into(),
+        };
+        writer.push(request).await;
+        assert_eq!(
+            reader.try_recv(),
+            Some(LinkEvent::Dropped {
+                from: PeerId::from_bytes([1; 16]),
+                asked: true
+            })
+        );
+        assert_eq!(reader.try_recv(), Some(message(1, big)));
     }
 
     #[tokio::test]

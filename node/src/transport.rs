@@ -47,6 +47,12 @@ pub enum LinkEvent {
         from: PeerId,
         payload: String,
     },
+    /// Messages of `from` were shed because the runtime fell behind (see [`crate::inbox`]);
+    /// `asked`: one of them asked for an answer.
+    Dropped {
+        from: PeerId,
+        asked: bool,
+    },
     /// The relay refused one of our frames (rate limit, unknown peer...); the link stays up.
     RelayError {
         code: RelayErrorCode,
@@ -163,6 +169,7 @@ pub fn deliver(node: &mut Node, event: LinkEvent, now_ms: u64) -> bool {
         LinkEvent::PeerJoined(peer) => node.handle_peer_joined(peer, now_ms),
         LinkEvent::PeerLeft(peer) => node.handle_peer_left(&peer, now_ms),
         LinkEvent::Message { from, payload } => node.handle_message(&from, &payload, now_ms),
+        LinkEvent::Dropped { from, asked } => node.handle_dropped(&from, asked, now_ms),
         LinkEvent::RelayError { code, message } => {
             let message = crate::sanitize::printable(&message);
             tracing::warn!(code = code.as_str(), %message, "the relay refused a frame");
@@ -341,6 +348,7 @@ fn event_kind(event: &LinkEvent) -> &'static str {
         LinkEvent::PeerJoined(_) => "peer_joined",
         LinkEvent::PeerLeft(_) => "peer_left",
         LinkEvent::Message { .. } => "message",
+        LinkEvent::Dropped { .. } => "dropped",
         LinkEvent::RelayError { .. } => "relay_error",
         LinkEvent::Closed { .. } => "closed",
     }

@@ -54,6 +54,7 @@ use crate::protocol::message::{
 };
 use crate::protocol::{PeerId, MAX_FRAME_BYTES};
 use crate::tx::Transaction;
+use crate::validation::ValidationError;
 use output::OutputQueue;
 use peers::TokenBucket;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -412,7 +413,7 @@ impl Node {
         }
         if self.inbound_paused() {
             self.note_lost(from, now_ms);
-            if is_request(text) {
+            if NodeMessage::asks_for_answer(text) {
                 // It waits for an answer that will not come: tell it, so it does not count
                 // our pause as its peer stalling.
                 self.reply_busy(from, now_ms);
@@ -555,13 +556,14 @@ impl Node {
         }
     }
 
-    /// Our driver lost `text`, a message of `from`, before it reached us (a full inbox shed
-    /// it): an answer we waited for from `from` may be gone, so its deadline is not its fault;
-    /// and if `from` asked us something, it is told we are busy rather than left waiting.
-    pub fn handle_dropped(&mut self, from: &PeerId, text: &str, now_ms: u64) {
+    /// Our driver lost a message of `from` before it reached us (a full inbox shed it): an
+    /// answer we waited for from `from` may be gone, so its deadline is not its fault; and if
+    /// the message asked us something (`asked`, see [`NodeMessage::asks_for_answer`]), `from`
+    /// is told we are busy rather than left waiting.
+    pub fn handle_dropped(&mut self, from: &PeerId, asked: bool, now_ms: u64) {
         self.advance_clock(now_ms);
         self.note_lost(from, now_ms);
-        if is_request(text) {
+        if asked {
             self.reply_busy(from, now_ms);
         }
     }
@@ -837,6 +839,15 @@ impl Node {
                     reason: error.to_string(),
                 });
                 let offense = match &error {
+                    ChainError::Invalid {
+                        error: ValidationError::TimestampTooFarAhead { .. },
+                        ..
+                    } => {
+                        // Ahead of *our* clock: ours may be the one that is wrong (classroom
+                        // clocks differ by tens of seconds), so it is no offence. The block is
+                        // taken when it is asked for again later.
+                        return false;
+                    }
                     ChainError::Invalid { error, .. } if !error.marks_hash_invalid() => {
                         Offense::QuestionableBlock(error.to_string())
                     }
@@ -1235,13 +1246,4 @@ fn inventory_of(message: &NodeMessage) -> Option<Hash> {
         NodeMessage::Status { tip } => Some(tip.hash),
         _ => None,
     }
-}
-
-/// Whether a message asks for an answer (`get_headers`, `get_blocks`, `get_mempool`), read
-/// without parsing the whole message: a paused node answers these with `busy`.
-fn is_request(text: &str) -> bool {
-    matches!(
-        NodeMessage::message_type(text).as_deref(),
-        Some("get_headers" | "get_blocks" | "get_mempool")
-    )
 }

@@ -155,6 +155,16 @@ impl NodeMessage {
             .map(|only| only.kind)
     }
 
+    /// Whether a message asks for an answer (`get_headers`, `get_blocks`, `get_mempool`), read
+    /// without building it: a driver that loses one tells the node (`Node::handle_dropped`),
+    /// which tells the asker it is busy.
+    pub fn asks_for_answer(text: &str) -> bool {
+        matches!(
+            Self::message_type(text).as_deref(),
+            Some("get_headers" | "get_blocks" | "get_mempool")
+        )
+    }
+
     /// Parses and bounds-checks a message. Unknown types and fields are `Malformed`.
     pub fn decode(text: &str) -> Result<NodeMessage, ProtocolError> {
         if text.len() > super::MAX_FRAME_BYTES {

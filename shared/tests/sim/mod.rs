@@ -15,6 +15,7 @@ use shared::keys::{Address, Keypair};
 use shared::mining::{mine, MiningOutcome};
 use shared::node::{MiningJob, Node, NodeConfig, NodeEvent, Output, Route};
 use shared::params::NetworkParams;
+use shared::protocol::message::NodeMessage;
 use shared::protocol::PeerId;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
@@ -772,7 +773,7 @@ impl Sim {
                     Member::Honest(node) if shed => {
                         // The driver lost it, and says so.
                         receiver.driver_dropped += 1;
-                        node.handle_dropped(&from_id, &text, now);
+                        node.handle_dropped(&from_id, NodeMessage::asks_for_answer(&text), now);
                         self.drain(to);
                     }
                     Member::Honest(node) => {

@@ -141,8 +141,8 @@ pub struct Driver {
     /// No write before this instant: the last one failed (see [`WRITE_RETRY_MS`]).
     write_retry_at: Cell<u64>,
     write_failing: Cell<bool>,
-    /// Peer messages ignored since storage fell behind; `None` while it keeps up.
-    ignored_while_behind: Cell<Option<u64>>,
+    /// While storage is behind and the node paused: its count of lost messages at the pause.
+    paused_at_lost: Cell<Option<u64>>,
     /// Frames the transport refused since the last one it took (offline, or its outbox full).
     unsent_frames: Cell<u64>,
     scheduler: RefCell<TickScheduler>,
@@ -256,7 +256,7 @@ impl Driver {
             flushing: Cell::new(false),
             write_retry_at: Cell::new(0),
             write_failing: Cell::new(false),
-            ignored_while_behind: Cell::new(None),
+            paused_at_lost: Cell::new(None),
             unsent_frames: Cell::new(0),
             scheduler: RefCell::new(TickScheduler::default()),
             tick_timer: RefCell::new(None),
@@ -808,13 +808,13 @@ impl Driver {
         }
     }
 
-    /// A node message, from the relay or a direct link.
+    /// A node message, from the relay or a direct link. While storage is far behind, the node
+    /// is paused and refuses it itself (so nobody is blamed for what we could not take).
     fn on_peer_message(&self, from: &PeerId, payload: &str) {
         if self.writes.borrow().is_behind() {
-            self.ignore_peer_message();
-        } else {
-            self.drive(|node, now| node.handle_message(from, payload, now))
+            self.pause_peers();
         }
+        self.drive(|node, now| node.handle_message(from, payload, now))
     }
 
     fn on_transport(&self, event: TransportEvent) {
@@ -881,33 +881,41 @@ impl Driver {
         }
     }
 
-    /// Storage is far behind: a peer message is not handed to the node (it could bring more
-    /// blocks to store). See [`super::write_queue::PAUSE_PEERS_AT_WRITES`] for why this loses
-    /// time, not data.
-    fn ignore_peer_message(&self) {
-        let ignored = self.ignored_while_behind.get();
-        self.ignored_while_behind
-            .set(Some(ignored.unwrap_or(0) + 1));
-        if ignored.is_none() {
-            self.log(
-                LogKind::Info,
-                format!(
-                    "storage is behind ({} writes waiting): peer messages wait until it catches up",
-                    self.writes.borrow().unsaved()
-                ),
-            );
-            self.flush_now();
+    /// Storage is far behind: the node is paused (`Node::set_inbound_paused`), so it takes no
+    /// peer message that could bring more blocks to store, runs no request deadline meanwhile
+    /// and answers requests `busy`. See [`super::write_queue::PAUSE_PEERS_AT_WRITES`] for why
+    /// this loses time, not data.
+    fn pause_peers(&self) {
+        if self.paused_at_lost.get().is_some() {
+            return;
         }
+        let lost = self.node.borrow().lost_messages();
+        self.paused_at_lost.set(Some(lost));
+        self.log(
+            LogKind::Info,
+            format!(
+                "storage is behind ({} writes waiting): peer messages wait until it catches up",
+                self.writes.borrow().unsaved()
+            ),
+        );
+        self.drive(|node, now| node.set_inbound_paused(true, now));
+        self.flush_now();
     }
 
     fn resume_peers_if_caught_up(&self) {
         if self.writes.borrow().is_behind() {
             return;
         }
-        if let Some(ignored) = self.ignored_while_behind.take() {
+        if let Some(lost_before) = self.paused_at_lost.take() {
+            self.drive(|node, now| node.set_inbound_paused(false, now));
+            let refused = self
+                .node
+                .borrow()
+                .lost_messages()
+                .saturating_sub(lost_before);
             self.log(
                 LogKind::Info,
-                format!("storage caught up; {ignored} peer messages were ignored meanwhile (the node asks again)"),
+                format!("storage caught up; {refused} peer messages were refused meanwhile (the node asks again)"),
             );
         }
     }
