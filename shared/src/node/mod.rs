@@ -26,7 +26,9 @@ pub use links::{
 pub use output::{MiningJob, NodeEvent, Output, SyncState, MAX_QUEUED_EVENTS, MAX_QUEUED_OUTPUTS};
 pub use peers::{
     Handshake, Hello, Offense, PeerInfo, BAN_SCORE, HELLOS_PER_SECOND, HELLO_BURST, MAX_PEERS,
-    MISBEHAVIOR_DECAY_MS, NOTICE_INTERVAL_MS, REPLIES_PER_SECOND, REPLY_BURST,
+    MISBEHAVIOR_DECAY_MS, NOTICE_INTERVAL_MS, PEER_REPLY_BYTES_PER_SECOND, PEER_REPLY_BYTE_BURST,
+    REPLIES_PER_SECOND, REPLY_BURST, REPLY_BYTES_PER_SECOND, REPLY_BYTE_BURST,
+    TOTAL_REPLIES_PER_SECOND, TOTAL_REPLY_BURST,
 };
 pub use private::{
     DoubleSpendError, PrivateStatus, Release, ReleaseError, MAX_PRIVATE_BLOCKS, MAX_PRIVATE_TXS,
@@ -101,6 +103,9 @@ pub struct Node {
     /// Peers that joined while our hello budget was spent, waiting for their hello.
     hello_queue: VecDeque<PeerId>,
     hellos: TokenBucket,
+    /// What all peers together can draw from us (see [`REPLY_BYTES_PER_SECOND`]).
+    replies: TokenBucket,
+    reply_bytes: peers::ByteBudget,
     /// Who sent each recent block (see [`MAX_REMEMBERED_SOURCES`]).
     sources: HashMap<Hash, PeerId>,
     source_order: VecDeque<Hash>,
@@ -146,6 +151,8 @@ impl Node {
             last_status_ms: None,
             hello_queue: VecDeque::new(),
             hellos: TokenBucket::new(HELLOS_PER_SECOND, HELLO_BURST, 0),
+            replies: TokenBucket::new(TOTAL_REPLIES_PER_SECOND, TOTAL_REPLY_BURST, 0),
+            reply_bytes: peers::ByteBudget::new(REPLY_BYTES_PER_SECOND, REPLY_BYTE_BURST, 0),
             sources: HashMap::new(),
             source_order: VecDeque::new(),
             refused_backlogged: 0,
@@ -503,7 +510,7 @@ impl Node {
             NodeMessage::GetHeaders { locator } => {
                 if self.reply_allowed(from, now_ms) {
                     let headers = self.advertised_headers_after(&locator, MAX_HEADERS_PER_MESSAGE);
-                    self.send(from, &NodeMessage::Headers { headers });
+                    self.send_reply(from, &NodeMessage::Headers { headers });
                 }
             }
             NodeMessage::Headers { headers } => self.on_headers(from, headers, now_ms),
@@ -524,7 +531,7 @@ impl Node {
                         .filter(|tx| !self.is_hidden_transaction(&tx.id()))
                         .take(MAX_TXS_PER_MESSAGE)
                         .collect();
-                    self.send(from, &NodeMessage::Mempool { txs });
+                    self.send_reply(from, &NodeMessage::Mempool { txs });
                 }
             }
             NodeMessage::Mempool { txs } => {
@@ -769,7 +776,7 @@ impl Node {
             size += block_size;
             blocks.push(block.as_ref().clone());
         }
-        self.send(from, &NodeMessage::Blocks { blocks });
+        self.send_reply(from, &NodeMessage::Blocks { blocks });
     }
 
     fn on_new_block(&mut self, from: &PeerId, block: Block, now_ms: u64) {
@@ -1069,11 +1076,17 @@ impl Node {
 
     /// Whether `peer` may draw a reply now (see [`REPLIES_PER_SECOND`]). Beyond its budget it is told it must wait (see
     /// `reply_busy`) rather than left to time out and blame us.
+    /// Every reply counts against the peer's budgets (messages and bytes) and the budgets of
+    /// all peers together, which stay below what the relay lets us send (see
+    /// [`REPLY_BYTES_PER_SECOND`]); the bytes are counted when the reply is sent (`send_reply`).
     fn reply_allowed(&mut self, peer: &PeerId, now_ms: u64) -> bool {
-        let allowed = self
-            .peers
-            .get_mut(peer)
-            .is_some_and(|info| info.replies.take(now_ms));
+        let total_ready = self.reply_bytes.ready(now_ms) && self.replies.has_token(now_ms);
+        let allowed = total_ready
+            && self
+                .peers
+                .get_mut(peer)
+                .is_some_and(|info| info.reply_bytes.ready(now_ms) && info.replies.take(now_ms))
+            && self.replies.take(now_ms);
         if !allowed {
             self.reply_busy(peer, now_ms);
         }
@@ -1158,6 +1171,16 @@ impl Node {
                 message,
             },
         );
+    }
+
+    /// Sends a reply that `reply_allowed` let through, and charges its bytes to the budgets.
+    fn send_reply(&mut self, to: &PeerId, message: &NodeMessage) {
+        let bytes = message.encode().len();
+        self.reply_bytes.spend(bytes);
+        if let Some(peer) = self.peers.get_mut(to) {
+            peer.reply_bytes.spend(bytes);
+        }
+        self.send(to, message);
     }
 
     fn send(&mut self, to: &PeerId, message: &NodeMessage) {

@@ -22,6 +22,20 @@ pub const MISBEHAVIOR_DECAY_MS: u64 = 10_000;
 /// requests costs us at most this many replies a second, whatever its rate.
 pub const REPLIES_PER_SECOND: u32 = 100;
 pub const REPLY_BURST: u32 = 200;
+/// Bytes of replies all peers together can draw from us per second, and at once. A relay
+/// disconnects a member that sends more than 4 MiB a second (bursts of about 8 MiB, see the
+/// relay's `DEFAULT_BYTE_RATE_PER_SECOND`) or 200 frames a second: replies take at most half of
+/// each, so what peers ask of us can never get us cut off, and our own announcements keep the
+/// other half. A `blocks` reply is up to 1 MiB, so the burst serves four at once.
+pub const REPLY_BYTES_PER_SECOND: u64 = 2 * 1024 * 1024;
+pub const REPLY_BYTE_BURST: u64 = 4 * 1024 * 1024;
+/// Replies to all peers together per second, and at once: half the relay's frame rate.
+pub const TOTAL_REPLIES_PER_SECOND: u32 = 100;
+pub const TOTAL_REPLY_BURST: u32 = 200;
+/// Bytes of replies one peer can draw from us per second, and at once: half of the total, so
+/// a peer asking without pause leaves the other half to everyone else.
+pub const PEER_REPLY_BYTES_PER_SECOND: u64 = REPLY_BYTES_PER_SECOND / 2;
+pub const PEER_REPLY_BYTE_BURST: u64 = REPLY_BYTE_BURST / 2;
 /// Our `hello`s to newly joined peers, per second and in a burst. A flood of 2,000 joins would
 /// otherwise make us send 2,000 frames at once and be dropped by the relay's rate limit for
 /// sending too fast; beyond the burst, hellos wait in a queue drained at this pace. A joiner
@@ -133,6 +147,7 @@ pub struct PeerInfo {
     /// Whether our hello has gone out (it may wait in the hello queue during a join flood).
     pub(crate) hello_sent: bool,
     pub(crate) replies: TokenBucket,
+    pub(crate) reply_bytes: ByteBudget,
     /// When we last told it we are busy, asked it for its hello, and sent ours again at its
     /// request (see [`NOTICE_INTERVAL_MS`]).
     pub(crate) last_busy_reply_ms: Option<u64>,
@@ -168,6 +183,11 @@ impl PeerInfo {
             last_decay_ms: now_ms,
             hello_sent: false,
             replies: TokenBucket::new(REPLIES_PER_SECOND, REPLY_BURST, now_ms),
+            reply_bytes: ByteBudget::new(
+                PEER_REPLY_BYTES_PER_SECOND,
+                PEER_REPLY_BYTE_BURST,
+                now_ms,
+            ),
             last_busy_reply_ms: None,
             last_hello_asked_ms: None,
             last_hello_resent_ms: None,
@@ -255,6 +275,11 @@ impl TokenBucket {
             false
         }
     }
+    /// Whether a token is there, without taking it.
+    pub(crate) fn has_token(&mut self, now_ms: u64) -> bool {
+        self.refill(now_ms);
+        self.milli_tokens >= 1_000
+    }
     /// When the next token is there.
     pub(crate) fn next_token_ms(&self) -> u64 {
         if self.milli_tokens >= 1_000 {
@@ -263,5 +288,41 @@ impl TokenBucket {
             let missing = 1_000 - self.milli_tokens;
             self.updated_ms + missing.div_ceil(self.rate.max(1) as u64)
         }
+    }
+}
+
+/// A budget of bytes a second that may run into debt: a reply is allowed while the budget is
+/// above zero and then costs what it really weighed (known only once it is built), so the
+/// average stays at the rate and a debt delays the next reply.
+#[derive(Clone, Debug)]
+pub(crate) struct ByteBudget {
+    rate: u64,
+    burst: u64,
+    available: i64,
+    updated_ms: u64,
+}
+
+impl ByteBudget {
+    pub(crate) fn new(rate: u64, burst: u64, now_ms: u64) -> ByteBudget {
+        ByteBudget {
+            rate,
+            burst,
+            available: burst as i64,
+            updated_ms: now_ms,
+        }
+    }
+    fn refill(&mut self, now_ms: u64) {
+        let elapsed = now_ms.saturating_sub(self.updated_ms);
+        let refill = (elapsed.saturating_mul(self.rate) / 1_000) as i64;
+        self.available = self.available.saturating_add(refill).min(self.burst as i64);
+        self.updated_ms = self.updated_ms.max(now_ms);
+    }
+    /// Whether anything may be spent now.
+    pub(crate) fn ready(&mut self, now_ms: u64) -> bool {
+        self.refill(now_ms);
+        self.available > 0
+    }
+    pub(crate) fn spend(&mut self, bytes: usize) {
+        self.available = self.available.saturating_sub(bytes as i64);
     }
 }
