@@ -97,6 +97,23 @@ impl NetworkParams {
         }
     }
 
+    /// The networks this build knows, by the short name `?net=` takes.
+    pub fn known() -> [(&'static str, NetworkParams); 3] {
+        [
+            ("main", Self::default_network()),
+            ("classroom", Self::classroom()),
+            ("test", Self::test()),
+        ]
+    }
+
+    /// The short name of the known network whose genesis block hashes to `genesis_hash`.
+    pub fn known_by_genesis(genesis_hash: &crate::hash::Hash) -> Option<&'static str> {
+        Self::known()
+            .into_iter()
+            .find(|(_, params)| crate::block::genesis_block(params).hash() == *genesis_hash)
+            .map(|(name, _)| name)
+    }
+
     pub fn by_name(name: &str) -> Option<NetworkParams> {
         match name {
             "main" | "tabchain-main" => Some(Self::default_network()),

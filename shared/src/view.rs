@@ -138,6 +138,8 @@ pub struct PeerView {
     pub state: PeerState,
     /// Why the handshake failed, when it did.
     pub refusal: Option<String>,
+    /// The known network it is on when that is not ours (the `?net=` name).
+    pub other_network: Option<&'static str>,
     /// The tip it last claimed.
     pub tip: Option<TipStatus>,
     pub misbehavior: u32,
@@ -179,6 +181,7 @@ pub fn peer_view(peer: &PeerInfo, now_ms: u64, hello_grace_ms: u64) -> PeerView 
         address: peer.address,
         state,
         refusal,
+        other_network: peer.other_network,
         tip: peer.tip,
         misbehavior: peer.misbehavior,
         muted: peer.muted,
@@ -1252,6 +1255,7 @@ mod tests {
             address: Some(Address([address; 20])),
             state,
             refusal: None,
+            other_network: None,
             tip: None,
             misbehavior: 0,
             muted: false,

@@ -60,6 +60,21 @@ pub fn direct_links_suffix(direct_links: usize) -> String {
     }
 }
 
+/// How far we have heard the room: peers whose hello came (`ready`), peers whose hello we still
+/// wait for (`awaiting`, see `Node::awaiting_hellos`), peers on another network and the one
+/// named first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hearing {
+    pub ready: usize,
+    pub awaiting: usize,
+    pub other_network: usize,
+    pub theirs: Option<&'static str>,
+}
+
+/// How long a joined peer's hello is waited for before the tab stops saying it is still
+/// hearing from the room (a silent peer must not hold "syncing" forever).
+pub const HELLO_WAIT_MS: u64 = 5_000;
+
 /// What the sync pill says: one answer from the relay's state, the direct links and the node's
 /// sync state together, so a tab that reaches nobody never says "in sync".
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,8 +83,14 @@ pub enum ChainStatus {
     Offline,
     /// The relay is away and no direct link carries the room: the tab is trying again.
     Reconnecting,
+    /// Every peer that answered is on another network (`theirs`, when it is one we know): the
+    /// tab is alone, whatever its sync state says.
+    OtherNetwork { theirs: Option<&'static str> },
     /// Downloading blocks: `height` of `target`.
     Syncing { height: u64, target: u64 },
+    /// Connected, but some peers' hellos (their chains' claims) have not come yet: until they
+    /// have, the tab cannot know it is in sync.
+    Joining { heard: usize, of: usize },
     /// It reaches its room and has caught up with every claim it heard.
     Synced,
 }
@@ -80,6 +101,7 @@ impl ChainStatus {
         sync: shared::node::SyncState,
         height: u64,
         direct_links: usize,
+        hearing: &Hearing,
     ) -> ChainStatus {
         match (connection, sync) {
             (ConnectionState::Offline, _) => ChainStatus::Offline,
@@ -88,9 +110,16 @@ impl ChainStatus {
             {
                 ChainStatus::Reconnecting
             }
+            _ if hearing.ready == 0 && hearing.other_network > 0 => ChainStatus::OtherNetwork {
+                theirs: hearing.theirs,
+            },
             (_, shared::node::SyncState::Syncing { target_height }) => ChainStatus::Syncing {
                 height,
                 target: target_height.max(height),
+            },
+            _ if hearing.awaiting > 0 => ChainStatus::Joining {
+                heard: hearing.ready,
+                of: hearing.ready + hearing.awaiting,
             },
             (_, shared::node::SyncState::Synced) => ChainStatus::Synced,
         }
@@ -101,7 +130,8 @@ impl ChainStatus {
         match self {
             ChainStatus::Offline => "offline",
             ChainStatus::Reconnecting => "reconnecting",
-            ChainStatus::Syncing { .. } => "syncing",
+            ChainStatus::OtherNetwork { .. } => "other-network",
+            ChainStatus::Syncing { .. } | ChainStatus::Joining { .. } => "syncing",
             ChainStatus::Synced => "synced",
         }
     }
@@ -110,7 +140,18 @@ impl ChainStatus {
         match self {
             ChainStatus::Offline => "offline: mining alone".into(),
             ChainStatus::Reconnecting => "reconnecting…".into(),
+            ChainStatus::OtherNetwork {
+                theirs: Some(theirs),
+            } => {
+                format!("alone: the room is on the {theirs} network")
+            }
+            ChainStatus::OtherNetwork { theirs: None } => {
+                "alone: the room is on another network".into()
+            }
             ChainStatus::Syncing { height, target } => format!("syncing {height} of {target}"),
+            ChainStatus::Joining { heard, of } => {
+                format!("syncing: hearing from peers ({heard} of {of})")
+            }
             ChainStatus::Synced => "in sync".into(),
         }
     }
@@ -184,11 +225,78 @@ mod tests {
             (&connected, SyncState::Synced, 0, "synced", "in sync"),
         ];
         for (connection, sync, links, key, text) in cases {
-            let status = ChainStatus::of(connection, sync, 64, links);
+            let heard = Hearing {
+                ready: 1,
+                ..Hearing::default()
+            };
+            let status = ChainStatus::of(connection, sync, 64, links, &heard);
             assert_eq!(
                 (status.key(), status.describe().as_str()),
                 (key, text),
                 "{connection:?} {sync:?} {links}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_joining_tab_is_not_in_sync_and_a_tab_on_the_wrong_network_is_alone() {
+        use shared::node::SyncState;
+        let connected = ConnectionState::Connected {
+            peer_id: "ab".into(),
+        };
+        let hearing = |ready, awaiting, other_network, theirs| Hearing {
+            ready,
+            awaiting,
+            other_network,
+            theirs,
+        };
+        let cases = [
+            // Welcomed, no hello yet: not "in sync" at height 0.
+            (
+                hearing(0, 3, 0, None),
+                SyncState::Synced,
+                "syncing",
+                "syncing: hearing from peers (0 of 3)",
+            ),
+            (
+                hearing(2, 1, 0, None),
+                SyncState::Synced,
+                "syncing",
+                "syncing: hearing from peers (2 of 3)",
+            ),
+            (
+                hearing(3, 0, 0, None),
+                SyncState::Synced,
+                "synced",
+                "in sync",
+            ),
+            // Alone in the room: nobody to be in sync with.
+            (
+                hearing(0, 0, 2, Some("classroom")),
+                SyncState::Synced,
+                "other-network",
+                "alone: the room is on the classroom network",
+            ),
+            (
+                hearing(0, 1, 1, None),
+                SyncState::Synced,
+                "other-network",
+                "alone: the room is on another network",
+            ),
+            // One peer of ours is enough to be in the room.
+            (
+                hearing(1, 0, 2, Some("main")),
+                SyncState::Synced,
+                "synced",
+                "in sync",
+            ),
+        ];
+        for (heard, sync, key, text) in cases {
+            let status = ChainStatus::of(&connected, sync, 0, 0, &heard);
+            assert_eq!(
+                (status.key(), status.describe().as_str()),
+                (key, text),
+                "{heard:?}"
             );
         }
     }

@@ -41,9 +41,39 @@ pub fn join_url(href: &str, hostname: &str, path_and_query: &str, lan: &LanInfo)
     }
 }
 
+/// The page's query `search` (`?room=c&net=main`, or empty) with `net` set to `network`, every
+/// other parameter kept in order: the link that opens this room on the network its tabs use.
+pub fn with_network(search: &str, network: &str) -> String {
+    let mut parts: Vec<String> = search
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|part| !part.is_empty() && !part.starts_with("net=") && *part != "net")
+        .map(str::to_string)
+        .collect();
+    parts.push(format!("net={network}"));
+    format!("?{}", parts.join("&"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fix_link_sets_the_network_and_keeps_the_rest() {
+        let cases = [
+            ("", "classroom", "?net=classroom"),
+            ("?room=c", "classroom", "?room=c&net=classroom"),
+            ("?net=main&room=c", "classroom", "?room=c&net=classroom"),
+            (
+                "?room=c&net=test&lesson=forks",
+                "main",
+                "?room=c&lesson=forks&net=main",
+            ),
+        ];
+        for (search, network, expected) in cases {
+            assert_eq!(with_network(search, network), expected, "{search}");
+        }
+    }
 
     #[test]
     fn a_loopback_page_shares_the_lan_address() {

@@ -45,6 +45,8 @@ pub struct NodeSnapshot {
     pub peers: Vec<PeerRow>,
     /// Peers whose direct link is open (the node routes to them over it).
     pub direct_links: usize,
+    /// How far we have heard the room (hellos come, awaited, peers on another network).
+    pub hearing: crate::connection::Hearing,
     pub own_txs: Vec<OwnTxView>,
     /// Payments other people made to us, pending and in blocks, newest first.
     pub incoming: Vec<IncomingView>,
@@ -231,6 +233,18 @@ impl NodeSnapshot {
                 .iter()
                 .filter(|peer| peer.link == Link::Direct)
                 .count(),
+            hearing: crate::connection::Hearing {
+                ready: peers
+                    .iter()
+                    .filter(|peer| peer.view.state == view::PeerState::Ready)
+                    .count(),
+                awaiting: node.awaiting_hellos(now_ms, crate::connection::HELLO_WAIT_MS),
+                other_network: peers
+                    .iter()
+                    .filter(|peer| peer.view.refusal.is_some())
+                    .count(),
+                theirs: peers.iter().find_map(|peer| peer.view.other_network),
+            },
             peers,
         }
     }

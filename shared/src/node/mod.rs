@@ -27,7 +27,8 @@ pub use output::{MiningJob, NodeEvent, Output, SyncState, MAX_QUEUED_EVENTS, MAX
 pub use peers::{
     Handshake, Hello, Offense, PeerInfo, BAN_SCORE, HELLOS_PER_SECOND, HELLO_BURST, MAX_PEERS,
     MISBEHAVIOR_DECAY_MS, NOTICE_INTERVAL_MS, PEER_REPLY_BYTES_PER_SECOND, PEER_REPLY_BYTE_BURST,
-    REPLIES_PER_SECOND, REPLY_BURST, REPLY_BYTES_PER_SECOND, REPLY_BYTE_BURST,
+    REPLIES_PER_SECOND, REPLY_BURST, REPLY_BYTES_PER_SECOND, REPLY_BYTE_BURST, SIDE_BLOCKS_BURST,
+    SIDE_BLOCKS_PER_MINUTE, SIDE_BLOCK_BYTES_PER_SECOND, SIDE_BLOCK_BYTE_BURST,
     TOTAL_REPLIES_PER_SECOND, TOTAL_REPLY_BURST,
 };
 pub use private::{
@@ -221,6 +222,20 @@ impl Node {
     pub fn inbound_paused(&self) -> bool {
         self.inbound_paused_since.is_some()
     }
+    /// Peers in the room whose hello has not come yet, among those that joined less than
+    /// `grace_ms` ago: until it comes we do not know their chains, so a tab is not yet in sync.
+    pub fn awaiting_hellos(&self, now_ms: u64, grace_ms: u64) -> usize {
+        self.peers
+            .values()
+            .filter(|peer| {
+                peer.handshake == Handshake::Pending
+                    && !peer.banned
+                    && !peer.muted
+                    && now_ms.saturating_sub(peer.joined_at_ms) < grace_ms
+            })
+            .count()
+    }
+
     /// Transactions from peers that did not fit our ledger when they came (dropped uncharged).
     pub fn transactions_not_fitting(&self) -> u64 {
         self.transactions_not_fitting
@@ -702,8 +717,13 @@ impl Node {
         } else if hello.genesis_hash != self.tree.genesis_hash()
             || hello.chain_id != self.tree.chain_id()
         {
+            let known = NetworkParams::known_by_genesis(&hello.genesis_hash);
+            if let Some(peer) = self.peers.get_mut(from) {
+                peer.other_network = known;
+            }
             Some(format!(
-                "another network (genesis {}, ours {})",
+                "another network ({}genesis {}, ours {})",
+                known.map(|name| format!("{name}: ")).unwrap_or_default(),
                 hello.genesis_hash.short(),
                 self.tree.genesis_hash().short()
             ))
@@ -785,6 +805,10 @@ impl Node {
             return;
         }
         let hash = block.hash();
+        if !self.side_block_allowed(from, &block, &hash, now_ms) {
+            self.penalize(from, Offense::SideBranchFlood);
+            return;
+        }
         let height = block.header.height;
         if let Some(peer) = self.peers.get_mut(from) {
             peer.known.insert(hash);
@@ -813,6 +837,39 @@ impl Node {
             // Its parent is missing: the headers after our chain show what to fetch (paced).
             self.request_headers(from, false, now_ms);
         }
+    }
+
+    /// Whether `from` may make us check and store `block`: always when it could become our tip
+    /// (or we cannot tell: its parent is not here, or we hold it already); a block that would
+    /// lose to our tip draws on the peer's side-branch budget (see [`SIDE_BLOCKS_BURST`]).
+    fn side_block_allowed(
+        &mut self,
+        from: &PeerId,
+        block: &Block,
+        hash: &Hash,
+        now_ms: u64,
+    ) -> bool {
+        if self.tree.contains(hash) {
+            return true;
+        }
+        let Some(parent_work) = self.tree.total_work(&block.header.prev_hash) else {
+            return true;
+        };
+        let work = parent_work
+            .checked_add(block.header.target.work())
+            .unwrap_or(parent_work);
+        if self.beats_our_tip(work, hash) {
+            return true;
+        }
+        let Some(peer) = self.peers.get_mut(from) else {
+            return false;
+        };
+        let bytes = block.transactions.len() * 200 + 300;
+        let allowed = peer.side_block_bytes.ready(now_ms) && peer.side_blocks.take(now_ms);
+        if allowed {
+            peer.side_block_bytes.spend(bytes);
+        }
+        allowed
     }
 
     /// Adds a block from a peer; returns whether it was an orphan.

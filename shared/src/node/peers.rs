@@ -41,6 +41,17 @@ pub const PEER_REPLY_BYTE_BURST: u64 = REPLY_BYTE_BURST / 2;
 /// sending too fast; beyond the burst, hellos wait in a queue drained at this pace. A joiner
 /// sends its own hello to everyone, and we answer a hello at once if ours is still queued.
 pub const HELLOS_PER_SECOND: u32 = 20;
+/// Blocks a peer may announce (`new_block`) that would not become our tip, and their bytes:
+/// checking one costs its signatures and storing it costs disk, and nothing makes us store
+/// them but the sender. An honest peer announces its own tips: in a race or right after a
+/// partition heals a few lose to ours, one per block interval at most (a classroom block
+/// comes every 2 s). So 20 at once, and then one every 5 s (a little over 2 MB at once and
+/// 200 KB a second in bytes); beyond that the sender pays [`Offense::SideBranchFlood`] and the
+/// block is dropped unchecked. Blocks we asked for (sync) never count.
+pub const SIDE_BLOCKS_BURST: u32 = 20;
+pub const SIDE_BLOCKS_PER_MINUTE: u32 = 12;
+pub const SIDE_BLOCK_BYTES_PER_SECOND: u64 = 200 * 1024;
+pub const SIDE_BLOCK_BYTE_BURST: u64 = 2 * 1024 * 1024 + 512 * 1024;
 /// At most one notice of each kind per peer in this interval: a `busy` answer (a requester
 /// told once backs off, see `sync::BUSY_RETRY_MS`), a request for its lost hello, our hello
 /// sent again on its request. A flood draws one small frame a second, not one per message.
@@ -60,6 +71,8 @@ pub enum Offense {
     QuestionableBlock(String),
     /// A block on a side branch so far behind our best chain that checking it is not worth it.
     UselessSideBranch,
+    /// More blocks that would not become our tip than [`SIDE_BLOCKS_BURST`] and the rate allow.
+    SideBranchFlood,
     /// Headers that do not link or lack proof of work.
     InvalidHeaders(String),
     /// A transaction with a bad signature or impossible fields: invalid under every view. A
@@ -83,7 +96,7 @@ impl Offense {
             Offense::Stalled { failures } => escalate(10, *failures),
             Offense::MalformedMessage(_) | Offense::InvalidTransaction(_) => 25,
             Offense::QuestionableBlock(_) | Offense::Unsolicited(_) => 10,
-            Offense::UselessSideBranch => 5,
+            Offense::UselessSideBranch | Offense::SideBranchFlood => 5,
         }
     }
     pub fn describe(&self) -> String {
@@ -93,6 +106,9 @@ impl Offense {
             Offense::InvalidBlock(why) => format!("invalid block: {why}"),
             Offense::QuestionableBlock(why) => format!("block rejected: {why}"),
             Offense::UselessSideBranch => "sent a block of a branch far behind ours".into(),
+            Offense::SideBranchFlood => {
+                "sent more blocks that lose to our chain than anyone honest makes".into()
+            }
             Offense::InvalidHeaders(why) => format!("invalid headers: {why}"),
             Offense::InvalidTransaction(why) => format!("invalid transaction: {why}"),
             Offense::FalseWorkClaim { .. } => "claimed more work than it could show".into(),
@@ -148,6 +164,10 @@ pub struct PeerInfo {
     pub(crate) hello_sent: bool,
     pub(crate) replies: TokenBucket,
     pub(crate) reply_bytes: ByteBudget,
+    /// What it may make us check and store of blocks that lose to our tip (see
+    /// [`SIDE_BLOCKS_BURST`]).
+    pub(crate) side_blocks: TokenBucket,
+    pub(crate) side_block_bytes: ByteBudget,
     /// When we last told it we are busy, asked it for its hello, and sent ours again at its
     /// request (see [`NOTICE_INTERVAL_MS`]).
     pub(crate) last_busy_reply_ms: Option<u64>,
@@ -155,6 +175,8 @@ pub struct PeerInfo {
     pub(crate) last_hello_resent_ms: Option<u64>,
     /// We lost a message of its before its hello came (perhaps the hello): we ask for it.
     pub(crate) hello_lost: bool,
+    /// The known network it said it is on, when that is not ours (`?net=` names it).
+    pub other_network: Option<&'static str>,
     /// In the relay's room (its presence); a peer may also be reached only by a direct link.
     pub in_room: bool,
     /// Its hello said its driver can open direct links.
@@ -188,10 +210,17 @@ impl PeerInfo {
                 PEER_REPLY_BYTE_BURST,
                 now_ms,
             ),
+            side_blocks: TokenBucket::per_minute(SIDE_BLOCKS_PER_MINUTE, SIDE_BLOCKS_BURST, now_ms),
+            side_block_bytes: ByteBudget::new(
+                SIDE_BLOCK_BYTES_PER_SECOND,
+                SIDE_BLOCK_BYTE_BURST,
+                now_ms,
+            ),
             last_busy_reply_ms: None,
             last_hello_asked_ms: None,
             last_hello_resent_ms: None,
             hello_lost: false,
+            other_network: None,
             in_room: true,
             direct_links: false,
             link: LinkState::None,
@@ -245,6 +274,8 @@ impl PeerInfo {
 #[derive(Clone, Debug)]
 pub(crate) struct TokenBucket {
     rate: u32,
+    /// `rate` is tokens a minute, not a second.
+    per_minute: bool,
     burst: u32,
     /// Tokens in thousandths, so refills between calls a few ms apart are not lost.
     milli_tokens: u64,
@@ -255,15 +286,28 @@ impl TokenBucket {
     pub(crate) fn new(rate: u32, burst: u32, now_ms: u64) -> TokenBucket {
         TokenBucket {
             rate,
+            per_minute: false,
             burst,
             milli_tokens: burst as u64 * 1_000,
             updated_ms: now_ms,
         }
     }
+    /// A bucket refilled by `per_minute` tokens a minute.
+    pub(crate) fn per_minute(per_minute: u32, burst: u32, now_ms: u64) -> TokenBucket {
+        TokenBucket {
+            per_minute: true,
+            ..TokenBucket::new(per_minute, burst, now_ms)
+        }
+    }
     fn refill(&mut self, now_ms: u64) {
         let elapsed = now_ms.saturating_sub(self.updated_ms);
-        self.milli_tokens =
-            (self.milli_tokens + elapsed * self.rate as u64).min(self.burst as u64 * 1_000);
+        // `rate` tokens a second add `rate` thousandths a millisecond; a minute's take 60 times longer.
+        let added = if self.per_minute {
+            elapsed * self.rate as u64 / 60
+        } else {
+            elapsed * self.rate as u64
+        };
+        self.milli_tokens = (self.milli_tokens + added).min(self.burst as u64 * 1_000);
         self.updated_ms = self.updated_ms.max(now_ms);
     }
     pub(crate) fn take(&mut self, now_ms: u64) -> bool {
@@ -286,7 +330,13 @@ impl TokenBucket {
             self.updated_ms
         } else {
             let missing = 1_000 - self.milli_tokens;
-            self.updated_ms + missing.div_ceil(self.rate.max(1) as u64)
+            let per_ms = self.rate.max(1) as u64;
+            let wait = if self.per_minute {
+                (missing * 60).div_ceil(per_ms)
+            } else {
+                missing.div_ceil(per_ms)
+            };
+            self.updated_ms + wait
         }
     }
 }

@@ -255,7 +255,7 @@ impl Node {
     }
 
     /// The order of the fork choice: more work than our tip, or equal work and a lower hash.
-    fn beats_our_tip(&self, work: Work, hash: &Hash) -> bool {
+    pub(crate) fn beats_our_tip(&self, work: Work, hash: &Hash) -> bool {
         let our_work = self.tree.tip_work();
         work > our_work || (work == our_work && *hash < self.tree.tip_hash())
     }

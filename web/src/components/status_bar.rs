@@ -2,6 +2,7 @@ use crate::browser::driver::now_ms;
 use crate::connection::{direct_links_suffix, ChainStatus};
 use crate::hooks::use_node_state;
 use crate::mining::format_rate;
+use crate::room_link::with_network;
 use yew::prelude::*;
 
 /// The always-visible line: who, where, how connected, how far the chain is.
@@ -31,9 +32,22 @@ pub fn StatusBar() -> Html {
         snapshot.sync,
         snapshot.height,
         snapshot.direct_links,
+        &snapshot.hearing,
     );
+    // Alone because the room runs another network: say so in a sentence, with the link that
+    // opens this room on the room's network.
+    let wrong_network = match &status {
+        ChainStatus::OtherNetwork { theirs } => {
+            let search = web_sys::window()
+                .and_then(|window| window.location().search().ok())
+                .unwrap_or_default();
+            Some((*theirs, theirs.map(|theirs| with_network(&search, theirs))))
+        }
+        _ => None,
+    };
     let sync = (status.key(), status.describe());
     html! {
+        <>
         <header class="status-bar" role="status">
             <span class="brand">{ "tabchain" }</span>
             <span class="item" title={snapshot.address.to_hex()}>
@@ -53,6 +67,9 @@ pub fn StatusBar() -> Html {
                 { "peers " }<b data-testid="peer-count">{ connected_peers }</b>
             </span>
             <span class="item">{ "height " }<b data-testid="status-height">{ snapshot.height }</b></span>
+            <span class="item" title="payments waiting for a block">
+                { "pending " }<b data-testid="pool-size">{ snapshot.mempool_size }</b>
+            </span>
             <span class="item" title={snapshot.tip_hash.to_hex()}>
                 { "tip " }<code data-testid="tip-hash" data-hash={snapshot.tip_hash.to_hex()}
                     data-work={snapshot.total_work.to_hex()}>
@@ -77,5 +94,18 @@ pub fn StatusBar() -> Html {
                     { format_rate(state.hash_rate) }</b>
             </span>
         </header>
+        if let Some((theirs, fix)) = wrong_network {
+            <p class="banner bad" role="alert" data-testid="wrong-network">
+                { format!(
+                    "Every tab that answered in room {room} is on {}; this tab is on the {network} network, so it mines alone and sees none of their blocks. ",
+                    theirs.map(|theirs| format!("the {theirs} network")).unwrap_or_else(|| "another network".into())
+                ) }
+                if let Some(fix) = fix {
+                    <a data-testid="wrong-network-fix" href={fix}>
+                        { format!("Open room {room} on the {} network", theirs.unwrap_or_default()) }</a>
+                }
+            </p>
+        }
+        </>
     }
 }
