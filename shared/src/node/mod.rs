@@ -119,8 +119,6 @@ pub struct Node {
     /// Peers whose pool we want once we are in sync: judged against a ledger we have not
     /// synced yet, an honest pool looks like payments from empty accounts.
     mempool_wanted: BTreeSet<PeerId>,
-    /// Transactions from peers that did not fit our ledger (dropped, never charged).
-    transactions_not_fitting: u64,
     /// Our connection to the relay is up (its welcome came and it has not dropped since).
     relay_connected: bool,
     /// Our peer id in the room, from the relay's welcome.
@@ -160,7 +158,6 @@ impl Node {
             inbound_paused_since: None,
             lost_messages: 0,
             mempool_wanted: BTreeSet::new(),
-            transactions_not_fitting: 0,
             relay_connected: false,
             own_id: None,
             max_direct_links: config.max_direct_links,
@@ -234,11 +231,6 @@ impl Node {
                     && now_ms.saturating_sub(peer.joined_at_ms) < grace_ms
             })
             .count()
-    }
-
-    /// Transactions from peers that did not fit our ledger when they came (dropped uncharged).
-    pub fn transactions_not_fitting(&self) -> u64 {
-        self.transactions_not_fitting
     }
 
     // ---- poll ----
@@ -514,11 +506,7 @@ impl Node {
                 // Until the hello, we do not know the peer is on our network. A peer that
                 // talks to us without one sent a hello we lost (our driver paused or shed it):
                 // it is asked for it again, or it would wait forever for our answers.
-                if let Some(peer) = self.peers.get_mut(from) {
-                    if peer.handshake == Handshake::Pending {
-                        peer.hello_lost = true;
-                    }
-                }
+                self.suspect_lost_hello(from);
                 self.ask_for_lost_hellos(now_ms);
             }
             NodeMessage::Status { tip } => self.on_claim(from, tip, now_ms),
@@ -535,7 +523,7 @@ impl Node {
                 }
             }
             NodeMessage::Blocks { blocks } => self.on_blocks(from, blocks, now_ms),
-            NodeMessage::NewBlock { block } => self.on_new_block(from, block, now_ms),
+            NodeMessage::NewBlock { block } => self.on_new_block(from, block, text.len(), now_ms),
             NodeMessage::NewTransaction { tx } => self.on_new_transaction(from, tx, now_ms),
             NodeMessage::GetMempool => {
                 if self.reply_allowed(from, now_ms) {
@@ -593,20 +581,28 @@ impl Node {
     fn note_lost(&mut self, from: &PeerId, now_ms: u64) {
         self.lost_messages += 1;
         self.sync.note_lost(from, now_ms);
+        // Perhaps its hello: asked for again (at once, or when we resume).
+        self.suspect_lost_hello(from);
+        self.ask_for_lost_hellos(now_ms);
+    }
+
+    /// We may have lost the hello of `from` (we lost a message of its, or it talks to us
+    /// without one): `ask_for_lost_hellos` asks it to say it again.
+    fn suspect_lost_hello(&mut self, from: &PeerId) {
         if let Some(peer) = self.peers.get_mut(from) {
             if peer.handshake == Handshake::Pending {
-                // Perhaps its hello: asked for again (at once, or when we resume).
                 peer.hello_lost = true;
             }
-        }
-        if !self.inbound_paused() {
-            self.ask_for_lost_hellos(now_ms);
         }
     }
 
     /// Asks each peer whose hello we may have lost to say it again (see `note_lost`), at most
     /// once per [`NOTICE_INTERVAL_MS`] each; `handle_tick` asks again when one was held back.
+    /// While paused we would refuse the answer: nothing is asked until we resume.
     fn ask_for_lost_hellos(&mut self, now_ms: u64) {
+        if self.inbound_paused() {
+            return;
+        }
         let due: Vec<PeerId> = self
             .peers
             .values_mut()
@@ -648,9 +644,7 @@ impl Node {
                 self.send_hello(&peer);
             }
         }
-        if !self.inbound_paused() {
-            self.ask_for_lost_hellos(now_ms);
-        }
+        self.ask_for_lost_hellos(now_ms);
         self.expire_requests(now_ms);
         self.retry_paced_requests(now_ms);
         self.announce_own_if_due(now_ms);
@@ -799,13 +793,14 @@ impl Node {
         self.send_reply(from, &NodeMessage::Blocks { blocks });
     }
 
-    fn on_new_block(&mut self, from: &PeerId, block: Block, now_ms: u64) {
+    /// `bytes`: the size of the announcement, what a side-branch budget is charged.
+    fn on_new_block(&mut self, from: &PeerId, block: Block, bytes: usize, now_ms: u64) {
         if self.beyond_side_branch_window(&block.header) {
             self.penalize(from, Offense::UselessSideBranch);
             return;
         }
         let hash = block.hash();
-        if !self.side_block_allowed(from, &block, &hash, now_ms) {
+        if !self.side_block_allowed(from, &block, &hash, bytes, now_ms) {
             self.penalize(from, Offense::SideBranchFlood);
             return;
         }
@@ -847,6 +842,7 @@ impl Node {
         from: &PeerId,
         block: &Block,
         hash: &Hash,
+        bytes: usize,
         now_ms: u64,
     ) -> bool {
         if self.tree.contains(hash) {
@@ -864,7 +860,6 @@ impl Node {
         let Some(peer) = self.peers.get_mut(from) else {
             return false;
         };
-        let bytes = block.transactions.len() * 200 + 300;
         let allowed = peer.side_block_bytes.ready(now_ms) && peer.side_blocks.take(now_ms);
         if allowed {
             peer.side_block_bytes.spend(bytes);
@@ -958,13 +953,11 @@ impl Node {
             Err(MempoolError::Invalid(error)) => {
                 self.penalize(from, Offense::InvalidTransaction(error.to_string()))
             }
-            Err(_) => {
-                // It does not fit our ledger as we see it now (a nonce our branch already used,
-                // a gap, a balance from blocks we have not synced, a full pool): an honest peer
-                // on another branch, or one ahead of us, sends such transactions. Dropped, never
-                // charged; once we are in sync we ask for the pools again (`mempool_wanted`).
-                self.transactions_not_fitting += 1;
-            }
+            // It does not fit our ledger as we see it now (a nonce our branch already used, a
+            // gap, a balance from blocks we have not synced, a full pool): an honest peer on
+            // another branch, or one ahead of us, sends such transactions. Dropped, never
+            // charged; once we are in sync we ask for the pools again (`mempool_wanted`).
+            Err(_) => {}
         }
     }
 
@@ -1131,11 +1124,11 @@ impl Node {
         self.send(to, &hello);
     }
 
-    /// Whether `peer` may draw a reply now (see [`REPLIES_PER_SECOND`]). Beyond its budget it is told it must wait (see
-    /// `reply_busy`) rather than left to time out and blame us.
-    /// Every reply counts against the peer's budgets (messages and bytes) and the budgets of
-    /// all peers together, which stay below what the relay lets us send (see
-    /// [`REPLY_BYTES_PER_SECOND`]); the bytes are counted when the reply is sent (`send_reply`).
+    /// Whether `peer` may draw a reply now. Every reply counts against the peer's budgets
+    /// (messages, [`REPLIES_PER_SECOND`], and bytes) and those of all peers together, which stay
+    /// below what the relay lets us send (see [`REPLY_BYTES_PER_SECOND`]); its bytes are counted
+    /// when it is sent (`send_reply`). Beyond a budget the peer is told to wait (`reply_busy`)
+    /// rather than left to time out and blame us.
     fn reply_allowed(&mut self, peer: &PeerId, now_ms: u64) -> bool {
         let total_ready = self.reply_bytes.ready(now_ms) && self.replies.has_token(now_ms);
         let allowed = total_ready
@@ -1232,33 +1225,36 @@ impl Node {
 
     /// Sends a reply that `reply_allowed` let through, and charges its bytes to the budgets.
     fn send_reply(&mut self, to: &PeerId, message: &NodeMessage) {
-        let bytes = message.encode().len();
+        let bytes = self.send(to, message);
         self.reply_bytes.spend(bytes);
         if let Some(peer) = self.peers.get_mut(to) {
             peer.reply_bytes.spend(bytes);
         }
-        self.send(to, message);
     }
 
-    fn send(&mut self, to: &PeerId, message: &NodeMessage) {
+    /// Sends `message` to one peer; returns the bytes that went out (0 when nothing did).
+    fn send(&mut self, to: &PeerId, message: &NodeMessage) -> usize {
         let Some(peer) = self.peers.get_mut(to) else {
-            return;
+            return 0;
         };
         if peer.banned || peer.muted {
-            return;
+            return 0;
         }
         if let Some(hash) = inventory_of(message) {
             peer.known.insert(hash);
         }
         let peer = &self.peers[to];
         let Some(route) = self.route_to(peer) else {
-            return;
+            return 0;
         };
+        let payload = message.encode();
+        let bytes = payload.len();
         self.push(Output::Send {
             to: to.clone(),
-            payload: message.encode(),
+            payload,
             route,
         });
+        bytes
     }
 
     /// Sends `message` to every peer: over the direct links, and through the relay to the

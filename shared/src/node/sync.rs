@@ -188,11 +188,7 @@ impl Sync {
             return;
         };
         for request in state.requests.drain(..) {
-            for hash in request.hashes {
-                if self.in_flight.get(&hash) == Some(peer) {
-                    self.in_flight.remove(&hash);
-                }
-            }
+            release_in_flight(&mut self.in_flight, peer, &request.hashes);
         }
         state.headers_asked_ms = None;
         state.headers_retry_ms = None;
@@ -202,6 +198,12 @@ impl Sync {
     pub(crate) fn remove_peer(&mut self, peer: &PeerId) {
         self.reset_peer(peer);
         self.peers.remove(peer);
+    }
+    /// An answer from `peer` that matches no request is one we gave up without blame.
+    fn forgiven(&self, peer: &PeerId, now_ms: u64) -> bool {
+        self.peers
+            .get(peer)
+            .is_some_and(|state| now_ms < state.forgive_until_ms)
     }
     /// We lost a message of `peer` ourselves (see [`PeerSync::lost_ms`]).
     pub(crate) fn note_lost(&mut self, peer: &PeerId, now_ms: u64) {
@@ -434,11 +436,7 @@ impl Node {
             .get(from)
             .is_some_and(|state| state.headers_asked_ms.is_some());
         if !asked {
-            let forgiven = self
-                .sync
-                .peers
-                .get(from)
-                .is_some_and(|state| now_ms < state.forgive_until_ms);
+            let forgiven = self.sync.forgiven(from, now_ms);
             if !forgiven {
                 self.penalize(from, Offense::Unsolicited("headers"));
             }
@@ -646,20 +644,12 @@ impl Node {
             let skipped: Vec<BlockRequest> = state.requests.drain(..index).collect();
             let request = state.requests.pop_front();
             for old in skipped {
-                for hash in old.hashes {
-                    if self.sync.in_flight.get(&hash) == Some(from) {
-                        self.sync.in_flight.remove(&hash);
-                    }
-                }
+                release_in_flight(&mut self.sync.in_flight, from, &old.hashes);
             }
             request
         });
         let Some(request) = request else {
-            let forgiven = self
-                .sync
-                .peers
-                .get(from)
-                .is_some_and(|state| now_ms < state.forgive_until_ms);
+            let forgiven = self.sync.forgiven(from, now_ms);
             if forgiven {
                 for block in blocks {
                     self.accept_block_from(from, block, now_ms);
@@ -797,10 +787,7 @@ impl Node {
     /// `Node::set_inbound_paused`): what we may have refused the answer to is asked again now.
     pub(crate) fn resume_sync(&mut self, paused_ms: u64, now_ms: u64) {
         for peer in self.sync.resume(paused_ms, now_ms) {
-            self.sync.reset_peer(&peer);
-            if let Some(state) = self.sync.peers.get_mut(&peer) {
-                state.forgive_until_ms = now_ms + REQUEST_TIMEOUT_MS;
-            }
+            self.give_up_requests(&peer, 0, now_ms);
         }
         self.maybe_sync(now_ms);
     }
@@ -873,6 +860,16 @@ impl Node {
         branch_work
             .checked_add(window)
             .is_some_and(|reach| reach < self.tree.tip_work())
+    }
+}
+
+/// Frees the hashes of one of `peer`'s requests from the download window (those another peer
+/// was asked for meanwhile stay his).
+fn release_in_flight(in_flight: &mut HashMap<Hash, PeerId>, peer: &PeerId, hashes: &[Hash]) {
+    for hash in hashes {
+        if in_flight.get(hash) == Some(peer) {
+            in_flight.remove(hash);
+        }
     }
 }
 
