@@ -114,3 +114,47 @@ fn sibling_spam_is_bounded_and_charged_and_an_honest_race_is_not() {
         "our chain is unchanged"
     );
 }
+
+#[test]
+fn a_busy_notice_and_late_replies_are_no_way_around_the_side_branch_budget() {
+    let params = NetworkParams::test();
+    let mut tree = BlockTree::new(params.clone());
+    let blocks = extend(&mut tree, bob().address(), 30);
+    let now = blocks.last().unwrap().header.timestamp_ms + 1_000;
+    let mut node = Node::new(NodeConfig {
+        params,
+        name: "honest".into(),
+        keypair: alice(),
+        max_direct_links: 0,
+    });
+    node.handle_stored_blocks(blocks, now);
+    let rogue = PeerId::from_bytes([7; 16]);
+    node.handle_peer_joined(rogue.clone(), now);
+    node.handle_message(&rogue, &hello(&tree, "rogue", 70), now);
+    while node.poll_output().is_some() {}
+
+    // "busy" makes us forgive late answers for a while; the rogue then pushes `blocks` replies
+    // nobody asked for, full of siblings that lose to our tip.
+    let busy = r#"{"type":"error","code":"busy","message":"ask later"}"#;
+    let mut stored = 0;
+    for round in 0..3u64 {
+        let at = now + round * 1_000;
+        node.handle_message(&rogue, busy, at);
+        let siblings: Vec<Block> = (0..64)
+            .map(|i| sibling(&tree, 5, round * 64 + i, now))
+            .collect();
+        node.handle_message(
+            &rogue,
+            &NodeMessage::Blocks { blocks: siblings }.encode(),
+            at,
+        );
+        while let Some(output) = node.poll_output() {
+            stored += matches!(output, Output::StoreBlock(_)) as usize;
+        }
+    }
+    println!("late-reply spam: 192 siblings sent after busy, {stored} checked and stored");
+    assert!(
+        stored <= SIDE_BLOCKS_BURST as usize + 1,
+        "{stored} of 192 siblings were checked and stored"
+    );
+}

@@ -522,7 +522,7 @@ impl Node {
                     self.on_get_blocks(from, &hashes);
                 }
             }
-            NodeMessage::Blocks { blocks } => self.on_blocks(from, blocks, now_ms),
+            NodeMessage::Blocks { blocks } => self.on_blocks(from, blocks, text.len(), now_ms),
             NodeMessage::NewBlock { block } => self.on_new_block(from, block, text.len(), now_ms),
             NodeMessage::NewTransaction { tx } => self.on_new_transaction(from, tx, now_ms),
             NodeMessage::GetMempool => {
@@ -837,7 +837,7 @@ impl Node {
     /// Whether `from` may make us check and store `block`: always when it could become our tip
     /// (or we cannot tell: its parent is not here, or we hold it already); a block that would
     /// lose to our tip draws on the peer's side-branch budget (see [`SIDE_BLOCKS_BURST`]).
-    fn side_block_allowed(
+    pub(crate) fn side_block_allowed(
         &mut self,
         from: &PeerId,
         block: &Block,

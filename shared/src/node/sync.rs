@@ -101,7 +101,8 @@ pub(crate) struct PeerSync {
     /// a request outstanding since then may have been answered, so its deadline is no offence.
     lost_ms: Option<u64>,
     /// Until this time, answers to requests we gave up without blame (a pause, a `busy`) may
-    /// still arrive: blocks that match no request are taken without a charge.
+    /// still arrive: blocks that match no request are taken without a charge, within the
+    /// side-branch budget.
     forgive_until_ms: u64,
     /// It told us it is busy: nothing is asked of it before this time (see [`BUSY_RETRY_MS`]).
     busy_until_ms: u64,
@@ -626,7 +627,14 @@ impl Node {
     /// first block (an empty reply: the oldest one). Replies come in order, but a request we
     /// gave up without blame may still be answered late: those blocks are checked like any
     /// block, uncharged, instead of being taken for the answer to a newer request.
-    pub(crate) fn on_blocks(&mut self, from: &PeerId, blocks: Vec<crate::Block>, now_ms: u64) {
+    /// `bytes`: the size of the reply.
+    pub(crate) fn on_blocks(
+        &mut self,
+        from: &PeerId,
+        blocks: Vec<crate::Block>,
+        bytes: usize,
+        now_ms: u64,
+    ) {
         let matching = self.sync.peers.get(from).and_then(|state| {
             let first = blocks.first().map(crate::Block::hash);
             match first {
@@ -651,7 +659,15 @@ impl Node {
         let Some(request) = request else {
             let forgiven = self.sync.forgiven(from, now_ms);
             if forgiven {
+                // Not asked for any more, so like announced blocks: those that would lose to
+                // our tip draw on the side-branch budget (dropped uncharged beyond it), or
+                // `busy` and a late reply would be a way around that budget.
+                let share = bytes / blocks.len().max(1);
                 for block in blocks {
+                    let hash = block.hash();
+                    if !self.side_block_allowed(from, &block, &hash, share, now_ms) {
+                        break;
+                    }
                     self.accept_block_from(from, block, now_ms);
                     if self.peers.get(from).is_none_or(|peer| peer.banned) {
                         return;
