@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Browser end-to-end suite: builds the web app and the relay, starts the real relay process on a
-# free loopback port serving the app, and drives several headless Chromium tabs against it.
+# Browser end-to-end suite: builds the one-file relay (`cargo xtask dist`: the web app inside),
+# starts it on a free loopback port, and drives several headless Chromium tabs against it. The
+# direct-link tests start the same binary with --static-dir, so both ways of serving are used.
 # Called by `cargo xtask test`; needs the tools from scripts/install-tools.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,15 +12,16 @@ if [ ! -d e2e/node_modules/playwright-core ] || [ ! -d e2e/node_modules/ws ]; th
   (cd e2e && npm install --no-audit --no-fund --silent)
 fi
 
-echo "[e2e] building the web app (release) and the relay" >&2
-trunk build --release >/dev/null
-cargo build --release -p relay --quiet
+echo "[e2e] building the one-file relay (the web app inside, as \`cargo xtask run\` serves it)" >&2
+cargo xtask dist
+relay_bin="$target_dir/dist/tabchain-relay"
 # The prepared chain file e2e/tests/classroom.test.js loads (500 blocks of the test network).
 cargo build -p web --example chain_file --quiet
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp)
-"$target_dir/release/relay" --static-dir dist --port "$port" >"$log" 2>&1 &
+# No --static-dir: the suite tests the app inside the binary, the one people deploy.
+"$relay_bin" --port "$port" >"$log" 2>&1 &
 relay_pid=$!
 trap 'kill "$relay_pid" 2>/dev/null || true; wait "$relay_pid" 2>/dev/null || true' EXIT
 
@@ -56,7 +58,7 @@ if ! unshare -n true 2>/dev/null; then
 fi
 "${netns[@]}" env \
   E2E_BASE="http://127.0.0.1:3030" \
-  E2E_RELAY_BIN="$target_dir/release/relay" \
+  E2E_RELAY_BIN="$relay_bin" \
   E2E_STATIC_DIR="$PWD/dist" \
   bash -c 'ip link set lo up && exec node --test --test-concurrency=1 --test-timeout=300000 e2e/tests-rtc/' \
   || status=$?

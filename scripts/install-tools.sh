@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs what tabchain needs beyond Rust and Node, pinned, and skips whatever is already present.
 # Used by `cargo xtask test`, `cargo xtask run` and `.ci/run`; safe to run again.
-#   scripts/install-tools.sh [wasm] [browser] [trunk] [nats]   (no argument = everything)
+#   scripts/install-tools.sh [wasm] [binaryen] [browser] [nats] [trunk]
+# No argument = everything the tests need (all but trunk). The web app is built by
+# `cargo xtask build-web` with the wasm-bindgen library, so neither the tests nor `cargo xtask run`
+# compile a command-line tool; `trunk` (with the wasm-bindgen CLI it calls) is only for the
+# hot-reload path `trunk serve` (docs/web.md) and is installed only when asked for.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +15,7 @@ BINARYEN_VERSION=132
 
 want() { [ $# -eq 0 ] && return 0; return 1; }
 parts=("$@")
-has_part() { [ ${#parts[@]} -eq 0 ] && return 0; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+has_part() { [ ${#parts[@]} -eq 0 ] && [ "$1" != trunk ] && return 0; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 log() { echo "[install-tools] $*" >&2; }
 # Debian's nats-server lands in /usr/sbin, which a non-login PATH may leave out.
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -21,10 +25,13 @@ if has_part wasm; then
     log "adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
   fi
-  if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
-    log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3 minutes)"
-    # Its own lock file does not build on Rust 1.95, so no --locked here (see shared TOOLCHAIN.md).
-    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+if has_part binaryen; then
+  if ! [ -x tools/node_modules/.bin/wasm-opt ]; then
+    log "installing wasm-opt from npm binaryen@$BINARYEN_VERSION"
+    mkdir -p tools
+    (cd tools && npm install --no-audit --no-fund --silent "binaryen@$BINARYEN_VERSION")
   fi
 fi
 
@@ -61,10 +68,11 @@ if has_part trunk; then
     log "installing trunk $TRUNK_VERSION (about 8 minutes)"
     cargo install trunk --version "$TRUNK_VERSION" --locked --force
   fi
-  if ! [ -x tools/node_modules/.bin/wasm-opt ]; then
-    log "installing wasm-opt from npm binaryen@$BINARYEN_VERSION"
-    mkdir -p tools
-    (cd tools && npm install --no-audit --no-fund --silent "binaryen@$BINARYEN_VERSION")
+  # trunk calls the wasm-bindgen CLI, which must be the crate's version.
+  if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
+    log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3 minutes)"
+    # Its own lock file does not build on Rust 1.95, so no --locked here (see shared TOOLCHAIN.md).
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
   fi
 fi
 log "tools ready"

@@ -15,7 +15,8 @@ use thiserror::Error;
 pub const DEFAULT_PORT: u16 = 3030;
 /// Loopback by default: a relay is reachable from other machines only when someone asks for it.
 pub const DEFAULT_ADDR: &str = "127.0.0.1";
-/// Where `trunk build` writes the web app.
+/// Where `cargo xtask build-web` writes the web app; served when no `--static-dir` is given and
+/// the binary has no app inside (see `app.rs`).
 pub const DEFAULT_STATIC_DIR: &str = "dist";
 /// The largest WebSocket message a peer may send. A full block is at most about 500 KB as JSON,
 /// so the protocol-wide 1 MiB limit fits any block with room for the envelope.
@@ -214,9 +215,10 @@ impl IceUrl {
 /// Limits and paths of the relay: everything [`crate::run`] needs.
 #[derive(Args, Clone, Debug)]
 pub struct Config {
-    /// Directory with the built web app (`trunk build --release` writes `dist`).
-    #[arg(long, env = "STATIC_DIR", default_value = DEFAULT_STATIC_DIR)]
-    pub static_dir: PathBuf,
+    /// Directory with the built web app (`cargo xtask build-web` writes `dist`). Without it, the
+    /// relay serves the app built into it (`cargo xtask dist`), or else `dist`.
+    #[arg(long, env = "STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
 
     /// Origins (e.g. https://chain.example.org) allowed to open WebSockets. Repeat the flag or
     /// separate with commas. Empty (the default) allows every origin. Requests without an Origin
@@ -366,7 +368,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            static_dir: PathBuf::from(DEFAULT_STATIC_DIR),
+            static_dir: None,
             allowed_origins: Vec::new(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_peers_per_room: DEFAULT_MAX_PEERS_PER_ROOM,

@@ -24,6 +24,7 @@
 //! and map is bounded by a [`Config`] field or a named constant.
 
 mod admission;
+pub mod app;
 mod budget;
 pub mod config;
 mod connection;
@@ -106,9 +107,12 @@ pub async fn run(
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });
-    if !relay.config.static_dir.join("index.html").is_file() {
+    let app = app::AppSource::choose(relay.config.static_dir.as_ref());
+    if app.has_app() {
+        tracing::info!(app = %app, "serving the web app");
+    } else {
         tracing::warn!(
-            static_dir = %relay.config.static_dir.display(),
+            static_dir = %app,
             "no index.html in the static directory; serving a page that explains how to build the web app"
         );
     }

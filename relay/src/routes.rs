@@ -15,6 +15,7 @@
 //! WebSocket that is told `server_full`, and a 503 or 429 for anything else.
 
 use crate::admission::{Held, Hold, Refused, RemoteAddr};
+use crate::app::{self, AppSource};
 use crate::connection::{self, PeerSocket};
 use crate::hub::{HubHealth, RoomName};
 use crate::metrics::Rejection;
@@ -123,12 +124,30 @@ pub(crate) fn routes(
             },
         );
 
-    let static_dir = relay.config.static_dir.clone();
+    let source = AppSource::choose(relay.config.static_dir.as_ref());
+    let embedded = source == AppSource::Embedded;
+    let embedded_app = warp::get()
+        .and(warp::path::tail())
+        .and(warp::header::optional::<String>("accept-encoding"))
+        .and_then(
+            move |tail: warp::path::Tail, accept_encoding: Option<String>| async move {
+                if !embedded {
+                    return Err(warp::reject::not_found());
+                }
+                app::embedded_response(tail.as_str(), accept_encoding.as_deref())
+                    .ok_or_else(warp::reject::not_found)
+            },
+        );
+    // With the app inside the binary, no directory is read (the embedded filter answers first).
+    let static_dir = match &source {
+        AppSource::Dir(dir) => dir.clone(),
+        AppSource::Embedded => std::path::PathBuf::from("/nonexistent/tabchain-embedded"),
+    };
     let app = warp::fs::dir(static_dir.clone())
         .or(warp::fs::file(static_dir.join("index.html")))
         .unify()
         .map(Reply::into_response);
-    let app_missing = warp::get().map(move || app_missing_page(&static_dir));
+    let app_missing = warp::get().map(move || app_missing_page(&source));
 
     refused
         .or(healthz)
@@ -138,6 +157,8 @@ pub(crate) fn routes(
         .or(lan)
         .unify()
         .or(websocket)
+        .unify()
+        .or(embedded_app)
         .unify()
         .or(app)
         .unify()
@@ -465,16 +486,16 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     }
 }
 
-fn app_missing_page(static_dir: &std::path::Path) -> Response {
+fn app_missing_page(source: &AppSource) -> Response {
     let body = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tabchain relay</title></head>\n\
          <body><h1>The tabchain relay is running, but the web app is not built</h1>\n\
          <p>No <code>index.html</code> in <code>{}</code>. Build the app from the repository root with</p>\n\
-         <pre>trunk build --release</pre>\n\
+         <pre>cargo xtask build-web</pre>\n\
          <p>and start the relay with <code>--static-dir dist</code> (or <code>STATIC_DIR</code>), or run \
          <code>cargo xtask run</code>, which does both.</p>\n\
          <p>The WebSocket endpoint <code>/ws/&lt;room&gt;</code> works without the app.</p></body></html>\n",
-        html_escape(&static_dir.display().to_string())
+        html_escape(&source.to_string())
     );
     let mut response =
         warp::reply::with_status(warp::reply::html(body), StatusCode::SERVICE_UNAVAILABLE)

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 /// app.
 fn default_limits() -> Config {
     Config {
-        static_dir: std::path::PathBuf::from("/nonexistent/tabchain-relay-test"),
+        static_dir: Some(std::path::PathBuf::from("/nonexistent/tabchain-relay-test")),
         ..Config::default()
     }
 }
@@ -145,7 +145,7 @@ async fn http_clients_that_never_read_count_against_the_cap_and_are_cut_off() {
     std::fs::write(dir.join("index.html"), "<html>app</html>").unwrap();
     std::fs::write(dir.join("big.bin"), vec![b'x'; 16 * 1024 * 1024]).unwrap();
     let relay = TestRelay::start(Config {
-        static_dir: dir.clone(),
+        static_dir: Some(dir.clone()),
         max_connections: 3,
         http_timeout: Duration::from_secs(1),
         ..config()

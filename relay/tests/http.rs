@@ -85,7 +85,7 @@ async fn the_web_app_is_served_with_index_fallback() {
     std::fs::create_dir(dir.join("assets")).unwrap();
     std::fs::write(dir.join("assets/style.css"), "body{}").unwrap();
     let relay = TestRelay::start(Config {
-        static_dir: dir.clone(),
+        static_dir: Some(dir.clone()),
         ..config()
     })
     .await;
@@ -129,7 +129,7 @@ async fn without_a_built_app_a_page_explains_how_to_build_it() {
     for path in ["/", "/anything"] {
         let response = relay.get(path).await;
         assert_eq!(response.status, 503, "{path}");
-        assert!(response.body.contains("trunk build --release"), "{path}");
+        assert!(response.body.contains("cargo xtask build-web"), "{path}");
         assert!(response
             .header("content-type")
             .unwrap()

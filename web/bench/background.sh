@@ -16,7 +16,7 @@ if ! command -v xvfb-run >/dev/null; then
   $sudo apt-get install -y --no-install-recommends xvfb xauth >&2
 fi
 if [ ! -d e2e/node_modules/playwright-core ]; then (cd e2e && npm install --no-audit --no-fund --silent); fi
-trunk build --release >/dev/null 2>&1
+cargo xtask build-web >/dev/null 2>&1
 cargo build --release --quiet -p relay --bin relay
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -12,7 +12,7 @@ target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 
 bash scripts/install-tools.sh >&2
 if [ ! -d e2e/node_modules/playwright-core ]; then (cd e2e && npm install --no-audit --no-fund --silent); fi
-trunk build --release >/dev/null 2>&1
+cargo xtask build-web >/dev/null 2>&1
 cargo build --release --quiet -p relay --bin relay
 
 echo "| file | gzip -9 bytes |"

@@ -11,7 +11,7 @@ blocks="${1:-10000}"
 
 bash scripts/install-tools.sh >&2
 if [ ! -d e2e/node_modules/playwright-core ]; then (cd e2e && npm install --no-audit --no-fund --silent); fi
-trunk build --release >/dev/null 2>&1
+cargo xtask build-web >/dev/null 2>&1
 cargo build --release --quiet -p relay --bin relay -p web --example long_chain -p node --example hashrate
 
 work=$(mktemp -d)

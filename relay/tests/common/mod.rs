@@ -338,7 +338,7 @@ pub fn config() -> Config {
     Config {
         rate_per_second: 1_000_000,
         rate_burst: 1_000_000,
-        static_dir: std::path::PathBuf::from("/nonexistent/tabchain-relay-test"),
+        static_dir: Some(std::path::PathBuf::from("/nonexistent/tabchain-relay-test")),
         ..Config::default()
     }
 }
