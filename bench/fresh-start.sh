@@ -12,7 +12,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 commit="${1:-HEAD}"
 work="$(mktemp -d /tmp/tabchain-fresh-XXXXXX)"
-trap 'kill "${run_pid:-0}" 2>/dev/null || true; pkill -f "$work/clone/target" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'pkill -f -- "--port ${port:-none}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 git clone --quiet "$repo" "$work/clone"
 git -C "$work/clone" checkout --quiet "$commit"
@@ -53,9 +53,9 @@ for line in sys.stdin:
   awk 'NR==1{printf "   %5.0f s  download crates, compile xtask\n", $1}
        / ==> /{title=$0; sub(/^ *[0-9.]+ ==> /, "", title); sub(/: .*/, "", title)}
        / done in /{printf "   %5s s  %s\n", $4, title}' "$log"
-  kill "$run_pid" 2>/dev/null || true
+  # xtask and the relay it started both carry "--port $port" on their command lines.
+  pkill -f -- "--port $port" 2>/dev/null || true
   wait "$run_pid" 2>/dev/null || true
-  pkill -f "$work/clone/target" 2>/dev/null || true
   sleep 1
 }
 

@@ -11,17 +11,19 @@
 //! - `rel="css"`: the stylesheet, under a hashed name;
 //! - `rel="copy-file"`: a file copied as it is.
 //!
-//! The build goes to `dist.staging/` and replaces `dist/` only when every step succeeded, so a
-//! relay serving `dist/` never sees half a build.
+//! The build goes to `dist.staging/` and moves into `dist/` only when every step succeeded, so a
+//! relay serving `dist/` never sees half a build; files whose bytes did not change stay as they
+//! were (see [`publish`]).
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::{cargo_target_dir, root, step};
+use crate::{cargo_target_dir, root, step, tools_path};
 
 /// One `<link data-trunk …>` tag: where it sits in `index.html` and its attributes.
 #[derive(Debug)]
@@ -95,8 +97,63 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     fs::write(path, bytes).map_err(|error| format!("writing {}: {error}", path.display()))
 }
 
-/// Builds one `rel="rust"` asset into `staging`; returns the HTML that replaces its link.
-fn rust_asset(asset: &Asset, staging: &Path, number: &str) -> Result<String, String> {
+/// A `rel="rust"` asset compiled and bound, maybe still being shrunk by wasm-opt (which runs
+/// while cargo compiles the next asset).
+struct Built {
+    bin: String,
+    main: bool,
+    glue_js: PathBuf,
+    final_wasm: PathBuf,
+    shrinking: Option<Shrinking>,
+}
+
+struct Shrinking {
+    child: Child,
+    stamp_path: PathBuf,
+    stamp: String,
+    started: Instant,
+}
+
+impl Built {
+    /// Waits for wasm-opt, writes the files into `staging`; returns the HTML for the link.
+    fn finish(self, staging: &Path) -> Result<String, String> {
+        let bin = &self.bin;
+        if let Some(mut shrinking) = self.shrinking {
+            let status = shrinking
+                .child
+                .wait()
+                .map_err(|error| format!("wasm-opt {bin}: {error}"))?;
+            if !status.success() {
+                return Err(format!("wasm-opt {bin} failed ({status})"));
+            }
+            write(&shrinking.stamp_path, shrinking.stamp.as_bytes())?;
+            eprintln!(
+                "    wasm-opt {bin}: done in {:.0} s",
+                shrinking.started.elapsed().as_secs_f64()
+            );
+        }
+        let js = read(&self.glue_js)?;
+        let wasm = read(&self.final_wasm)?;
+        if self.main {
+            let name = format!("{bin}-{}", short_hash(&[&js, &wasm]));
+            write(&staging.join(format!("{name}.js")), &js)?;
+            write(&staging.join(format!("{name}_bg.wasm")), &wasm)?;
+            Ok(format!(
+                "<script type=\"module\">\nimport init from '/{name}.js';\nawait init({{ module_or_path: '/{name}_bg.wasm' }});\n</script>\n    \
+                 <link rel=\"modulepreload\" href=\"/{name}.js\" crossorigin=\"anonymous\">\
+                 <link rel=\"preload\" href=\"/{name}_bg.wasm\" crossorigin=\"anonymous\" as=\"fetch\" type=\"application/wasm\">"
+            ))
+        } else {
+            // A worker's files are asked for by name at run time (see web/worker.js): no hash.
+            write(&staging.join(format!("{bin}.js")), &js)?;
+            write(&staging.join(format!("{bin}_bg.wasm")), &wasm)?;
+            Ok(String::new())
+        }
+    }
+}
+
+/// Compiles and binds one `rel="rust"` asset and starts its wasm-opt (see [`Built::finish`]).
+fn rust_asset(asset: &Asset, number: &str) -> Result<Built, String> {
     let manifest = asset.get("href")?;
     let bin = asset.get("data-bin")?;
     let kind = asset
@@ -166,6 +223,7 @@ fn rust_asset(asset: &Asset, staging: &Path, number: &str) -> Result<String, Str
     );
 
     let final_wasm = glue.join(format!("{bin}_opt.wasm"));
+    let mut shrinking = None;
     if opt == "0" {
         fs::copy(&glue_wasm, &final_wasm).map_err(|error| format!("{error}"))?;
     } else {
@@ -178,39 +236,31 @@ fn rust_asset(asset: &Asset, staging: &Path, number: &str) -> Result<String, Str
         if fresh {
             eprintln!("    wasm-opt {bin}: unchanged since the last build");
         } else {
-            let (input, output) = (
-                glue_wasm.display().to_string(),
-                final_wasm.display().to_string(),
+            eprintln!(
+                "\n==> {number} shrink {bin} (wasm-opt {level}, beside the next step; up to 20 s)"
             );
-            step(
-                &format!("{number} shrink {bin} (wasm-opt {level}; up to 20 s)"),
-                "wasm-opt",
-                &[&level, &input, "-o", &output],
-                &[],
-            )?;
-            write(&stamp_path, stamp.as_bytes())?;
+            let child = Command::new("wasm-opt")
+                .args([level.as_str(), "-o"])
+                .arg(&final_wasm)
+                .arg(&glue_wasm)
+                .env("PATH", tools_path())
+                .spawn()
+                .map_err(|error| format!("could not start wasm-opt: {error}"))?;
+            shrinking = Some(Shrinking {
+                child,
+                stamp_path,
+                stamp,
+                started: Instant::now(),
+            });
         }
     }
-    let js = read(&glue_js)?;
-    let wasm = read(&final_wasm)?;
-    match kind {
-        "main" => {
-            let name = format!("{bin}-{}", short_hash(&[&js, &wasm]));
-            write(&staging.join(format!("{name}.js")), &js)?;
-            write(&staging.join(format!("{name}_bg.wasm")), &wasm)?;
-            Ok(format!(
-                "<script type=\"module\">\nimport init from '/{name}.js';\nawait init({{ module_or_path: '/{name}_bg.wasm' }});\n</script>\n    \
-                 <link rel=\"modulepreload\" href=\"/{name}.js\" crossorigin=\"anonymous\">\
-                 <link rel=\"preload\" href=\"/{name}_bg.wasm\" crossorigin=\"anonymous\" as=\"fetch\" type=\"application/wasm\">"
-            ))
-        }
-        _ => {
-            // A worker's files are asked for by name at run time (see web/worker.js): no hash.
-            write(&staging.join(format!("{bin}.js")), &js)?;
-            write(&staging.join(format!("{bin}_bg.wasm")), &wasm)?;
-            Ok(String::new())
-        }
-    }
+    Ok(Built {
+        bin: bin.to_string(),
+        main: kind == "main",
+        glue_js,
+        final_wasm,
+        shrinking,
+    })
 }
 
 /// Builds the web app into `dist/` (see the module's comment).
@@ -229,6 +279,7 @@ pub fn build_web() -> Result<(), String> {
         .filter(|asset| asset.attributes.get("rel").map(String::as_str) == Some("rust"))
         .count();
     let mut rust_done = 0;
+    let mut built = Vec::new();
     let mut page = String::new();
     let mut copied = 0;
     for asset in &found {
@@ -237,7 +288,9 @@ pub fn build_web() -> Result<(), String> {
         let replacement = match asset.get("rel")? {
             "rust" => {
                 rust_done += 1;
-                rust_asset(asset, &staging, &format!("[{rust_done}/{rust_count}]"))?
+                built.push(rust_asset(asset, &format!("[{rust_done}/{rust_count}]"))?);
+                // Filled in below, once wasm-opt is done with it.
+                format!("\u{0}{}\u{0}", built.len() - 1)
             }
             "css" => {
                 let source = root.join(asset.get("href")?);
@@ -261,6 +314,10 @@ pub fn build_web() -> Result<(), String> {
         page.push_str(&replacement);
     }
     page.push_str(&html[copied..]);
+    for (index, asset) in built.into_iter().enumerate() {
+        let html = asset.finish(&staging)?;
+        page = page.replace(&format!("\u{0}{index}\u{0}"), &html);
+    }
     write(&staging.join("index.html"), page.as_bytes())?;
     let gzip_started = Instant::now();
     gzip_copies(&staging)?;
@@ -270,13 +327,45 @@ pub fn build_web() -> Result<(), String> {
     );
 
     let dist = root.join("dist");
-    let _ = fs::remove_dir_all(&dist);
-    fs::rename(&staging, &dist).map_err(|error| format!("moving dist.staging to dist: {error}"))?;
+    publish(&staging, &dist)?;
     eprintln!(
         "    web app built in {:.0} s: {}",
         started.elapsed().as_secs_f64(),
         dist.display()
     );
+    Ok(())
+}
+
+/// Moves the build from `staging` into `dist`, leaving every file whose bytes did not change
+/// untouched (so its modification time stays, and the relay that embeds `dist/` is not rebuilt
+/// for nothing), `index.html` last (it names the new files), then removes what the new build no
+/// longer has.
+fn publish(staging: &Path, dist: &Path) -> Result<(), String> {
+    fs::create_dir_all(dist).map_err(|error| format!("{}: {error}", dist.display()))?;
+    let names = |dir: &Path| -> Result<Vec<std::ffi::OsString>, String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .map_err(|error| format!("{}: {error}", dir.display()))?
+            .filter_map(|entry| entry.ok().map(|entry| entry.file_name()))
+            .collect();
+        // index.html last: a page load between two renames then finds every file it names.
+        names.sort_by_key(|name| name == "index.html");
+        Ok(names)
+    };
+    let new = names(staging)?;
+    for name in &new {
+        let (from, to) = (staging.join(name), dist.join(name));
+        if fs::read(&to).ok() == Some(read(&from)?) {
+            continue;
+        }
+        fs::rename(&from, &to).map_err(|error| format!("{}: {error}", to.display()))?;
+    }
+    for name in names(dist)? {
+        if !new.contains(&name) {
+            let path = dist.join(&name);
+            let _ = fs::remove_file(&path).or_else(|_| fs::remove_dir_all(&path));
+        }
+    }
+    let _ = fs::remove_dir_all(staging);
     Ok(())
 }
 
