@@ -20,7 +20,8 @@ test('tabs linked directly keep mining, paying and converging while the relay is
   try {
     const room = uniqueRoom('direct');
     const tabs = [];
-    for (let i = 0; i < 3; i += 1) tabs.push(await openNode(context, room));
+    // local=off: these tabs share one browser, whose tab channel would link them without WebRTC.
+    for (let i = 0; i < 3; i += 1) tabs.push(await openNode(context, room, '&local=off'));
     const [a, b, c] = tabs;
     for (const tab of tabs) {
       await waitFor(tab, async () => {

@@ -30,7 +30,8 @@ test('more tabs than the link bound: gossip spreads a block and a payment, and a
   try {
     const room = uniqueRoom('mesh');
     const tabs = [];
-    for (let i = 0; i < TABS; i += 1) tabs.push(await openNode(context, room, '&max_links=2'));
+    // local=off: these tabs share one browser, whose tab channel would link them without WebRTC.
+    for (let i = 0; i < TABS; i += 1) tabs.push(await openNode(context, room, '&max_links=2&local=off'));
     for (const tab of tabs) {
       await waitFor(tab, async () => (await peerLinks(tab)).length === TABS - 1, 'every peer known', 30_000);
       await waitFor(tab, async () => (await directLinks(tab)) === 2, 'two direct links (the bound)', 30_000);

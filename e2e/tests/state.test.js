@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attr, height, launch, openNode, setMining, text, tipHash, uniqueRoom, waitFor } from './lib.js';
 
-async function openPair(context, room) {
-  const a = await openNode(context, room);
-  const b = await openNode(context, room);
+async function openPair(context, room, extra = '') {
+  const a = await openNode(context, room, extra);
+  const b = await openNode(context, room, extra);
   for (const page of [a, b]) {
     await waitFor(page, async () => (await page.getByTestId('peer-row').count()) === 1
       && (await attr(page, 'peer-row', 'data-peer-name')) !== '', 'each tab sees the other with its name');
@@ -79,7 +79,9 @@ test('an offline tab says offline and both sides of the partition keep showing e
 test('a tab whose relay connection fails says reconnecting, then in sync when it is back', async () => {
   const context = await launch();
   try {
-    const [a] = await openPair(context, uniqueRoom('reconnect'));
+    // local=off: B, a tab of the same browser, would otherwise keep A company over the tab
+    // channel (tabs.test.js shows that); here A must be alone without the relay.
+    const [a] = await openPair(context, uniqueRoom('reconnect'), '&local=off');
     // Every new socket to the relay is refused from here on (the suite's relay stays up).
     let refuse = true;
     await a.routeWebSocket(/\/ws\//, (ws) => {

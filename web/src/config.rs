@@ -3,7 +3,9 @@
 //! `?room=class-3` picks the room (default `lobby`), `?relay=ws://host:port` overrides the relay
 //! (default: the page's own origin), `?net=classroom` or `?net=test` picks the network
 //! parameters (default: the main network), `?max_links=N` lowers the number of direct WebRTC
-//! links this tab keeps (default [`MAX_DIRECT_LINKS`]; 0 leaves every message to the relay).
+//! links this tab keeps (default [`MAX_DIRECT_LINKS`]; 0 leaves every message to the relay),
+//! `?local=off` keeps this tab off the channel that links the tabs of one browser (it then
+//! meets them only through the relay and WebRTC, as if each were another machine).
 //! Parsing is pure so it is tested natively.
 
 use shared::node::MAX_DIRECT_LINKS;
@@ -19,6 +21,8 @@ pub struct Config {
     pub network: NetworkParams,
     /// The most direct links the node keeps (`NodeConfig::max_direct_links`).
     pub max_direct_links: usize,
+    /// Whether this tab links to the other tabs of this browser over a `BroadcastChannel`.
+    pub same_browser: bool,
     /// Problems with the URL that fell back to a default; shown in the event log.
     pub warnings: Vec<String>,
 }
@@ -73,7 +77,16 @@ impl Config {
             },
             None => MAX_DIRECT_LINKS,
         };
+        let same_browser = match query_param(search, "local").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                warnings.push(format!("local {other:?} is neither on nor off; using on"));
+                true
+            }
+        };
         Config {
+            same_browser,
             relay_url: room_url(&base, &room),
             room,
             network,
@@ -206,6 +219,21 @@ mod tests {
         assert_eq!(config.network_label(), "main");
         assert_eq!(config.relay_url, "ws://h/ws/lobby");
         assert_eq!(config.warnings.len(), 2);
+    }
+
+    #[test]
+    fn local_turns_the_tab_channel_off_and_nothing_else() {
+        let cases = [
+            ("", true, 0),
+            ("?local=on", true, 0),
+            ("?local=off", false, 0),
+            ("?local=no", true, 1),
+        ];
+        for (search, same_browser, warnings) in cases {
+            let config = Config::from_location("http:", "h", search);
+            assert_eq!(config.same_browser, same_browser, "{search}");
+            assert_eq!(config.warnings.len(), warnings, "{search}");
+        }
     }
 
     #[test]

@@ -39,6 +39,33 @@ impl ConnectionState {
         }
     }
 
+    /// The pill's colour class: `same-browser` while the relay is away and tabs of this browser
+    /// carry the room, else [`ConnectionState::key`].
+    pub fn class_with_tabs(&self, same_browser: usize) -> &'static str {
+        match self {
+            ConnectionState::Connecting { .. } | ConnectionState::Waiting { .. }
+                if same_browser > 0 =>
+            {
+                "same-browser"
+            }
+            _ => self.key(),
+        }
+    }
+
+    /// The pill's words when `same_browser` tabs of this browser are linked over the tab
+    /// channel: with the relay away the tab is not alone, so it says where it reaches instead of
+    /// only that the server is away.
+    pub fn describe_with_tabs(&self, now_ms: u64, same_browser: usize) -> String {
+        match self {
+            ConnectionState::Connecting { .. } | ConnectionState::Waiting { .. }
+                if same_browser > 0 =>
+            {
+                "this browser only (no server)".into()
+            }
+            _ => self.describe(now_ms),
+        }
+    }
+
     /// The status line: the relay's state, then the open direct links when there are any
     /// ("server offline, retry in 2s · 3 direct links"), so a tab that still reaches its
     /// peers while the relay is down says both.
@@ -184,6 +211,34 @@ mod tests {
         for (state, links, text) in cases {
             assert_eq!(state.describe_with_links(1_000, links), text);
         }
+    }
+
+    #[test]
+    fn tabs_of_this_browser_with_no_server_say_so() {
+        let waiting = ConnectionState::Waiting {
+            retry_at_ms: 2_500,
+            reason: "could not open a connection".into(),
+        };
+        let connected = ConnectionState::Connected {
+            peer_id: "ab".into(),
+        };
+        assert_eq!(
+            waiting.describe_with_tabs(1_000, 2),
+            "this browser only (no server)"
+        );
+        assert_eq!(
+            ConnectionState::Connecting { attempt: 3 }.describe_with_tabs(0, 1),
+            "this browser only (no server)"
+        );
+        assert_eq!(
+            waiting.describe_with_tabs(1_000, 0),
+            "server offline, retry in 2s"
+        );
+        assert_eq!(connected.describe_with_tabs(0, 2), "connected");
+        assert_eq!(
+            ConnectionState::Offline.describe_with_tabs(0, 2),
+            "offline (by choice)"
+        );
     }
 
     #[test]

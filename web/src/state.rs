@@ -32,6 +32,8 @@ pub struct NodeState {
     pub session: Option<Rc<Session>>,
     pub snapshot: Option<Rc<NodeSnapshot>>,
     pub connection: ConnectionState,
+    /// Tabs of this browser linked over the tab channel (`browser::tabs`).
+    pub same_browser: usize,
     pub hash_rate: f64,
     pub workers: u32,
     pub max_workers: u32,
@@ -71,6 +73,7 @@ impl Default for NodeState {
             session: None,
             snapshot: None,
             connection: ConnectionState::Connecting { attempt: 1 },
+            same_browser: 0,
             hash_rate: 0.0,
             workers: 1,
             max_workers: 1,
@@ -89,6 +92,7 @@ pub enum NodeAction {
     Failed(crate::browser::driver::BootError),
     Snapshot(Rc<NodeSnapshot>),
     Connection(ConnectionState),
+    SameBrowser(usize),
     HashRate(f64),
     Workers {
         count: u32,
@@ -119,6 +123,12 @@ impl Reducible for NodeState {
             NodeAction::Failed(why) => next.boot = Boot::Failed(why.to_string()),
             NodeAction::Snapshot(snapshot) => next.snapshot = Some(snapshot),
             NodeAction::Connection(state) => next.connection = state,
+            NodeAction::SameBrowser(count) => {
+                if count == self.same_browser {
+                    return self;
+                }
+                next.same_browser = count;
+            }
             NodeAction::HashRate(rate) => {
                 if rate == self.hash_rate {
                     return self;

@@ -12,12 +12,15 @@
 //! The network is two pieces: the relay ([`Transport`]: presence, signaling, and every message
 //! without a direct link) and the direct links ([`Links`], WebRTC data channels). The node says
 //! which link to open or close and routes each message (`Output::Send`'s `route`); the driver
-//! carries it there, and sends over the relay whatever a direct link could not carry.
+//! carries it there, and sends over the relay whatever a direct link could not carry. Tabs of
+//! this browser are direct links too, over a `BroadcastChannel` ([`Tabs`]): they meet with no
+//! server at all, and are preferred to WebRTC and the relay for each other.
 
 use super::miner::MinerPool;
 use super::rtc::{LinkEvent, Links};
 use super::schedule::{Arm, TickScheduler};
 use super::storage::{request_persistence, Storage, StorageError, Write};
+use super::tabs::{TabEvent, Tabs};
 use super::transport::{RelayTransport, Transport, TransportEvent};
 use super::write_queue::{Pushed, WriteQueue};
 use crate::config::Config;
@@ -122,6 +125,11 @@ pub struct Driver {
     prefix: String,
     transport: RefCell<Option<Box<dyn Transport>>>,
     links: RefCell<Option<Links>>,
+    /// Tabs of this browser in our room (`None` with `?local=off` or no `BroadcastChannel`).
+    tabs: RefCell<Option<Tabs>>,
+    /// A bad frame from the tab channel was logged (once per page: they are not peers' fault
+    /// to charge, and a flood must not flood the log).
+    tab_frame_logged: Cell<bool>,
     /// Sent to the relay on every connection of this page (`?resume=`), so the relay gives us
     /// the same peer id after a reconnect, or after it restarted: peers linked to us directly
     /// meanwhile still know us by it. Random per page load, kept only in memory (a reload is a
@@ -246,6 +254,8 @@ impl Driver {
             prefix,
             transport: RefCell::new(None),
             links: RefCell::new(None),
+            tabs: RefCell::new(None),
+            tab_frame_logged: Cell::new(false),
             resume_token,
             miner: RefCell::new(None),
             node_dispatch,
@@ -408,6 +418,17 @@ impl Driver {
             }
         });
         *self.links.borrow_mut() = Some(links);
+
+        if self.session.config.same_browser {
+            let weak = self.this.clone();
+            let me = PeerId::from_resume_token(&self.resume_token);
+            let tabs = Tabs::open(&self.session.config.room, me, move |event| {
+                if let Some(driver) = weak.upgrade() {
+                    driver.on_tab(event);
+                }
+            });
+            *self.tabs.borrow_mut() = tabs;
+        }
 
         let weak = self.this.clone();
         let url = format!(
@@ -631,9 +652,15 @@ impl Driver {
         let unsent = self.unsent_frames.get();
         self.unsent_frames.set(unsent + 1);
         if unsent == 0 && self.online.get() {
+            let tabs = self.tabs.borrow().as_ref().map_or(0, Tabs::up_count);
             self.log(
                 LogKind::Relay,
-                "messages to peers are not being sent (no connection, or it is behind)".into(),
+                if tabs > 0 {
+                    "messages to peers beyond this browser are not being sent (no server, or it is behind)"
+                        .into()
+                } else {
+                    "messages to peers are not being sent (no connection, or it is behind)".into()
+                },
             );
         }
     }
@@ -642,6 +669,14 @@ impl Driver {
 
     /// Over the link when it is open; what it cannot carry goes over the relay, in order.
     fn send_direct(&self, to: PeerId, payload: String) {
+        if self
+            .tabs
+            .borrow()
+            .as_ref()
+            .is_some_and(|tabs| tabs.send(&to, &payload))
+        {
+            return;
+        }
         let sent = match self.links.borrow().as_ref() {
             Some(links) => links.send(&to, payload),
             None => Err(vec![payload]),
@@ -651,13 +686,33 @@ impl Driver {
         }
     }
 
+    /// Sends what a WebRTC link could not carry: over the tab channel when `to` is a tab of this
+    /// browser, else over the relay.
     fn send_over_relay(&self, to: &PeerId, payloads: Vec<String>) {
         for payload in payloads {
-            self.send_frame(Some(to.clone()), payload);
+            if !self
+                .tabs
+                .borrow()
+                .as_ref()
+                .is_some_and(|tabs| tabs.send(to, &payload))
+            {
+                self.send_frame(Some(to.clone()), payload);
+            }
         }
     }
 
     fn open_link(&self, peer: PeerId) {
+        // A tab of this browser: the channel is the link, open already.
+        if self
+            .tabs
+            .borrow()
+            .as_ref()
+            .is_some_and(|tabs| tabs.open_link(&peer))
+        {
+            self.link_up_later(peer);
+            self.publish_tabs();
+            return;
+        }
         // Offline by choice is a partition: no link is opened (its signaling could not go
         // out anyway). The node hears the link is down, on the next task, not inside the call
         // that asked for it.
@@ -701,8 +756,70 @@ impl Driver {
     }
 
     fn close_link(&self, peer: &PeerId) {
+        if let Some(tabs) = self.tabs.borrow().as_ref() {
+            tabs.close_link(peer);
+        }
+        self.publish_tabs();
         if self.take_link(peer) {
             self.send_signal(peer, &Signal::Bye);
+        }
+    }
+
+    fn link_up_later(&self, peer: PeerId) {
+        let weak = self.this.clone();
+        spawn_local(async move {
+            if let Some(driver) = weak.upgrade() {
+                driver.drive(|node, now| node.handle_link_up(&peer, now));
+            }
+        });
+    }
+
+    /// Whether a tab of this browser carries our messages to `peer`.
+    fn tab_up(&self, peer: &PeerId) -> bool {
+        self.tabs
+            .borrow()
+            .as_ref()
+            .is_some_and(|tabs| tabs.is_up(peer))
+    }
+
+    fn publish_tabs(&self) {
+        let count = self.tabs.borrow().as_ref().map_or(0, Tabs::up_count);
+        self.node_dispatch.dispatch(NodeAction::SameBrowser(count));
+    }
+
+    fn on_tab(&self, event: TabEvent) {
+        match event {
+            TabEvent::Up { peer } => {
+                self.log(
+                    LogKind::Relay,
+                    format!(
+                        "peer {} is a tab of this browser: linked directly",
+                        peer.short()
+                    ),
+                );
+                self.publish_tabs();
+                self.drive(|node, now| node.handle_link_up(&peer, now));
+            }
+            TabEvent::Down { peer } => {
+                self.publish_tabs();
+                let rtc_open = self
+                    .links
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|links| links.is_open(&peer));
+                if !rtc_open {
+                    self.drive(|node, now| node.handle_link_down(&peer, now));
+                }
+            }
+            TabEvent::Message { from, payload } => self.on_peer_message(&from, &payload),
+            TabEvent::Bad { why } => {
+                if !self.tab_frame_logged.replace(true) {
+                    self.log(
+                        LogKind::Relay,
+                        format!("another tab of this browser sent a bad frame (dropped): {why}"),
+                    );
+                }
+            }
         }
     }
 
@@ -769,7 +886,7 @@ impl Driver {
     /// Closes our link to `peer` if there is one (it said bye, or offers anew) and tells the
     /// node; what the link still had queued goes over the relay.
     fn drop_link(&self, peer: &PeerId) {
-        if self.take_link(peer) {
+        if self.take_link(peer) && !self.tab_up(peer) {
             self.drive(|node, now| node.handle_link_down(peer, now));
         }
     }
@@ -799,7 +916,10 @@ impl Driver {
                     format!("direct link to {name} ended: {reason}"),
                 );
                 self.send_over_relay(&peer, unsent);
-                self.drive(|node, now| node.handle_link_down(&peer, now));
+                // A tab of this browser stays linked over the channel.
+                if !self.tab_up(&peer) {
+                    self.drive(|node, now| node.handle_link_down(&peer, now));
+                }
             }
             LinkEvent::Message { from, payload } => self.on_peer_message(&from, &payload),
             // The peer table shows each link's round trip: a fresh picture once a second,
@@ -1245,6 +1365,11 @@ impl Driver {
         if let Some(transport) = self.transport.borrow().as_ref() {
             transport.set_online(online);
         }
+        // Offline cuts the tab off from the other tabs of this browser too.
+        if let Some(tabs) = self.tabs.borrow().as_ref() {
+            tabs.set_online(online);
+        }
+        self.publish_tabs();
         if !online {
             // Offline is a partition (to make forks on purpose): the direct links go too.
             let peers: Vec<PeerId> = self

@@ -9,5 +9,6 @@ pub mod reconnect;
 pub mod rtc;
 pub mod schedule;
 pub mod storage;
+pub mod tabs;
 pub mod transport;
 pub mod write_queue;

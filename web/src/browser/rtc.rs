@@ -296,6 +296,15 @@ impl Links {
             .collect()
     }
 
+    /// Whether the link to `peer` is open.
+    pub fn is_open(&self, peer: &PeerId) -> bool {
+        self.inner
+            .links
+            .borrow()
+            .get(peer)
+            .is_some_and(|link| link.open.get())
+    }
+
     pub fn open_count(&self) -> usize {
         self.inner
             .links

@@ -56,10 +56,11 @@ pub fn StatusBar() -> Html {
             </span>
             <span class="item" data-testid="status-room" title="room">{ format!("room {room}") }
                 <span class="muted">{ format!(" · {network}") }</span></span>
-            <span class={classes!("item", "pill", connection.key())}
+            <span class={classes!("item", "pill", connection.class_with_tabs(state.same_browser))}
                 data-testid="status-connection" data-state={connection.key()}
+                data-same-browser={state.same_browser.to_string()}
                 title="the relay connection, and the direct links to other tabs">
-                { connection.describe(now_ms()) }
+                { connection.describe_with_tabs(now_ms(), state.same_browser) }
                 <span data-testid="status-links" data-count={snapshot.direct_links.to_string()}>
                     { direct_links_suffix(snapshot.direct_links) }</span>
             </span>
