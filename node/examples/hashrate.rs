@@ -75,7 +75,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.html"), "").unwrap();
     let config = relay::Config {
-        static_dir: dir.path().to_owned(),
+        static_dir: Some(dir.path().to_owned()),
         rate_per_second: 1_000_000,
         rate_burst: 1_000_000,
         ..relay::Config::default()

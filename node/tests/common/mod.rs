@@ -69,7 +69,7 @@ impl TestRelay {
         let static_dir = tempfile::tempdir().unwrap();
         std::fs::write(static_dir.path().join("index.html"), "<!doctype html>").unwrap();
         let config = relay::Config {
-            static_dir: static_dir.path().to_owned(),
+            static_dir: Some(static_dir.path().to_owned()),
             ..config
         };
         let (stop, stopped) = oneshot::channel::<()>();
