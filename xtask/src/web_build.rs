@@ -325,6 +325,7 @@ pub fn build_web() -> Result<(), String> {
         "    gzip copies (served by the one-file relay): {:.1} s",
         gzip_started.elapsed().as_secs_f64()
     );
+    print_sizes(&staging)?;
 
     let dist = root.join("dist");
     publish(&staging, &dist)?;
@@ -366,6 +367,47 @@ fn publish(staging: &Path, dist: &Path) -> Result<(), String> {
         }
     }
     let _ = fs::remove_dir_all(staging);
+    Ok(())
+}
+
+/// What a first visit downloads, gzipped, at most (app wasm, miner wasm, JS and CSS together).
+pub const PAGE_BUDGET_BYTES: u64 = 400 * 1024;
+
+/// Prints each file a visitor downloads, plain and gzipped, and the total against
+/// [`PAGE_BUDGET_BYTES`]. Small files have no gzip copy; they count as they are.
+fn print_sizes(dir: &Path) -> Result<(), String> {
+    let mut rows = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|error| format!("{}: {error}", dir.display()))? {
+        let path = entry.map_err(|error| format!("{error}"))?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        if name.ends_with(".gz") {
+            continue;
+        }
+        let plain = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let mut gz_path = path.clone().into_os_string();
+        gz_path.push(".gz");
+        let gzipped = fs::metadata(&gz_path).map(|m| m.len()).unwrap_or(plain);
+        rows.push((name, plain, gzipped));
+    }
+    rows.sort();
+    let total: u64 = rows.iter().map(|(_, _, gzipped)| gzipped).sum();
+    for (name, plain, gzipped) in &rows {
+        eprintln!("    {name:<34} {plain:>9} bytes, {gzipped:>8} gzipped");
+    }
+    eprintln!(
+        "    a first visit downloads {total} bytes gzipped ({:.1} KiB; budget {} KiB: {})",
+        total as f64 / 1024.0,
+        PAGE_BUDGET_BYTES / 1024,
+        if total <= PAGE_BUDGET_BYTES {
+            "within"
+        } else {
+            "OVER"
+        }
+    );
     Ok(())
 }
 
