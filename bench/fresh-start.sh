@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Times a newcomer's first `cargo xtask run`: a fresh clone of this repository and an empty cargo
-# home (so every crate is downloaded from crates.io and compiled), as on a machine that has only
-# Rust, the wasm target and Node. Prints each step's seconds and the seconds until the page is
+# Times a newcomer's first `cargo xtask run`: a fresh clone of this repository, an empty home and
+# cargo home (so every crate is downloaded from crates.io and compiled, and no tool is already
+# installed), as on a machine that has only Rust, the wasm target and Node. Prints each step's seconds and the seconds until the page is
 # served, then stops the relay. Then times a second, warm `cargo xtask run` in the same clone.
 #
 #   bash bench/fresh-start.sh [COMMIT]      (default: HEAD; results go in BENCHMARKS.md)
@@ -16,10 +16,18 @@ trap 'pkill -f -- "--port ${port:-none}" 2>/dev/null || true; rm -rf "$work"' EX
 
 git clone --quiet "$repo" "$work/clone"
 git -C "$work/clone" checkout --quiet "$commit"
-# The wasm-opt of a previous clone must not be reused: the clone starts with no tools/ folder.
-export CARGO_HOME="$work/cargo-home"
-mkdir -p "$CARGO_HOME"
-export PATH="$HOME/.cargo/bin:$PATH"   # the rustup proxies; CARGO_HOME above holds the registry
+# A newcomer's machine: an empty home (no cargo registry, no installed tools such as trunk, no
+# npm cache), the one Rust toolchain (rustup's, through its proxies) and Node. The clone starts
+# with no tools/ folder, so wasm-opt comes from npm again.
+real_home="$HOME"
+export RUSTUP_HOME="${RUSTUP_HOME:-$real_home/.rustup}"
+export HOME="$work/home"
+export CARGO_HOME="$HOME/.cargo"
+mkdir -p "$CARGO_HOME/bin" "$work/bin"
+for tool in cargo rustc rustdoc rustup rustfmt cargo-fmt cargo-clippy clippy-driver; do
+  ln -s "$real_home/.cargo/bin/$tool" "$work/bin/$tool"
+done
+export PATH="$CARGO_HOME/bin:$work/bin:$(dirname "$(command -v node)"):/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 unset CARGO_TARGET_DIR
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -59,6 +67,6 @@ for line in sys.stdin:
   sleep 1
 }
 
-echo "[fresh-start] commit $(git -C "$work/clone" rev-parse --short HEAD), $(nproc) cores, empty cargo home"
+echo "[fresh-start] commit $(git -C "$work/clone" rev-parse --short HEAD), $(nproc) cores, empty home and cargo home"
 timed_run cold
 timed_run warm

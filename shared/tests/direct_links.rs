@@ -315,3 +315,46 @@ fn a_node_without_direct_links_gets_everything_through_the_relay() {
         .all(|own| matches!(own.state, OwnTxState::Confirmed { .. })));
     assert_eq!(sim.peers[native].node().balance(&to), 4);
 }
+
+/// A link that introduces a peer the relay has not (tabs of one browser meet over a channel with
+/// no relay, or before their relay joins): our hello goes over that link, not to a relay that
+/// would answer `unknown_peer` and lose it. Before the fix the hello went out as a relay send and
+/// the other tab never learnt which network we are on.
+#[test]
+fn a_link_that_introduces_a_peer_carries_our_hello() {
+    use shared::keys::Keypair;
+    use shared::node::{Node, NodeConfig, Output, Route, MAX_DIRECT_LINKS};
+    use shared::params::NetworkParams;
+    use shared::protocol::PeerId;
+
+    let params = NetworkParams::test();
+    let now = params.genesis_timestamp_ms + 60_000;
+    let mut node = Node::new(NodeConfig {
+        params,
+        name: "tab".into(),
+        keypair: Keypair::from_seed([7; 32]),
+        max_direct_links: MAX_DIRECT_LINKS,
+    });
+    while node.poll_output().is_some() {}
+    let peer = PeerId::from_bytes([3; 16]);
+    node.handle_link_up(&peer, now);
+    let mut hellos = Vec::new();
+    while let Some(output) = node.poll_output() {
+        match output {
+            Output::Send { to, payload, route } if payload.contains("\"hello\"") => {
+                hellos.push((to, route))
+            }
+            Output::Broadcast { payload } => {
+                assert!(
+                    !payload.contains("\"hello\""),
+                    "no hello to the relay's room"
+                )
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(hellos, vec![(peer.clone(), Route::Direct)]);
+    assert!(node
+        .peers()
+        .any(|info| info.id == peer && matches!(info.link, LinkState::Direct { .. })));
+}

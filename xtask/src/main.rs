@@ -178,7 +178,11 @@ fn dist() -> Result<PathBuf, String> {
     let out_dir = cargo_target_dir().join("dist");
     std::fs::create_dir_all(&out_dir).map_err(|error| format!("{}: {error}", out_dir.display()))?;
     let out = out_dir.join("tabchain-relay");
-    std::fs::copy(&built, &out).map_err(|error| format!("copying {}: {error}", built.display()))?;
+    // Copied beside it, then renamed over it: a relay still running from the old file keeps it.
+    let partial = out_dir.join("tabchain-relay.partial");
+    std::fs::copy(&built, &partial)
+        .and_then(|_| std::fs::rename(&partial, &out))
+        .map_err(|error| format!("copying {}: {error}", built.display()))?;
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     eprintln!(
         "\n    one file to deploy: {} ({:.1} MB, the web app inside; see docs/deploy.md)",

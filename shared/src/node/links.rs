@@ -190,17 +190,20 @@ impl Node {
             return;
         }
         if !self.peers.contains_key(peer) {
-            // Signaling went through the relay, so we normally know the peer; if its join has
-            // not reached us yet, the link introduces it.
-            let relay_connected = self.relay_connected;
-            self.handle_peer_joined(peer.clone(), now_ms);
-            self.relay_connected = relay_connected;
+            // WebRTC signaling went through the relay, so we normally know the peer; if its join
+            // has not reached us yet, or a link with no relay at all (tabs of one browser)
+            // introduces it, our hello goes over the link: the relay may not know the peer.
+            self.add_peer(peer.clone(), LinkState::Direct { since_ms: now_ms }, now_ms);
             if let Some(info) = self.peers.get_mut(peer) {
-                info.in_room = relay_connected;
+                info.in_room = self.relay_connected;
             }
         }
-        let over_bound = self.direct_link_count() >= self.max_direct_links
-            && !self.wanted_links().contains(peer);
+        let already_direct = self
+            .peers
+            .get(peer)
+            .is_some_and(|info| info.link.is_direct());
+        let others = self.direct_link_count() - usize::from(already_direct);
+        let over_bound = others >= self.max_direct_links && !self.wanted_links().contains(peer);
         let Some(info) = self.peers.get_mut(peer) else {
             self.push(Output::CloseLink { peer: peer.clone() });
             return;

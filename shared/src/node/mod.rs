@@ -343,11 +343,18 @@ impl Node {
             info.in_room = true;
             return;
         }
+        self.add_peer(peer, LinkState::None, now_ms);
+    }
+
+    /// A new peer, reached over `link`: our hello goes out that way (over a direct link that
+    /// introduced the peer, not over a relay that may not know it yet).
+    pub(crate) fn add_peer(&mut self, peer: PeerId, link: LinkState, now_ms: u64) {
         if self.peers.len() >= MAX_PEERS {
             return;
         }
-        self.peers
-            .insert(peer.clone(), PeerInfo::new(peer.clone(), now_ms));
+        let mut info = PeerInfo::new(peer.clone(), now_ms);
+        info.link = link;
+        self.peers.insert(peer.clone(), info);
         self.event(NodeEvent::PeerJoined { peer: peer.clone() });
         if self.hellos.take(now_ms) {
             self.send_hello(&peer);

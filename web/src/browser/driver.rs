@@ -379,10 +379,15 @@ impl Driver {
                             .node_dispatch
                             .dispatch(NodeAction::Persisted(granted));
                     }
-                    Err(error) => driver.log(
-                        LogKind::Info,
-                        format!("could not ask for persistent storage: {error}"),
-                    ),
+                    // Not a secure context (a LAN address): `navigator.storage` is undefined.
+                    // Nothing was promised, so the panel says so instead of "asking…" forever.
+                    Err(error) => {
+                        driver.log(
+                            LogKind::Info,
+                            format!("could not ask for persistent storage: {error}"),
+                        );
+                        driver.node_dispatch.dispatch(NodeAction::Persisted(false));
+                    }
                 }
             });
         }

@@ -4,13 +4,43 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use yew::prelude::*;
 
+/// What the copy button did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Copy {
+    NotYet,
+    Copied,
+    /// No clipboard on this page (not a secure context).
+    NoClipboard,
+    /// The browser refused the write.
+    Refused,
+}
+
+impl Copy {
+    fn key(self) -> &'static str {
+        match self {
+            Copy::NotYet => "idle",
+            Copy::Copied => "copied",
+            Copy::NoClipboard => "no-clipboard",
+            Copy::Refused => "refused",
+        }
+    }
+
+    fn problem(self) -> Option<&'static str> {
+        match self {
+            Copy::NoClipboard => Some("This browser lets a page copy only over https or on its own computer: select the link above (a tap selects it all) and copy it yourself, or show the code."),
+            Copy::Refused => Some("The browser refused to copy: select the link above (a tap selects it all) and copy it yourself."),
+            _ => None,
+        }
+    }
+}
+
 /// "Join this room": the room's link as text, a copy button and a QR code a phone's camera
 /// opens. When the page was opened as 127.0.0.1 and the relay listens on the local network
 /// (`cargo xtask run -- --lan`), the link is the relay's LAN address instead.
 #[component]
 pub fn JoinPanel() -> Html {
     let lan = use_state(LanInfo::default);
-    let copied = use_state(|| false);
+    let copied = use_state(|| Copy::NotYet);
     {
         let lan = lan.clone();
         use_effect_with((), move |_| {
@@ -36,10 +66,26 @@ pub fn JoinPanel() -> Html {
         let url = url.clone();
         let copied = copied.clone();
         Callback::from(move |_| {
-            if let Some(window) = web_sys::window() {
-                let _ = window.navigator().clipboard().write_text(&url);
-                copied.set(true);
+            let Some(window) = web_sys::window() else {
+                return;
+            };
+            // Browsers give pages a clipboard only in a secure context (https, or this
+            // computer): the LAN address a phone opens is neither, and there it is undefined.
+            let navigator = window.navigator();
+            let has_clipboard = js_sys::Reflect::get(&navigator, &"clipboard".into())
+                .is_ok_and(|clipboard| !clipboard.is_undefined());
+            if !has_clipboard {
+                copied.set(Copy::NoClipboard);
+                return;
             }
+            let promise = navigator.clipboard().write_text(&url);
+            let copied = copied.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                copied.set(match JsFuture::from(promise).await {
+                    Ok(_) => Copy::Copied,
+                    Err(_) => Copy::Refused,
+                });
+            });
         })
     };
     let qr = QrMatrix::encode(&url);
@@ -49,10 +95,13 @@ pub fn JoinPanel() -> Html {
             <p class="hint">{ "Open this link on another computer or phone (or point its camera at the code) to add it to the room as one more node." }</p>
             <code class="address" data-testid="join-url">{ url.clone() }</code>
             <div class="row">
-                <button data-testid="join-copy" onclick={copy}>
-                    { if *copied { "Copied" } else { "Copy the link" } }
+                <button data-testid="join-copy" data-state={copied.key()} onclick={copy}>
+                    { if *copied == Copy::Copied { "Copied" } else { "Copy the link" } }
                 </button>
             </div>
+            if let Some(why) = copied.problem() {
+                <p class="hint" data-testid="join-copy-problem">{ why }</p>
+            }
             if lan.urls.is_empty() && crate::room_link::is_loopback_host(&hostname) {
                 <p class="hint" data-testid="join-loopback">
                     { "This address works on this computer only. For phones on the same network, start the relay with cargo xtask run --lan." }
