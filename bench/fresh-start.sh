@@ -60,7 +60,8 @@ for line in sys.stdin:
   # Before xtask's first line: cargo downloading crates and compiling xtask. Then each step.
   awk 'NR==1{printf "   %5.0f s  download crates, compile xtask\n", $1}
        / ==> /{title=$0; sub(/^ *[0-9.]+ ==> /, "", title); sub(/: .*/, "", title)}
-       / done in /{printf "   %5s s  %s\n", $4, title}' "$log"
+       $2 == "done" && $3 == "in" {printf "   %5s s  %s\n", $4, title}
+       $3 == "wasm-opt" && $5 == "done" {printf "   %5s s  (wasm-opt %s, beside the next step)\n", $7, $4}' "$log"
   # xtask and the relay it started both carry "--port $port" on their command lines.
   pkill -f -- "--port $port" 2>/dev/null || true
   wait "$run_pid" 2>/dev/null || true

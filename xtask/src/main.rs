@@ -160,21 +160,40 @@ fn test(_args: &[String]) -> Result<(), String> {
 fn dist() -> Result<PathBuf, String> {
     install(&["wasm", "binaryen"])?;
     web_build::build_web()?;
+    let build = [
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "relay",
+        "--features",
+        "embed",
+    ];
     step(
         "build the relay with the app inside (release; about 2 minutes cold, seconds warm)",
         "cargo",
-        &[
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "relay",
-            "--features",
-            "embed",
-        ],
+        &build,
         &[],
     )?;
     let built = cargo_target_dir().join("release/relay");
+    // rust-embed's derive tracks the files it embedded, not the folder: a relay first built when
+    // dist/ was empty looks fresh to cargo after the app appears. Check that the binary holds
+    // this build's page (its index.html names the content-hashed files), else build it again.
+    if !holds_page(&built)? {
+        eprintln!("    the relay holds an older app (or none): building it again");
+        step(
+            "clean the relay",
+            "cargo",
+            &["clean", "--release", "-p", "relay"],
+            &[],
+        )?;
+        step("build the relay with the app inside", "cargo", &build, &[])?;
+        if !holds_page(&built)? {
+            return Err(
+                "the relay built with --features embed does not hold dist/index.html".into(),
+            );
+        }
+    }
     let out_dir = cargo_target_dir().join("dist");
     std::fs::create_dir_all(&out_dir).map_err(|error| format!("{}: {error}", out_dir.display()))?;
     let out = out_dir.join("tabchain-relay");
@@ -190,6 +209,15 @@ fn dist() -> Result<PathBuf, String> {
         size as f64 / 1e6
     );
     Ok(out)
+}
+
+/// Whether the binary at `path` contains `dist/index.html` byte for byte.
+fn holds_page(path: &Path) -> Result<bool, String> {
+    let page = std::fs::read(root().join("dist/index.html"))
+        .map_err(|error| format!("reading dist/index.html: {error}"))?;
+    let binary =
+        std::fs::read(path).map_err(|error| format!("reading {}: {error}", path.display()))?;
+    Ok(!page.is_empty() && binary.windows(page.len()).any(|window| window == page))
 }
 
 fn run(args: &[String]) -> Result<(), String> {
