@@ -1,5 +1,5 @@
-//! The mining Web Worker's entry point; trunk builds it from the second `rust` link in
-//! `index.html` (`data-type="worker"`).
+//! The mining Web Worker's entry point; `cargo xtask build-web` (and trunk) build it from the
+//! second `rust` link in `index.html` (`data-type="worker"`).
 
 fn main() {
     #[cfg(target_arch = "wasm32")]

@@ -16,7 +16,7 @@ use std::rc::{Rc, Weak};
 /// rate limit (200 a second).
 pub const MIN_BLOCK_SPACING_MS: u64 = 25;
 
-/// The worker script trunk emits for the `data-type="worker"` link, relative to the page.
+/// The worker script the build (xtask or trunk) emits for the `data-type="worker"` link, relative to the page.
 pub const WORKER_SCRIPT: &str = "worker.js";
 
 pub struct MinerPool {
