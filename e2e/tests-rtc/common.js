@@ -2,7 +2,10 @@
 // and read the links each tab shows.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { BASE, attr, height, setMining, tipHash, waitFor } from '../tests/lib.js';
+import { BASE, attr, height, setMining, waitFor } from '../tests/lib.js';
+
+// The helper every scenario uses to wait for one tip, shared with the main suite.
+export { sameTip } from '../tests/lib.js';
 
 const RELAY = process.env.E2E_RELAY_BIN;
 const STATIC_DIR = process.env.E2E_STATIC_DIR ?? 'dist';
@@ -42,14 +45,6 @@ export async function peerLinks(page) {
 
 export async function directLinks(page) {
   return parseInt((await attr(page, 'status-links', 'data-count')) ?? '0', 10);
-}
-
-export async function sameTip(pages, what) {
-  await waitFor(pages[0], async () => {
-    const tips = await Promise.all(pages.map(tipHash));
-    return tips[0] !== '' && tips.every((tip) => tip === tips[0]);
-  }, what, 90_000);
-  return tipHash(pages[0]);
 }
 
 export async function mineBlocks(page, count) {

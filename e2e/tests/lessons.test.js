@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { attr, launch, screenshotOf, setMining, text, tipHash, uniqueRoom, waitFor, BASE } from './lib.js';
+import { attr, launch, sameTip, screenshotOf, setMining, text, tipHash, uniqueRoom, waitFor, BASE } from './lib.js';
 
 /** `net=test`: a block takes a couple of hashes, so the pace depends only on when we mine. */
 async function openTestNode(context, room, extra = '') {
@@ -15,13 +15,6 @@ async function openTestNode(context, room, extra = '') {
   await page.goto(`${BASE}/?room=${room}&net=test${extra}`);
   await waitFor(page, async () => (await attr(page, 'status-connection', 'data-state')) === 'connected', 'connected to the relay');
   return page;
-}
-
-async function sameTip(pages, what) {
-  await waitFor(pages[0], async () => {
-    const tips = await Promise.all(pages.map(tipHash));
-    return tips[0] !== '' && tips.every((tip) => tip === tips[0]);
-  }, what, 90_000);
 }
 
 async function heightOf(page) {

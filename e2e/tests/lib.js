@@ -106,6 +106,15 @@ export async function waitFor(page, condition, what, timeoutMs = 60_000) {
   throw new Error(`timed out waiting for ${what}${lastError ? `: ${lastError.message}` : ''}`);
 }
 
+/** Waits until every page shows the same (non-empty) tip; returns it. */
+export async function sameTip(pages, what) {
+  await waitFor(pages[0], async () => {
+    const tips = await Promise.all(pages.map(tipHash));
+    return tips[0] !== '' && tips.every((tip) => tip === tips[0]);
+  }, what, 90_000);
+  return tipHash(pages[0]);
+}
+
 export async function setMining(page, on) {
   const toggle = page.getByTestId('mine-toggle').first();
   const pressed = (await toggle.getAttribute('aria-pressed')) === 'true';

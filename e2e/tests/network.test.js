@@ -4,18 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import {
-  BASE, attr, balance, balances, height, launch, openNode, screenshot, setMining, text, tipHash,
+  BASE, attr, balance, balances, height, launch, openNode, sameTip, screenshot, setMining, text, tipHash,
   uniqueRoom, vectors, waitFor,
 } from './lib.js';
-
-async function sameTip(pages, what) {
-  const first = pages[0];
-  await waitFor(first, async () => {
-    const tips = await Promise.all(pages.map(tipHash));
-    return tips[0] !== '' && tips.every((tip) => tip === tips[0]);
-  }, what, 90_000);
-  return tipHash(first);
-}
 
 /** Opens `count` tabs on `room` and waits until each sees all the others. */
 async function openTabs(context, room, count) {

@@ -3,7 +3,7 @@
 // received (issue 16, "wrong or missing state").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attr, height, launch, openNode, setMining, text, tipHash, uniqueRoom, waitFor } from './lib.js';
+import { attr, height, launch, openNode, sameTip, setMining, text, tipHash, uniqueRoom, waitFor } from './lib.js';
 
 async function openPair(context, room, extra = '') {
   const a = await openNode(context, room, extra);
@@ -20,13 +20,6 @@ async function mineBlocks(page, count) {
   await setMining(page, true);
   await waitFor(page, async () => (await height(page)) >= start + count, `${count} blocks mined`, 120_000);
   await setMining(page, false);
-}
-
-async function sameTip(pages, what) {
-  await waitFor(pages[0], async () => {
-    const tips = await Promise.all(pages.map(tipHash));
-    return tips[0] !== '' && tips.every((tip) => tip === tips[0]);
-  }, what, 90_000);
 }
 
 const syncState = (page) => attr(page, 'status-sync', 'data-state');

@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
 import {
-  attr, height, launch, screenshot, setMining, text, tipHash, uniqueRoom, waitFor,
+  attr, height, launch, sameTip, screenshot, setMining, text, uniqueRoom, waitFor,
 } from './lib.js';
 
 const DIST = process.env.E2E_STATIC_DIR ?? new URL('../../dist/', import.meta.url).pathname;
@@ -38,13 +38,6 @@ async function openAlone(context, base, room, extra = '') {
   await page.goto(`${base}/?room=${room}&net=classroom${extra}`);
   await waitFor(page, async () => (await text(page, 'status-height')) !== '', 'the node started');
   return page;
-}
-
-async function sameTip(pages, what) {
-  await waitFor(pages[0], async () => {
-    const tips = await Promise.all(pages.map(tipHash));
-    return tips[0] !== '' && tips.every((tip) => tip === tips[0]);
-  }, what, 90_000);
 }
 
 test('tabs of one browser with no server mine, pay each other and converge', async () => {

@@ -125,28 +125,23 @@ pub(crate) fn routes(
         );
 
     let source = AppSource::choose(relay.config.static_dir.as_ref());
-    let embedded = source == AppSource::Embedded;
-    let embedded_app = warp::get()
-        .and(warp::path::tail())
-        .and(warp::header::optional::<String>("accept-encoding"))
-        .and_then(
-            move |tail: warp::path::Tail, accept_encoding: Option<String>| async move {
-                if !embedded {
-                    return Err(warp::reject::not_found());
-                }
-                app::embedded_response(tail.as_str(), accept_encoding.as_deref())
-                    .ok_or_else(warp::reject::not_found)
-            },
-        );
-    // With the app inside the binary, no directory is read (the embedded filter answers first).
-    let static_dir = match &source {
-        AppSource::Dir(dir) => dir.clone(),
-        AppSource::Embedded => std::path::PathBuf::from("/nonexistent/tabchain-embedded"),
+    let app = match &source {
+        AppSource::Embedded => warp::get()
+            .and(warp::path::tail())
+            .and(warp::header::optional::<String>("accept-encoding"))
+            .and_then(
+                |tail: warp::path::Tail, accept_encoding: Option<String>| async move {
+                    app::embedded_response(tail.as_str(), accept_encoding.as_deref())
+                        .ok_or_else(warp::reject::not_found)
+                },
+            )
+            .boxed(),
+        AppSource::Dir(dir) => warp::fs::dir(dir.clone())
+            .or(warp::fs::file(dir.join("index.html")))
+            .unify()
+            .map(Reply::into_response)
+            .boxed(),
     };
-    let app = warp::fs::dir(static_dir.clone())
-        .or(warp::fs::file(static_dir.join("index.html")))
-        .unify()
-        .map(Reply::into_response);
     let app_missing = warp::get().map(move || app_missing_page(&source));
 
     refused
@@ -157,8 +152,6 @@ pub(crate) fn routes(
         .or(lan)
         .unify()
         .or(websocket)
-        .unify()
-        .or(embedded_app)
         .unify()
         .or(app)
         .unify()

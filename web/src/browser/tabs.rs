@@ -169,11 +169,6 @@ impl Tabs {
                 .is_some_and(|p| !p.parked)
     }
 
-    /// Whether `peer` is a live tab of this browser (parked or not).
-    pub fn is_live(&self, peer: &PeerId) -> bool {
-        self.inner.online.get() && self.inner.peers.borrow().contains_key(peer)
-    }
-
     /// The node wants a link to `peer`: true when this channel is it (the caller then reports
     /// it up); false when `peer` is not a tab of this browser.
     pub fn open_link(&self, peer: &PeerId) -> bool {
