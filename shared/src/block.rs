@@ -9,7 +9,7 @@ use crate::tx::{Transaction, TX_ENCODED_LEN};
 use crate::work::Target;
 use serde::{Deserialize, Serialize};
 
-pub const BLOCK_VERSION: u32 = 2;
+pub const BLOCK_VERSION: u32 = 3;
 /// Canonical header size: version 4, height 8, previous hash 32, tx root 32, timestamp 8,
 /// target 4, nonce 8. 96 bytes hash in two SHA-256 blocks, and the first 64 bytes do not
 /// contain the nonce, so miners hash one block per nonce (see `mining`).

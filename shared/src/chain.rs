@@ -266,13 +266,10 @@ impl BlockTree {
     }
 
     /// What a child of `hash` is checked against. It walks back at most
-    /// `max(median_time_span, difficulty_window + 1)` headers (a few dozen), once per block added.
+    /// `difficulty_headers()` headers (a few dozen), once per block added.
     pub fn parent_context(&self, hash: &Hash) -> Option<ParentContext> {
         let header = *self.header(hash)?;
-        let wanted = self
-            .params
-            .median_time_span
-            .max(self.params.difficulty_window as usize + 1);
+        let wanted = self.params.difficulty_headers();
         // Newest first while walking back; reversed below for the difficulty rule.
         let mut recent = Vec::with_capacity(wanted);
         let mut cursor = Some(*hash);

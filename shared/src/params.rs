@@ -13,9 +13,14 @@ pub struct NetworkParams {
     /// `N`: how many of the latest blocks' solve times (and targets) the difficulty rule averages
     /// (LWMA, [`crate::validation::next_target`]). Fewer exist near genesis: the rule uses those.
     pub difficulty_window: u64,
-    /// Each solve time counts as at most `T` times this, and at least minus that (a clock that
-    /// runs backwards): one long pause or one lying timestamp moves the average only so far.
+    /// `F`: each solve time counts as at most `F·T`. One long pause moves the average only so
+    /// far, and a miner with `1/F` of the hash power claims at most as much time as really
+    /// passed, however it stamps its blocks.
     pub solve_time_limit_factor: u64,
+    /// `M`: the difficulty rule reads a block's time as the median of its own timestamp and
+    /// its `M - 1` ancestors' (its *effective time*), so one clock running ahead or behind (a
+    /// liar's, or a student's) moves it by one place among honest ones, not by what it says.
+    pub effective_time_span: usize,
     /// The next target is at least the window's average target divided by this: a burst of
     /// very fast blocks (or timestamps bunched by a liar) hardens it at most this much per block.
     pub max_hardening_factor: u64,
@@ -56,7 +61,8 @@ impl NetworkParams {
             name: "tabchain-main",
             target_block_ms: 10_000,
             difficulty_window: 20,
-            solve_time_limit_factor: 6,
+            solve_time_limit_factor: 3,
+            effective_time_span: 5,
             max_hardening_factor: 10,
             initial_target: one_worker_target(10_000),
             max_target: target_for_expected_hashes(1 << 10),
@@ -121,6 +127,13 @@ impl NetworkParams {
             "test" | "tabchain-test" => Some(Self::test()),
             _ => None,
         }
+    }
+
+    /// How many headers, the parent and its ancestors, [`crate::validation::next_target`] and
+    /// the median time past read: the difficulty window, the block before it, and the
+    /// `M - 1` ancestors of the window's oldest block its effective time reads.
+    pub fn difficulty_headers(&self) -> usize {
+        (self.difficulty_window as usize + self.effective_time_span).max(self.median_time_span)
     }
 
     /// The subsidy of the block at `height`; genesis pays nothing, so the supply is exactly

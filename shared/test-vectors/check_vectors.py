@@ -171,21 +171,33 @@ def signing_bytes(chain_id: str, t: dict) -> bytes:
     )
 
 
+def median(values: list) -> int:
+    """The upper median (the element at index len // 2 once sorted), as validation::median."""
+    return sorted(values)[len(values) // 2]
+
+
 def next_target(case: dict, chain: list) -> int:
-    """The difficulty rule of docs/protocol.md ("Difficulty"), with Python's unbounded integers:
-    `chain` is the list of (height, timestamp_ms, compact target) from genesis to the parent."""
+    """The difficulty rule of docs/protocol.md ("Difficulty", block version 3), with Python's
+    unbounded integers: `chain` is the list of (height, timestamp_ms, compact target) from
+    genesis to the parent."""
     t = case["target_block_ms"]
     limit = case["solve_time_limit_factor"] * t
-    window = [b for b in chain if b[0] > 0][-(case["difficulty_window"] + 1):]
-    n = len(window) - 1
-    if n <= 0:  # the child is block 1 or 2: no solve time after genesis yet
+    span = case["effective_time_span"]
+    mined = [b for b in chain if b[0] > 0]
+    # The window: the parent and up to N ancestors, none below height M (each needs M - 1
+    # mined ancestors for its effective time).
+    start = max(span - 1, len(mined) - (case["difficulty_window"] + 1))
+    n = len(mined) - start - 1
+    if n <= 0:  # the child is at height M + 1 or below
         return int(case["initial_target"], 16)
-    weighted = sum(
-        j * max(-limit, min(limit, window[j][1] - window[j - 1][1])) for j in range(1, n + 1)
-    )
-    steady = t * n * (n + 1) // 2
+    effective = []
+    for i in range(start, len(mined)):
+        m = median([b[1] for b in mined[i + 1 - span : i + 1]])
+        effective.append(max(effective[-1], m) if effective else m)
+    weighted = sum(j * min(effective[j] - effective[j - 1], limit) for j in range(1, n + 1))
+    steady = t * (n * (n + 1) // 2) * 9 // 10
     weighted = max(weighted, steady // case["max_hardening_factor"], 1)
-    average = sum(expand(b[2]) for b in window[1:]) // n
+    average = sum(expand(b[2]) for b in mined[start + 1 :]) // n
     new = average * weighted // steady
     new = min(max(new, 1), int(case["max_target"], 16))
     return compact_of(new)
@@ -199,7 +211,7 @@ def main() -> int:
     for n in v["networks"]:
         raw = bytes.fromhex(n["genesis_header_hex"])
         version, height = struct.unpack(">IQ", raw[:12])
-        assert (version, height) == (2, 0), n["network"]
+        assert (version, height) == (3, 0), n["network"]
         assert raw[12:44] == bytes(32), "genesis has no parent"
         timestamp, target, nonce = struct.unpack(">QIQ", raw[76:96])
         assert (timestamp, nonce) == (GENESIS_TIMESTAMP_MS, 0)

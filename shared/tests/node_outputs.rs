@@ -319,8 +319,9 @@ fn a_peer_sending_orphans_draws_fresh_header_requests_at_most_once_a_second() {
 
 #[test]
 fn stored_blocks_of_an_older_block_version_are_deleted_and_named_not_kept_as_orphans() {
-    // A tab that ran before the block version changed (1 to 2, the per-block difficulty rule)
-    // has the old network's chain in its storage: those blocks can never connect here.
+    // A tab that ran before the block version changed (2 to 3, effective times in the
+    // difficulty rule) has the old network's chain in its storage: those blocks can never
+    // connect here.
     let params = NetworkParams::test();
     let mut tree = BlockTree::new(params.clone());
     let current = extend(&mut tree, alice().address(), 3);
@@ -328,7 +329,7 @@ fn stored_blocks_of_an_older_block_version_are_deleted_and_named_not_kept_as_orp
         .iter()
         .map(|block| {
             let mut old = block.clone();
-            old.header.version = 1;
+            old.header.version = 2;
             old.header.prev_hash = shared::Hash([7; 32]);
             old
         })

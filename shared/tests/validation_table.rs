@@ -187,9 +187,14 @@ fn invalid_cases() -> Vec<Case> {
             |_, _| E::UnsupportedVersion { found: 1 },
         ),
         case(
-            "version 3",
-            |fx| fx.block(vec![], |b| b.header.version = 3),
-            |_, _| E::UnsupportedVersion { found: 3 },
+            "version 2 (the network before effective times in the difficulty rule)",
+            |fx| fx.block(vec![], |b| b.header.version = 2),
+            |_, _| E::UnsupportedVersion { found: 2 },
+        ),
+        case(
+            "version 4",
+            |fx| fx.block(vec![], |b| b.header.version = 4),
+            |_, _| E::UnsupportedVersion { found: 4 },
         ),
         case(
             "version 0",

@@ -367,6 +367,7 @@ pub fn generate() -> Value {
                 "target_block_ms": params.target_block_ms,
                 "difficulty_window": params.difficulty_window,
                 "solve_time_limit_factor": params.solve_time_limit_factor,
+                "effective_time_span": params.effective_time_span,
                 "max_hardening_factor": params.max_hardening_factor,
                 "initial_target": format!("{:08x}", params.initial_target.0),
                 "max_target": hex_u256(params.max_target),
@@ -630,6 +631,10 @@ pub fn check(file: &Value) -> usize {
         assert_eq!(
             number(case, "/solve_time_limit_factor"),
             params.solve_time_limit_factor
+        );
+        assert_eq!(
+            number(case, "/effective_time_span"),
+            params.effective_time_span as u64
         );
         assert_eq!(
             number(case, "/max_hardening_factor"),
