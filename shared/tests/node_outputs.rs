@@ -362,7 +362,7 @@ fn stored_blocks_of_an_older_block_version_are_deleted_and_named_not_kept_as_orp
         assert!(
             events.iter().any(|event| matches!(event,
                 NodeEvent::BlockRejected { hash: rejected, reason, .. }
-                    if *rejected == hash && reason.contains("version 1"))),
+                    if *rejected == hash && reason.contains("version 2"))),
             "the rejection names the old version"
         );
     }
