@@ -146,7 +146,7 @@ pub fn median(timestamps: &mut [u64]) -> u64 {
 ///   `b_{j-1}`'s: `e_j = max(e_{j-1}, median)`. One lying timestamp, ahead or behind, moves a
 ///   median by one place among honest ones, not by what it claims; a block stamped behind
 ///   counts as found at once and lends no later block a longer solve time;
-/// - `s_j = min(e_j - e_{j-1}, F·T)`, weight `j`. With `k = ⌊T·n(n+1)/2 · 9/10⌋`,
+/// - `s_j = min(e_j - e_{j-1}, F·T)`, weight `j`. With `k = ⌊T·n(n+1)/2 · 15/16⌋`,
 ///   `W = max(sum of j·s_j, k / H, 1)` and the average target of the `n` blocks
 ///   `A = floor(sum of targets / n)`, the new target is `floor(A·W / k)`, at least 1 and at most
 ///   `max_target`, in its compact form (`docs/protocol.md`, "Difficulty", gives the integer order
@@ -191,10 +191,10 @@ pub fn next_target(params: &NetworkParams, recent: &[BlockHeader]) -> Target {
         }
         previous = Some(effective);
     }
-    // `k`: the weighted sum when every counted solve time is 0.9 T, what the clamp and the
+    // `k`: the weighted sum when every counted solve time is 15/16 T, what the clamp and the
     // effective times' lag leave of a real miner's solve times of mean T (measured by the pace
-    // test): with `k` at T, blocks came 14 % slower than T.
-    let steady = interval * (n * (n + 1) / 2) * 9 / 10;
+    // test, N = 20): with `k` at T, blocks came 6 % slower than T.
+    let steady = interval * (n * (n + 1) / 2) * 15 / 16;
     let floor = steady / params.max_hardening_factor.max(1);
     let weighted = U256::from(weighted.max(floor).max(1));
     let steady = U256::from(steady);

@@ -195,7 +195,7 @@ def next_target(case: dict, chain: list) -> int:
         m = median([b[1] for b in mined[i + 1 - span : i + 1]])
         effective.append(max(effective[-1], m) if effective else m)
     weighted = sum(j * min(effective[j] - effective[j - 1], limit) for j in range(1, n + 1))
-    steady = t * (n * (n + 1) // 2) * 9 // 10
+    steady = t * (n * (n + 1) // 2) * 15 // 16
     weighted = max(weighted, steady // case["max_hardening_factor"], 1)
     average = sum(expand(b[2]) for b in mined[start + 1 :]) // n
     new = average * weighted // steady
