@@ -24,9 +24,27 @@ impl Hash {
         hex::encode(self.0)
     }
 
-    /// The first 8 hex digits, as the UI and logs show a hash.
+    /// 8 hex digits, as the UI and logs show a hash: the first 8 after its leading zeros. A block
+    /// hash starts with zeros (its proof of work), the same run for many blocks: the first 8
+    /// digits named four different blocks `0000000a` in one run (issue 30). The digits shown are
+    /// still a substring of the full hash, found by reading past the zeros.
     pub fn short(&self) -> String {
-        hex::encode(&self.0[..4])
+        let digits = self.to_hex();
+        let zeros = digits.bytes().take_while(|&digit| digit == b'0').count();
+        let start = zeros.min(digits.len() - 8);
+        digits[start..start + 8].to_string()
+    }
+
+    /// How many zero bits the hash starts with (a block's proof of work, as people count it).
+    pub fn leading_zero_bits(&self) -> u32 {
+        let mut bits = 0;
+        for byte in self.0 {
+            bits += byte.leading_zeros();
+            if byte != 0 {
+                break;
+            }
+        }
+        bits
     }
 
     /// Parses 64 hex digits of either case (for people and tests; the wire takes lowercase only).
@@ -90,5 +108,29 @@ pub(crate) mod hex_bytes {
         let mut out = [0u8; N];
         hex::decode_to_slice(text.as_ref(), &mut out).map_err(serde::de::Error::custom)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Hash;
+
+    #[test]
+    fn short_ids_skip_the_leading_zeros_of_proof_of_work() {
+        let mut bytes = [0x11; 32];
+        bytes[..3].copy_from_slice(&[0, 0, 0]);
+        bytes[3] = 0x0a;
+        let hash = Hash(bytes);
+        assert_eq!(hash.short(), "a1111111");
+        assert!(hash.to_hex().contains(&hash.short()));
+        assert_eq!(hash.leading_zero_bits(), 28);
+        // A transaction id with no leading zeros shows its first 8 digits; an all-zero hash its
+        // last 8.
+        assert_eq!(Hash([0xab; 32]).short(), "abababab");
+        assert_eq!(Hash::ZERO.short(), "00000000");
+        assert_eq!(Hash::ZERO.leading_zero_bits(), 256);
+        let mut late = [0u8; 32];
+        late[31] = 0x05;
+        assert_eq!(Hash(late).short(), "00000005");
     }
 }

@@ -722,85 +722,110 @@ pub fn block_rules(tree: &BlockTree, hash: &Hash, now_ms: u64) -> Option<Vec<Rul
                 ),
                 Rule::Target => (
                     "difficulty",
-                    format!(
-                        "target {:08x}, the difficulty rule demands {:08x}",
-                        header.target.0, parent.next_target.0
-                    ),
+                    if header.target == parent.next_target {
+                        "the target the difficulty rule sets for this place in the chain".into()
+                    } else {
+                        format!(
+                            "target {:08x}, but the difficulty rule sets {:08x} here",
+                            header.target.0, parent.next_target.0
+                        )
+                    },
                 ),
                 Rule::ProofOfWork => (
                     "proof of work",
                     format!(
-                        "hash {} ≤ target {}",
-                        hash,
-                        header
-                            .target
-                            .to_be_bytes()
-                            .map(hex::encode)
-                            .unwrap_or_default()
+                        "its hash starts with {}; the target asks for {} (on average)",
+                        plural(u64::from(hash.leading_zero_bits()), "zero bit", "zero bits"),
+                        header.target.work().log2().round() as u64
                     ),
                 ),
                 Rule::TimestampAfterMedian => (
-                    "timestamp after the median",
-                    format!(
-                        "{} > median of recent blocks {}",
-                        header.timestamp_ms, parent.median_time_past
-                    ),
+                    "time after the median",
+                    if header.timestamp_ms > parent.median_time_past {
+                        format!(
+                            "stamped {} after the median time of the last {} blocks",
+                            duration_words(header.timestamp_ms - parent.median_time_past),
+                            params.median_time_span
+                        )
+                    } else {
+                        format!(
+                            "stamped {} before the median time of the last {} blocks",
+                            duration_words(parent.median_time_past - header.timestamp_ms),
+                            params.median_time_span
+                        )
+                    },
                 ),
                 Rule::TimestampNotAhead => (
-                    "timestamp not too far ahead",
+                    "time not too far ahead",
                     format!(
-                        "{} ≤ now + {} ms = {}",
-                        header.timestamp_ms,
-                        params.max_future_ms,
-                        now_ms.saturating_add(params.max_future_ms)
+                        "stamped {} your clock; at most {} ahead is allowed",
+                        if header.timestamp_ms > now_ms {
+                            format!("{} ahead of", duration_words(header.timestamp_ms - now_ms))
+                        } else {
+                            format!("{} behind", duration_words(now_ms - header.timestamp_ms))
+                        },
+                        duration_words(params.max_future_ms)
                     ),
                 ),
                 Rule::TransactionCount => (
                     "transaction count",
                     format!(
-                        "{} transactions (limit {})",
-                        block.transactions.len(),
+                        "{} (at most {})",
+                        plural(
+                            block.transactions.len() as u64,
+                            "transaction",
+                            "transactions"
+                        ),
                         params.max_block_txs
                     ),
                 ),
                 Rule::BlockSize => (
                     "size",
                     format!(
-                        "{} bytes (limit {})",
-                        block.encoded_len(),
+                        "{} (at most {})",
+                        plural(block.encoded_len() as u64, "byte", "bytes"),
                         params.max_block_bytes
                     ),
                 ),
                 Rule::TxRoot => (
                     "transaction root",
                     format!(
-                        "Merkle root {} commits to the transactions",
+                        "the header's Merkle root {} matches the transactions",
                         header.tx_root.short()
                     ),
                 ),
                 Rule::CoinbaseHeight => (
-                    "coinbase height",
-                    format!("coinbase height {}", block.coinbase.height),
+                    "reward's height",
+                    format!("the reward names block {}", block.coinbase.height),
                 ),
                 Rule::UniqueTransactions => (
                     "no transaction twice",
-                    format!("{} transaction ids", block.transactions.len()),
+                    match block.transactions.len() {
+                        0 => "no transactions".into(),
+                        1 => "one transaction".into(),
+                        n => format!("{n} transactions, all different"),
+                    },
                 ),
                 Rule::TransactionAmounts => (
                     "amounts",
-                    "every amount above zero, amount plus fee within u64".into(),
+                    "every amount above zero, and no amount plus fee too large to count".into(),
                 ),
                 Rule::CoinbaseAmount => (
-                    "coinbase",
+                    "reward",
                     format!(
-                        "pays {}: subsidy {} + fees {fees}",
-                        block.coinbase.amount,
-                        params.subsidy(header.height)
+                        "pays {}: the subsidy of {} plus {} of fees",
+                        plural(block.coinbase.amount, "coin", "coins"),
+                        params.subsidy(header.height),
+                        fees
                     ),
                 ),
                 Rule::Signatures => (
                     "signatures",
-                    format!("{} signatures verify", block.transactions.len()),
+                    match block.transactions.len() {
+                        0 => "no signatures to check".into(),
+                        1 => "the signature verifies".into(),
+                        n => format!("all {n} signatures verify"),
+                    },
                 ),
             };
             RuleView {
@@ -970,6 +995,26 @@ impl IncomingView {
 /// "1 block", "2 blocks": a count with the right form of its noun.
 pub fn plural(count: u64, one: &str, many: &str) -> String {
     format!("{count} {}", if count == 1 { one } else { many })
+}
+
+/// A span of time for people: "350 ms", "4.2 s", "2 min", "3 min 5 s", "2 h 10 min".
+pub fn duration_words(ms: u64) -> String {
+    let seconds = ms / 1_000;
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1_000..=59_999 => {
+            let tenths = ms / 100;
+            if tenths % 10 == 0 {
+                format!("{seconds} s")
+            } else {
+                format!("{}.{} s", tenths / 10, tenths % 10)
+            }
+        }
+        60_000..=3_599_999 if seconds % 60 == 0 => format!("{} min", seconds / 60),
+        60_000..=3_599_999 => format!("{} min {} s", seconds / 60, seconds % 60),
+        _ if (seconds / 60) % 60 == 0 => format!("{} h", seconds / 3_600),
+        _ => format!("{} h {} min", seconds / 3_600, (seconds / 60) % 60),
+    }
 }
 
 /// Payments to our address (coinbases aside), newest first: those waiting in our pool, then
