@@ -47,6 +47,18 @@ test('every control in every state meets WCAG AA contrast (text 4.5:1, boundarie
     // A block selected in the explorer, with its rules.
     await page.getByTestId('chain-row').first().click();
     await waitFor(page, async () => (await page.getByTestId('block-rule').count()) > 3, 'the block detail');
+    // The rules in plain words (issue 29): no epoch milliseconds or 64-digit numbers, no crate
+    // paths, counts with their plural, times as spans from the rule's reference.
+    const rules = await page.getByTestId('block-rule').allInnerTexts();
+    const detail = await page.getByTestId('block-detail').innerText();
+    for (const rule of rules) {
+      assert.ok(!/\d{10,}/.test(rule), `a raw number in the rule "${rule}"`);
+      assert.ok(!rule.includes('::'), `a code path in the rule "${rule}"`);
+    }
+    assert.ok(!detail.includes('shared::'), 'no crate path in the block detail');
+    assert.ok(rules.some((rule) => /stamped .* after the median time of the last 11 blocks/.test(rule)), rules.join('\n'));
+    assert.ok(rules.some((rule) => /transaction count — 0 transactions \(at most 1000\)/.test(rule)), rules.join('\n'));
+    assert.ok(!/\b1 blocks\b/.test(await page.locator('#explorer-title').innerText()), 'the explorer title');
     // A refused send, then a pending payment, then a confirmed one.
     await page.getByTestId('send-to').fill('nobody-by-that-name');
     await page.getByTestId('send-amount').fill('1');

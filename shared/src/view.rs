@@ -1004,15 +1004,15 @@ pub fn duration_words(ms: u64) -> String {
         0..=999 => format!("{ms} ms"),
         1_000..=59_999 => {
             let tenths = ms / 100;
-            if tenths % 10 == 0 {
+            if tenths.is_multiple_of(10) {
                 format!("{seconds} s")
             } else {
                 format!("{}.{} s", tenths / 10, tenths % 10)
             }
         }
-        60_000..=3_599_999 if seconds % 60 == 0 => format!("{} min", seconds / 60),
+        60_000..=3_599_999 if seconds.is_multiple_of(60) => format!("{} min", seconds / 60),
         60_000..=3_599_999 => format!("{} min {} s", seconds / 60, seconds % 60),
-        _ if (seconds / 60) % 60 == 0 => format!("{} h", seconds / 3_600),
+        _ if (seconds / 60).is_multiple_of(60) => format!("{} h", seconds / 3_600),
         _ => format!("{} h {} min", seconds / 3_600, (seconds / 60) % 60),
     }
 }

@@ -67,7 +67,7 @@ pub fn Explorer() -> Html {
     };
     html! {
         <section class="panel" aria-labelledby="explorer-title">
-            <h2 id="explorer-title">{ format!("Chain explorer ({total} blocks, newest first)") }</h2>
+            <h2 id="explorer-title">{ format!("Chain explorer ({}, newest first)", count(total, "block", "blocks")) }</h2>
             <div class="chain-viewport" data-testid="chain-list" onscroll={onscroll}
                 style={format!("height:{}px", VISIBLE_ROWS.min(total) * ROW_HEIGHT + 2)} tabindex="0"
                 aria-label="blocks of our best chain">
@@ -144,7 +144,7 @@ fn block_detail_view(
                             count(tx.amount, "coin", "coins"), tx.fee, tx.nonce) }</li>
                 }) }
             </ul>
-            <h4>{ "Rules (checked by shared::validation)" }</h4>
+            <h4>{ "The rules every node checks" }</h4>
             <ul class="rules">
                 { for detail.rules.iter().map(|rule| {
                     let (class, mark, why) = match &rule.outcome {
