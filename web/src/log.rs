@@ -40,13 +40,15 @@ impl LogKind {
     }
 }
 
-/// A run of consecutive blocks from one source, shown as one line ("blocks 120–158 received
-/// from tab-0c49") instead of one line a block.
+/// A run of consecutive blocks, received (from any neighbours) or mined by us, shown as one line
+/// ("blocks 120–158 received from tab-0c49 and bob") instead of one line a block: in a room of
+/// direct links, consecutive blocks arrive from whichever neighbour was quickest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockRun {
-    /// Who sent them; `None` for blocks we mined.
+    /// Who sent the first of them; `None` for blocks we mined.
     pub from: Option<PeerId>,
-    pub from_name: String,
+    /// The names of everyone who sent some of them, in the order they first did.
+    pub from_names: Vec<String>,
     pub first: u64,
     pub last: u64,
     pub side_branch: bool,
@@ -64,16 +66,32 @@ impl BlockRun {
         } else {
             ""
         };
+        let senders = match self.from_names.as_slice() {
+            [] => String::new(),
+            [one] => one.clone(),
+            [one, two] => format!("{one} and {two}"),
+            [one, two, three] => format!("{one}, {two} and {three}"),
+            [one, two, rest @ ..] => format!("{one}, {two} and {} others", rest.len()),
+        };
         match &self.from {
-            Some(_) => format!("{blocks} received from {}{place}", self.from_name),
+            Some(_) => format!("{blocks} received from {senders}{place}"),
             None => format!("{blocks} mined by us{place}"),
         }
     }
-    /// `next` continues this run: same source, same branch kind, the next height.
+    /// `next` continues this run: received (from anyone) or mined like it, same branch kind,
+    /// the next height.
     fn continued_by(&self, next: &BlockRun) -> bool {
-        self.from == next.from
+        self.from.is_some() == next.from.is_some()
             && self.side_branch == next.side_branch
             && next.first == self.last + 1
+    }
+    fn extend(&mut self, next: &BlockRun) {
+        self.last = next.last;
+        for name in &next.from_names {
+            if !self.from_names.contains(name) {
+                self.from_names.push(name.clone());
+            }
+        }
     }
 }
 
@@ -90,7 +108,7 @@ pub fn block_run(event: &NodeEvent, name: &dyn Fn(&PeerId) -> String) -> Option<
     };
     Some(BlockRun {
         from: from.clone(),
-        from_name: from.as_ref().map(name).unwrap_or_default(),
+        from_names: from.as_ref().map(name).into_iter().collect(),
         first: *height,
         last: *height,
         side_branch: *side_branch,
@@ -103,7 +121,7 @@ pub fn push_grouped(entries: &mut std::collections::VecDeque<LogEntry>, entry: L
     if let (Some(front), Some(run)) = (entries.front_mut(), entry.run.as_ref()) {
         if let Some(current) = front.run.as_mut() {
             if current.continued_by(run) {
-                current.last = run.last;
+                current.extend(run);
                 front.text = current.describe();
                 front.at_ms = entry.at_ms;
                 return;
@@ -285,22 +303,36 @@ mod tests {
             entries[0].at_ms, 158,
             "the line carries the time of its last block"
         );
-        // Another source, our own blocks, a side branch, a gap: each starts a new line.
+        // Another neighbour continues the run (issue 29: 16 lines for 28 blocks from two
+        // neighbours); our own blocks, a side branch, a gap each start a new line.
         push(&mut entries, accepted(159, Some(0x0d), false), 159);
-        push(&mut entries, accepted(160, None, false), 160);
+        push(&mut entries, accepted(160, Some(0x0c), false), 160);
         push(&mut entries, accepted(161, None, false), 161);
-        push(&mut entries, accepted(161, Some(0x0d), true), 162);
-        push(&mut entries, accepted(170, Some(0x0d), true), 163);
+        push(&mut entries, accepted(162, None, false), 162);
+        push(&mut entries, accepted(162, Some(0x0d), true), 163);
+        push(&mut entries, accepted(170, Some(0x0d), true), 164);
         let texts: Vec<&str> = entries.iter().map(|entry| entry.text.as_str()).collect();
         assert_eq!(
             texts,
             [
                 "block 170 received from tab-0d0d on a side branch",
-                "block 161 received from tab-0d0d on a side branch",
-                "blocks 160–161 mined by us",
-                "block 159 received from tab-0d0d",
-                "blocks 120–158 received from tab-0c0c",
+                "block 162 received from tab-0d0d on a side branch",
+                "blocks 161–162 mined by us",
+                "blocks 120–160 received from tab-0c0c and tab-0d0d",
             ]
+        );
+    }
+
+    #[test]
+    fn a_run_from_many_neighbours_names_two_and_counts_the_rest() {
+        let mut entries = VecDeque::new();
+        for (height, from) in (1..=6).zip([1u8, 2, 3, 1, 4, 5]) {
+            push(&mut entries, accepted(height, Some(from), false), height);
+        }
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            entries[0].text,
+            "blocks 1–6 received from tab-0101, tab-0202 and 3 others"
         );
     }
 
