@@ -139,7 +139,7 @@ pub const LESSONS: &[Lesson] = &[
                 done: mined_a_block,
             },
             Step {
-                do_this: "Cut this tab off: press Go offline in the Peers panel, or Mute every peer.",
+                do_this: "Cut this tab off: press Go offline at the top of the Compare chains across tabs panel, or Mute every peer there.",
                 watch_for: "The other tabs keep mining, but you no longer hear of their blocks.",
                 done: |now, _| !now.online || (now.peers > 0 && now.muted_peers == now.peers),
             },
@@ -307,6 +307,39 @@ mod tests {
                 progress.ticked
             })
             .collect()
+    }
+
+    /// Every "the … panel" a step names is a panel the page has, by its heading.
+    #[test]
+    fn every_panel_a_lesson_names_exists() {
+        let mut named = 0;
+        for lesson in LESSONS {
+            for step in lesson.steps {
+                for text in [step.do_this, step.watch_for] {
+                    for (end, _) in text.match_indices(" panel") {
+                        let before = &text[..end];
+                        let start = before
+                            .to_lowercase()
+                            .rfind("the ")
+                            .expect("\"the … panel\"")
+                            + 4;
+                        let panel = &before[start..];
+                        assert!(
+                            crate::components::PANEL_TITLES
+                                .iter()
+                                .any(|title| title.eq_ignore_ascii_case(panel)),
+                            "{}: no panel is called {panel:?}",
+                            lesson.id
+                        );
+                        named += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            named >= 4,
+            "only {named} panels named: is the search right?"
+        );
     }
 
     #[test]

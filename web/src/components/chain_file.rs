@@ -70,7 +70,7 @@ pub fn ChainFilePanel() -> Html {
     };
     html! {
         <section class="panel" aria-labelledby="chain-file-title" data-testid="chain-file">
-            <h2 id="chain-file-title">{ "Save or load a chain" }</h2>
+            <h2 id="chain-file-title">{ super::CHAIN_FILE_TITLE }</h2>
             <div class="row">
                 <button data-testid="chain-download" onclick={download}>{ "Download the chain" }</button>
                 <label class="file-button">

@@ -8,7 +8,7 @@ pub fn EventLog() -> Html {
     let log = use_log_state();
     html! {
         <section class="panel" aria-labelledby="log-title">
-            <h2 id="log-title">{ "Event log" }</h2>
+            <h2 id="log-title">{ super::EVENT_LOG_TITLE }</h2>
             <ol class="event-log" data-testid="event-log" aria-live="polite">
                 { for log.entries.iter().map(|entry| html! {
                     <li key={entry.seq} data-kind={entry.kind.key()} class={entry.kind.key()}>

@@ -27,7 +27,7 @@ pub fn HashPowerPanel() -> Html {
     };
     html! {
         <section class="panel" aria-labelledby="power-title" data-testid="hash-power">
-            <h2 id="power-title">{ "Hash power" }</h2>
+            <h2 id="power-title">{ super::HASH_POWER_TITLE }</h2>
             <div class="row">
                 <label for="throttle">{ "mine" }</label>
                 <select id="throttle" data-testid="mine-throttle" onchange={set_throttle}>

@@ -68,7 +68,7 @@ pub fn IdentityPanel() -> Html {
 
     html! {
         <section class="panel" aria-labelledby="identity-title">
-            <h2 id="identity-title">{ "This node" }</h2>
+            <h2 id="identity-title">{ super::IDENTITY_TITLE }</h2>
             if *editing {
                 <form class="row" onsubmit={save}>
                     <label class="sr-only" for="name-input">{ "Name" }</label>

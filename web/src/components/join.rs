@@ -91,7 +91,7 @@ pub fn JoinPanel() -> Html {
     let qr = QrMatrix::encode(&url);
     html! {
         <section class="panel" aria-labelledby="join-title" data-testid="join">
-            <h2 id="join-title">{ "Join this room" }</h2>
+            <h2 id="join-title">{ super::JOIN_TITLE }</h2>
             <p class="hint">{ "Open this link on another computer or phone (or point its camera at the code) to add it to the room as one more node." }</p>
             <code class="address" data-testid="join-url">{ url.clone() }</code>
             <div class="row">

@@ -40,7 +40,7 @@ pub fn MiningPanel() -> Html {
     };
     html! {
         <section class="panel" aria-labelledby="mining-title" data-testid="mining-panel">
-            <h2 id="mining-title">{ "Mining" }</h2>
+            <h2 id="mining-title">{ super::MINING_TITLE }</h2>
             <div class="row">
                 <button class={classes!("primary", mining.then_some("active"))}
                     data-testid="mine-toggle" data-mining={mining.to_string()}

@@ -24,7 +24,7 @@ pub fn PeersPanel() -> Html {
     html! {
         <section class="panel" aria-labelledby="peers-title">
             <div class="panel-head">
-                <h2 id="peers-title">{ "Compare chains across tabs" }</h2>
+                <h2 id="peers-title">{ super::PEERS_TITLE }</h2>
                 <button data-testid="go-offline" data-online={online.to_string()}
                     class={classes!(if online { "" } else { "active" })} onclick={toggle_online}
                     title="close the relay connection and keep mining alone, to make a fork">

@@ -279,7 +279,7 @@ pub fn TamperSandbox() -> Html {
     html! {
         <section class="panel" aria-labelledby="tamper-title" data-testid="tamper">
             <div class="panel-head">
-                <h2 id="tamper-title">{ "Tamper sandbox" }</h2>
+                <h2 id="tamper-title">{ super::TAMPER_TITLE }</h2>
                 <button data-testid="tamper-copy" onclick={take_copy}>
                     { if sandbox.is_some() { "Copy again" } else { "Copy the last blocks" } }
                 </button>

@@ -135,7 +135,7 @@ pub fn Wallet() -> Html {
 
     html! {
         <section class="panel" aria-labelledby="wallet-title">
-            <h2 id="wallet-title">{ "Wallet" }</h2>
+            <h2 id="wallet-title">{ super::WALLET_TITLE }</h2>
             <p class="balance">
                 <span data-testid="balance" data-value={snapshot.balance.to_string()}>{ snapshot.balance }</span>
                 <span class="muted">{ " coins" }</span>
