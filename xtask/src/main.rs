@@ -141,6 +141,9 @@ fn test(_args: &[String]) -> Result<(), String> {
         ),
         ("CHROMEDRIVER", "/usr/bin/chromedriver"),
         ("WASM_BINDGEN_TEST_TIMEOUT", "120"),
+        // The runner gives chromedriver 5 s to bind its port by default: on a busy 2-core
+        // machine it once took longer, and the step failed with no test run.
+        ("WASM_BINDGEN_TEST_DRIVER_TIMEOUT", "60"),
     ];
     step(
         "wasm tests of shared in headless Chromium",
