@@ -382,7 +382,7 @@ mod tests {
         );
         let titles: Vec<&str> = detail.rules.iter().map(|rule| rule.title).collect();
         assert!(
-            titles.contains(&"timestamp not too far ahead"),
+            titles.contains(&"time not too far ahead"),
             "{titles:?}"
         );
         assert!(detail.json.contains("\"coinbase\""));

@@ -53,7 +53,8 @@ use crate::mining::meets_target;
 use crate::params::NetworkParams;
 use crate::protocol::message::{
     NodeMessage, ProtocolError, TipStatus, BUSY_ERROR_CODE, HELLO_NEEDED_ERROR_CODE,
-    MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_MESSAGE, MAX_TXS_PER_MESSAGE, PROTOCOL_VERSION,
+    MAX_BLOCKS_PER_REQUEST, MAX_HEADERS_PER_MESSAGE, MAX_TXS_PER_MESSAGE, NOT_LISTENING_ERROR_CODE,
+    PROTOCOL_VERSION,
 };
 use crate::protocol::{PeerId, MAX_FRAME_BYTES};
 use crate::tx::Transaction;
@@ -69,6 +70,13 @@ const ENVELOPE_ALLOWANCE: usize = 1_024;
 /// came, an ancestor failing the ledger in a reorg) costs the peer that sent it. One download
 /// window plus the orphan pool.
 const MAX_REMEMBERED_SOURCES: usize = 4_096;
+/// Parents whose first announced child we remember, to notice races (two children announced).
+const MAX_REMEMBERED_ANNOUNCEMENTS: usize = 1_024;
+/// After this many block intervals with no block announced, each node says its tip once (one
+/// `status`, until its tip moves again): the safety net for an announcement that was lost on
+/// the way (a link that broke mid-message) when no later block would show it missing. Blocks
+/// come this late about once in 400 (e^-6) while a room mines.
+const QUIET_STATUS_INTERVALS: u64 = 6;
 
 pub struct NodeConfig {
     pub params: NetworkParams,
@@ -101,6 +109,20 @@ pub struct Node {
     /// Our `status` about a tip change has not gone out yet.
     status_due: bool,
     last_status_ms: Option<u64>,
+    /// The tip our peers believe we have: the last we announced (a `status`, or a `new_block`
+    /// of ours), moved along by every `new_block` we took onto it, as every peer that took the
+    /// same announcement moves it (see [`Node::infer_tips`]). A status goes out only when our tip
+    /// is not this one: in a room of `n` the status of every tab after every block was `n²`
+    /// relay frames a block (issue 30).
+    believed_tip: Option<Hash>,
+    /// The announced child of each recent parent (see [`MAX_REMEMBERED_ANNOUNCEMENTS`]), or
+    /// `None` once a second one came: a race, after which every node says where it went.
+    announced: HashMap<Hash, Option<Hash>>,
+    announced_order: VecDeque<Hash>,
+    /// When a block was last announced (by us or to us) or our tip moved; with the tip our
+    /// quiet-time status was sent for (see [`QUIET_STATUS_INTERVALS`]).
+    last_announcement_ms: u64,
+    quiet_status_for: Option<Hash>,
     /// Peers that joined while our hello budget was spent, waiting for their hello.
     hello_queue: VecDeque<PeerId>,
     hellos: TokenBucket,
@@ -148,6 +170,11 @@ impl Node {
             tip_moved: false,
             status_due: false,
             last_status_ms: None,
+            believed_tip: None,
+            announced: HashMap::new(),
+            announced_order: VecDeque::new(),
+            last_announcement_ms: 0,
+            quiet_status_for: None,
             hello_queue: VecDeque::new(),
             hellos: TokenBucket::new(HELLOS_PER_SECOND, HELLO_BURST, 0),
             replies: TokenBucket::new(TOTAL_REPLIES_PER_SECOND, TOTAL_REPLY_BURST, 0),
@@ -239,11 +266,13 @@ impl Node {
     pub fn poll_output(&mut self) -> Option<Output> {
         if std::mem::take(&mut self.tip_moved) {
             self.status_due = true;
+            self.last_announcement_ms = self.now_ms;
             if self.mining {
                 self.restart_mining(self.now_ms);
             }
         }
         self.announce_status_if_due(self.now_ms);
+        self.announce_status_if_quiet(self.now_ms);
         self.outputs.pop()
     }
 
@@ -271,6 +300,7 @@ impl Node {
             decay,
             self.wallet.next_announce_ms,
             self.next_link_deadline(),
+            self.quiet_status_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -406,6 +436,17 @@ impl Node {
     /// repeated hello with its status), a request for its pool, and our pending transactions.
     pub fn set_peer_muted(&mut self, peer: &PeerId, muted: bool, now_ms: u64) {
         self.advance_clock(now_ms);
+        let Some(info) = self.peers.get(peer) else {
+            return;
+        };
+        if muted && !info.muted && info.handshake == Handshake::Done {
+            // It would otherwise take our tip to move with the announcements we now drop.
+            self.reply_error(
+                peer,
+                NOT_LISTENING_ERROR_CODE,
+                "muted: not listening to you",
+            );
+        }
         let Some(info) = self.peers.get_mut(peer) else {
             return;
         };
@@ -430,10 +471,12 @@ impl Node {
             // The driver has not drained us; like a lost message, the sender asks again.
             self.refused_backlogged += 1;
             self.note_lost(from, now_ms);
+            self.dropped_announcement(text);
             return;
         }
         if self.inbound_paused() {
             self.note_lost(from, now_ms);
+            self.dropped_announcement(text);
             if NodeMessage::asks_for_answer(text) {
                 // It waits for an answer that will not come: tell it, so it does not count
                 // our pause as its peer stalling.
@@ -447,7 +490,10 @@ impl Node {
         }
         match self.peers.get(from) {
             Some(peer) if !peer.banned && !peer.muted => {}
-            _ => return,
+            _ => {
+                self.dropped_announcement(text);
+                return;
+            }
         }
         let message = match NodeMessage::decode(text) {
             Ok(message) => message,
@@ -492,6 +538,11 @@ impl Node {
             }
             NodeMessage::Error { code, .. } if code == BUSY_ERROR_CODE => {
                 self.on_busy(from, now_ms);
+            }
+            NodeMessage::Error { code, .. } if code == NOT_LISTENING_ERROR_CODE => {
+                if let Some(peer) = self.peers.get_mut(from) {
+                    peer.follows_announcements = false;
+                }
             }
             NodeMessage::Error { code, .. } if code == HELLO_NEEDED_ERROR_CODE => {
                 // We are a stranger to it (it lost our hello): say it again, once a second. What
@@ -680,6 +731,13 @@ impl Node {
                 let became_tip = matches!(outcome, AddOutcome::TipChanged(_));
                 self.after_add(hash, outcome, None, now_ms);
                 if became_tip {
+                    // Our tip, as every peer that takes the announcement knows.
+                    self.note_announcement(block.header.prev_hash, hash);
+                    if let Some(tip) = self.status_of(&hash) {
+                        // Peers at its parent take it too.
+                        self.infer_tips(None, &block.header.prev_hash, tip);
+                    }
+                    self.believed_tip = Some(hash);
                     self.broadcast(&NodeMessage::NewBlock { block });
                 } else {
                     self.restart_mining(now_ms);
@@ -746,6 +804,7 @@ impl Node {
             let first = peer.handshake != Handshake::Done;
             peer.handshake = Handshake::Done;
             peer.hello_lost = false;
+            peer.follows_announcements = true;
             peer.name = Some(hello.name.clone());
             peer.address = Some(hello.address);
             peer.direct_links = hello.direct_links;
@@ -812,6 +871,7 @@ impl Node {
             return;
         }
         let height = block.header.height;
+        let prev_hash = block.header.prev_hash;
         if let Some(peer) = self.peers.get_mut(from) {
             peer.known.insert(hash);
         }
@@ -827,17 +887,108 @@ impl Node {
                 self.gossip(hash, from, &announcement);
             }
         }
+        let raced = self.note_announcement(prev_hash, hash);
+        self.last_announcement_ms = now_ms;
         if let Some(total_work) = self.tree.total_work(&hash) {
             let tip = TipStatus {
                 hash,
                 height,
                 total_work,
             };
+            if raced {
+                // Two blocks on one parent: each node may have taken either; every node that
+                // sees the race says where it went.
+                self.forget_belief();
+            } else {
+                self.infer_tips(Some(from), &prev_hash, tip);
+            }
             self.on_claim(from, tip, now_ms);
+        } else if self.believed_tip == Some(prev_hash) {
+            // Not taken (not yet valid by our clock, or invalid): those who took it think we
+            // did too.
+            self.forget_belief();
         }
         if orphan {
             // Its parent is missing: the headers after our chain show what to fetch (paced).
             self.request_headers(from, false, now_ms);
+        }
+    }
+
+    /// Records an announced block; whether its parent already had another announced child.
+    pub(crate) fn note_announcement(&mut self, parent: Hash, child: Hash) -> bool {
+        match self.announced.get_mut(&parent) {
+            Some(Some(first)) if *first == child => false,
+            Some(entry) => {
+                *entry = None;
+                true
+            }
+            None => {
+                self.announced.insert(parent, Some(child));
+                self.announced_order.push_back(parent);
+                if self.announced_order.len() > MAX_REMEMBERED_ANNOUNCEMENTS {
+                    if let Some(oldest) = self.announced_order.pop_front() {
+                        self.announced.remove(&oldest);
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Where a peer that announced `tip` is now, by the announcements since: each block
+    /// announced on it (and taken by us) that no other announced block raced. A status can
+    /// cross the announcements that its sender took after sending it.
+    pub(crate) fn follow_announcements(&self, mut tip: TipStatus) -> TipStatus {
+        for _ in 0..MAX_REMEMBERED_ANNOUNCEMENTS {
+            let Some(Some(child)) = self.announced.get(&tip.hash) else {
+                break;
+            };
+            match self.status_of(child) {
+                Some(next) => tip = next,
+                None => break,
+            }
+        }
+        tip
+    }
+
+    /// Our peers may believe a tip that is not ours: our status goes out (paced as any).
+    fn forget_belief(&mut self) {
+        self.believed_tip = None;
+        self.status_due = true;
+    }
+
+    /// A dropped message that announced a block: see [`Node::forget_belief`].
+    fn dropped_announcement(&mut self, text: &str) {
+        if NodeMessage::is_announcement(text) {
+            self.forget_belief();
+        }
+    }
+
+    /// A `new_block` `tip` (on `parent`) that we took in: every peer whose tip we knew as
+    /// `parent` took the same announcement (the sender sent it to every peer), so we know it at
+    /// `tip` now, without its `status`; and our peers, who knew us at `parent`, know us at `tip`.
+    /// A peer whose tip then differs says so in a `status` (our tip differing from what our
+    /// peers believe is the one reason we send one: see [`Node::believed_tip`]).
+    pub(crate) fn infer_tips(&mut self, from: Option<&PeerId>, parent: &Hash, tip: TipStatus) {
+        if self.believed_tip == Some(*parent) {
+            self.believed_tip = Some(tip.hash);
+        }
+        let moved: Vec<PeerId> = self
+            .peers
+            .values_mut()
+            .filter(|peer| {
+                Some(&peer.id) != from
+                    && peer.follows_announcements
+                    && peer.tip.is_some_and(|known| known.hash == *parent)
+            })
+            .map(|peer| {
+                peer.tip = Some(tip);
+                peer.known.insert(tip.hash);
+                peer.id.clone()
+            })
+            .collect();
+        for peer in moved {
+            self.event(NodeEvent::PeerTip { peer, tip });
         }
     }
 
@@ -1099,6 +1250,24 @@ impl Node {
         }
     }
 
+    /// When our quiet-time status is due (see [`QUIET_STATUS_INTERVALS`]), if it is.
+    fn quiet_status_deadline(&self) -> Option<u64> {
+        let interval = self.tree.params().target_block_ms;
+        (!self.peers.is_empty() && self.quiet_status_for != Some(self.advertised_tip().hash))
+            .then(|| self.last_announcement_ms + QUIET_STATUS_INTERVALS * interval)
+    }
+
+    fn announce_status_if_quiet(&mut self, now_ms: u64) {
+        if self.quiet_status_deadline().is_none_or(|due| now_ms < due) {
+            return;
+        }
+        let tip = self.advertised_tip();
+        self.quiet_status_for = Some(tip.hash);
+        self.believed_tip = Some(tip.hash);
+        self.last_status_ms = Some(now_ms);
+        self.broadcast(&NodeMessage::Status { tip });
+    }
+
     /// Broadcasts our `status` for a tip change: at once when in sync, at most once per
     /// [`STATUS_INTERVAL_WHILE_SYNCING_MS`] while syncing, whatever holds the sync up.
     fn announce_status_if_due(&mut self, now_ms: u64) {
@@ -1106,11 +1275,15 @@ impl Node {
             return;
         }
         self.status_due = false;
+        let tip = self.advertised_tip();
+        if self.believed_tip == Some(tip.hash) {
+            // The announcements we took say it already.
+            return;
+        }
         self.last_status_ms = Some(now_ms);
-        let status = NodeMessage::Status {
-            tip: self.advertised_tip(),
-        };
-        self.broadcast(&status);
+        self.believed_tip = Some(tip.hash);
+        self.last_announcement_ms = now_ms;
+        self.broadcast(&NodeMessage::Status { tip });
     }
 
     fn send_hello(&mut self, to: &PeerId) {
@@ -1118,6 +1291,10 @@ impl Node {
             peer.hello_sent = true;
         } else {
             return;
+        }
+        if self.believed_tip.is_none() && !self.status_due {
+            // The first peers to hear of us learn our tip from this hello.
+            self.believed_tip = Some(self.advertised_tip().hash);
         }
         let hello = NodeMessage::Hello {
             protocol_version: PROTOCOL_VERSION,

@@ -187,6 +187,9 @@ pub struct PeerInfo {
     pub(crate) link_retry_at_ms: Option<u64>,
     /// Blocks and transactions it is known to have, so gossip does not send them back.
     pub(crate) known: KnownInventory,
+    /// Whether it takes the block announcements of the room, so that its tip moves with them
+    /// (see `Node::infer_tips`): false after it told us it muted us, until its next hello.
+    pub(crate) follows_announcements: bool,
 }
 
 impl PeerInfo {
@@ -226,6 +229,7 @@ impl PeerInfo {
             link: LinkState::None,
             link_retry_at_ms: None,
             known: KnownInventory::default(),
+            follows_announcements: true,
         }
     }
     /// A member of the ring of direct links: finished its hello, can link, not banned. Muted

@@ -166,7 +166,7 @@ impl Node {
         }
     }
 
-    fn status_of(&self, hash: &Hash) -> Option<TipStatus> {
+    pub(crate) fn status_of(&self, hash: &Hash) -> Option<TipStatus> {
         Some(TipStatus {
             hash: *hash,
             height: self.tree.header(hash)?.height,
@@ -226,6 +226,12 @@ impl Node {
         }
         let tip = private.blocks.last().copied();
         if let Some(block) = tip.and_then(|hash| self.tree.block(&hash).cloned()) {
+            if !self.note_announcement(block.header.prev_hash, block.hash()) {
+                if let Some(status) = self.status_of(&block.hash()) {
+                    self.infer_tips(None, &block.header.prev_hash, status);
+                }
+            }
+            self.believed_tip = Some(block.hash());
             self.broadcast(&NodeMessage::NewBlock {
                 block: block.as_ref().clone(),
             });

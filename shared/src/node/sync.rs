@@ -283,8 +283,13 @@ impl Node {
 
     /// A peer announced its tip (in `hello`, `status` or by a block).
     pub(crate) fn on_claim(&mut self, from: &PeerId, tip: TipStatus, now_ms: u64) {
+        let followed = self.follow_announcements(tip);
+        let mut seen = tip;
         if let Some(peer) = self.peers.get_mut(from) {
-            peer.tip = Some(tip);
+            if peer.follows_announcements {
+                seen = followed;
+            }
+            peer.tip = Some(seen);
         }
         let state = self.sync.peers.entry(from.clone()).or_default();
         if state.distrusted.is_some_and(|hash| hash != tip.hash) {
@@ -292,7 +297,7 @@ impl Node {
         }
         self.event(NodeEvent::PeerTip {
             peer: from.clone(),
-            tip,
+            tip: seen,
         });
         if self.judge_claim(&tip) == Claim::False {
             self.fail_claim(from, ClaimFailure::FalseWork, now_ms);

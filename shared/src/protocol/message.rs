@@ -29,6 +29,10 @@ pub const BUSY_ERROR_CODE: &str = "busy";
 /// The `error` code of a node that got a message from a peer whose `hello` it does not have
 /// (it lost it while its driver was paused): the peer sends its hello again.
 pub const HELLO_NEEDED_ERROR_CODE: &str = "hello_needed";
+/// The `error` code of a node that muted the receiver: it takes none of the receiver's messages
+/// now, so the receiver stops assuming that it follows the room's block announcements (see
+/// `docs/protocol.md`, "Status") until its next `hello`.
+pub const NOT_LISTENING_ERROR_CODE: &str = "not_listening";
 
 /// A peer's best chain as it announces it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +162,12 @@ impl NodeMessage {
     /// Whether a message asks for an answer (`get_headers`, `get_blocks`, `get_mempool`), read
     /// without building it: a driver that loses one tells the node (`Node::handle_dropped`),
     /// which tells the asker it is busy.
+    /// Whether `text` is a block announcement (`new_block`), read without parsing the block: a
+    /// node that drops one must say where its tip is (see `docs/protocol.md`, "Status").
+    pub fn is_announcement(text: &str) -> bool {
+        Self::message_type(text).as_deref() == Some("new_block")
+    }
+
     pub fn asks_for_answer(text: &str) -> bool {
         matches!(
             Self::message_type(text).as_deref(),

@@ -1,0 +1,147 @@
+//! Traffic that grows with the room, not its square (issue 30): per block, at most about 3 relay
+//! frames per member, block delivery included, and every tab's compare table still true (each
+//! peer's tip as this node knows it is the tip that peer announces).
+//!
+//! A status is sent only when it says something the block announcement did not: a node that
+//! takes a `new_block` onto the tip its peers knew needs no status, because every peer that took
+//! the same announcement moves it along (see `docs/protocol.md`, "Status").
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod sim;
+
+use sim::{Sim, SimConfig};
+
+fn room(nodes: usize, max_direct_links: usize, seed: u64) -> Sim {
+    let mut sim = Sim::new(
+        seed,
+        SimConfig {
+            // Blocks only when a test mines one.
+            mean_block_ms: 1_000_000_000_000,
+            max_direct_links,
+            ..SimConfig::default()
+        },
+    );
+    for i in 0..nodes {
+        let peer = sim.add_node(&format!("tab-{i}"), false);
+        sim.join(peer);
+    }
+    sim.run_for(5_000);
+    sim
+}
+
+/// Every node's view of every other node's tip is that node's announced tip.
+fn assert_tables_true(sim: &Sim, what: &str) {
+    for viewer in sim.honest() {
+        for peer in sim.honest() {
+            if peer.id == viewer.id {
+                continue;
+            }
+            let seen = viewer
+                .node()
+                .peer(&peer.id)
+                .and_then(|info| info.tip)
+                .map(|tip| tip.hash);
+            let real = peer.node().advertised_tip().hash;
+            assert_eq!(
+                seen,
+                Some(real),
+                "{what}: {} sees {} at {:?}, it is at {}",
+                viewer.node().name(),
+                peer.node().name(),
+                seen.map(|hash| hash.short()),
+                real.short()
+            );
+        }
+    }
+}
+
+/// 40 tabs on the relay alone, one of them mining 10 blocks a second apart: at most 3 frames per
+/// member per block (before: one `status` from every tab to every other, 40² frames a block).
+#[test]
+fn relay_frames_per_block_grow_with_the_room() {
+    let nodes = 40;
+    let mut sim = room(nodes, 0, 7);
+    assert_tables_true(&sim, "after joining");
+    sim.set_mining(0, true);
+    let before = sim.relay_messages;
+    let blocks = 10;
+    for _ in 0..blocks {
+        sim.mine_one(0).expect("a job");
+        sim.run_for(1_000);
+    }
+    let frames = (sim.relay_messages - before) as f64 / blocks as f64;
+    println!("{nodes} tabs: {frames:.0} relay frames per block");
+    assert!(
+        frames <= 3.0 * nodes as f64,
+        "{frames:.0} relay frames per block in a room of {nodes}"
+    );
+    assert_eq!(sim.tip_counts().len(), 1, "one tip: {}", sim.tips());
+    assert_tables_true(&sim, "after 10 blocks");
+}
+
+/// Races and reorgs: three miners find blocks at once, over the relay and over direct links
+/// (blocks gossiped by neighbours), some blocks lose: once quiet, every table is true.
+#[test]
+fn compare_tables_stay_true_through_races_and_reorgs() {
+    for (seed, links) in (1..=12).map(|seed| (seed, if seed % 2 == 0 { 3 } else { 0 })) {
+        let mut sim = room(12, links, seed);
+        for miner in [0, 4, 8] {
+            sim.set_mining(miner, true);
+        }
+        for round in 0..8 {
+            for miner in [0, 4, 8] {
+                if round % 2 == 0 || miner == 0 {
+                    sim.mine_one(miner);
+                }
+            }
+            sim.run_for(2_000);
+        }
+        sim.stop_all_mining();
+        sim.run_for(10_000);
+        assert_eq!(sim.tip_counts().len(), 1, "seed {seed}: {}", sim.tips());
+        assert_tables_true(&sim, &format!("seed {seed}, {links} links"));
+    }
+}
+
+/// A tab that mutes everyone drops their announcements: its peers must not move it along with
+/// the room (it tells them it stopped listening), and it says where it is to anyone still
+/// listening. After the unmute, every table is true again.
+#[test]
+fn a_tab_that_mutes_the_room_is_not_moved_along_with_it() {
+    let mut sim = room(6, 0, 5);
+    let loner = 5;
+    sim.set_mining(0, true);
+    sim.mine_one(0);
+    sim.run_for(1_000);
+    let before = sim.peers[loner].node().advertised_tip().hash;
+    for other in 0..loner {
+        sim.set_muted(loner, other, true);
+    }
+    sim.run_for(500);
+    for _ in 0..4 {
+        sim.mine_one(0);
+        sim.run_for(1_000);
+    }
+    let room_tip = sim.peers[0].node().advertised_tip().hash;
+    assert_eq!(
+        sim.peers[loner].node().advertised_tip().hash,
+        before,
+        "it heard nothing"
+    );
+    for viewer in 0..loner {
+        let seen = sim.peers[viewer]
+            .node()
+            .peer(&sim.peers[loner].id)
+            .and_then(|info| info.tip)
+            .map(|tip| tip.hash);
+        assert_eq!(seen, Some(before), "tab-{viewer} moved the muted tab along");
+        assert_ne!(seen, Some(room_tip));
+    }
+    for other in 0..loner {
+        sim.set_muted(loner, other, false);
+    }
+    sim.run_for(5_000);
+    assert_eq!(sim.tip_counts().len(), 1, "{}", sim.tips());
+    assert_tables_true(&sim, "after the unmute");
+}
