@@ -26,7 +26,9 @@ fn room(nodes: usize, max_direct_links: usize, seed: u64) -> Sim {
         let peer = sim.add_node(&format!("tab-{i}"), false);
         sim.join(peer);
     }
-    sim.run_for(5_000);
+    // Hellos are paced (a join burst of 256 takes a while), and a minute after joining with no
+    // block each tab says its tip once (the quiet-time status): both before anything measured.
+    sim.run_for(75_000);
     sim
 }
 
@@ -56,28 +58,45 @@ fn assert_tables_true(sim: &Sim, what: &str) {
     }
 }
 
-/// 40 tabs on the relay alone, one of them mining 10 blocks a second apart: at most 3 frames per
-/// member per block (before: one `status` from every tab to every other, 40² frames a block).
+/// Rooms of 40 and 128 tabs on the relay alone (`ROOM_SIZES=60,128,256` for other sizes), one
+/// tab mining 10 blocks a second apart: at most 3 frames per member per block (before: one
+/// `status` from every tab to every other, 40² frames a block), and every table true. Prints
+/// the figures BENCHMARKS.md ("Room traffic") quotes:
+/// `ROOM_SIZES=60,128,256 cargo test --release -p shared --test room_traffic -- --nocapture relay_frames`.
 #[test]
 fn relay_frames_per_block_grow_with_the_room() {
-    let nodes = 40;
-    let mut sim = room(nodes, 0, 7);
-    assert_tables_true(&sim, "after joining");
-    sim.set_mining(0, true);
-    let before = sim.relay_messages;
-    let blocks = 10;
-    for _ in 0..blocks {
-        sim.mine_one(0).expect("a job");
-        sim.run_for(1_000);
+    let sizes: Vec<usize> = std::env::var("ROOM_SIZES")
+        .ok()
+        .map(|sizes| {
+            sizes
+                .split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![40, 128]);
+    for nodes in sizes {
+        let mut sim = room(nodes, 0, 7);
+        assert_tables_true(&sim, "after joining");
+        sim.set_mining(0, true);
+        let (frames_before, bytes_before) = (sim.relay_messages, sim.relay_bytes);
+        let blocks = 10;
+        for _ in 0..blocks {
+            sim.mine_one(0).expect("a job");
+            sim.run_for(1_000);
+        }
+        let frames = (sim.relay_messages - frames_before) as f64 / blocks as f64;
+        let bytes = (sim.relay_bytes - bytes_before) as f64 / blocks as f64 / nodes as f64;
+        println!(
+            "{nodes} tabs: {frames:.0} relay frames per block ({:.2} per member), {bytes:.0} bytes per member per block",
+            frames / nodes as f64
+        );
+        assert!(
+            frames <= 3.0 * nodes as f64,
+            "{frames:.0} relay frames per block in a room of {nodes}"
+        );
+        assert_eq!(sim.tip_counts().len(), 1, "one tip: {}", sim.tips());
+        assert_tables_true(&sim, &format!("{nodes} tabs after 10 blocks"));
     }
-    let frames = (sim.relay_messages - before) as f64 / blocks as f64;
-    println!("{nodes} tabs: {frames:.0} relay frames per block");
-    assert!(
-        frames <= 3.0 * nodes as f64,
-        "{frames:.0} relay frames per block in a room of {nodes}"
-    );
-    assert_eq!(sim.tip_counts().len(), 1, "one tip: {}", sim.tips());
-    assert_tables_true(&sim, "after 10 blocks");
 }
 
 /// Races and reorgs: three miners find blocks at once, over the relay and over direct links
