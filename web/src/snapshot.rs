@@ -381,10 +381,7 @@ mod tests {
             detail.rules
         );
         let titles: Vec<&str> = detail.rules.iter().map(|rule| rule.title).collect();
-        assert!(
-            titles.contains(&"time not too far ahead"),
-            "{titles:?}"
-        );
+        assert!(titles.contains(&"time not too far ahead"), "{titles:?}");
         assert!(detail.json.contains("\"coinbase\""));
     }
 }
