@@ -71,6 +71,26 @@ test('at 390 px: no sideways scrolling, tap targets of 44 px, text of 12 px, tre
     const [page] = pages;
     const problems = await page.evaluate(measure);
     assert.deepEqual(problems, [], problems.join('\n'));
+    // The status bar: two lines (issue 29: it was four, 215 of 844 px), the rest on tap, and a
+    // heading scrolled to is never under it.
+    const bar = () => page.getByTestId('status-bar').boundingBox();
+    const closed = await bar();
+    assert.ok(closed.height <= 96, `the status bar is ${Math.round(closed.height)} px high`);
+    assert.ok(!(await page.getByTestId('status-room').isVisible()), 'the room waits behind details');
+    await page.getByTestId('status-details').click();
+    await waitFor(page, async () => page.getByTestId('status-room').isVisible(), 'details open the room');
+    assert.ok(await page.getByTestId('tip-hash').isVisible(), 'and the tip');
+    await page.getByTestId('status-details').click();
+    await waitFor(page, async () => !(await page.getByTestId('status-room').isVisible()), 'and close again');
+    for (const heading of ['wallet-title', 'explorer-title', 'log-title']) {
+      await page.evaluate((id) => document.getElementById(id).scrollIntoView(), heading);
+      const under = await page.evaluate((id) => {
+        const bar = document.querySelector('[data-testid=status-bar]').getBoundingClientRect();
+        const top = document.getElementById(id).getBoundingClientRect().top;
+        return bar.bottom - top;
+      }, heading);
+      assert.ok(under <= 0, `#${heading} is ${Math.round(under)} px under the status bar`);
+    }
     // Five tabs on one block: every name is listed under the drawing.
     const tips = await text(page, 'tree-tips');
     for (const other of pages.slice(1)) assert.ok(tips.includes(await text(other, 'node-name')), `${await text(other, 'node-name')} listed: ${tips}`);
