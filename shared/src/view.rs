@@ -201,6 +201,10 @@ pub fn peer_views(node: &Node, now_ms: u64, hello_grace_ms: u64) -> Vec<PeerView
 /// Peers remembered after they left (or after we went offline), so a partition is visible from
 /// both sides and their names stay payable. A classroom room holds a few dozen tabs.
 pub const MAX_REMEMBERED_PEERS: usize = 64;
+/// A peer gone longer than this folds into one line of the compare table ("3 tabs left in the
+/// last minutes"), so a class that reloads often does not fill the projected table with grey
+/// rows (issue 29). The rows stay one click away.
+pub const GONE_FOLD_MS: u64 = 60_000;
 
 /// A peer as last seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -241,12 +245,15 @@ impl PeerMemory {
         let here: BTreeMap<&PeerId, &PeerView> =
             current.iter().map(|peer| (&peer.id, peer)).collect();
         let addresses_here: Vec<Address> = current.iter().filter_map(|peer| peer.address).collect();
+        // A peer that comes back under a new id (a reloaded tab) replaces its old row; one that
+        // never said hello (no address: another network, or gone before its hello) is not
+        // remembered once gone: there is nothing to show of it or to pay.
         self.peers.retain(|id, seen| {
             here.contains_key(id)
-                || !seen
+                || seen
                     .view
                     .address
-                    .is_some_and(|a| addresses_here.contains(&a))
+                    .is_some_and(|a| !addresses_here.contains(&a))
         });
         for seen in self.peers.values_mut() {
             seen.present = false;
@@ -281,6 +288,15 @@ impl PeerMemory {
         rows.sort_by_key(|seen| (!seen.present, std::cmp::Reverse(seen.last_seen_ms)));
         rows
     }
+    /// The gone peers, most recently seen first, split into those gone for less than
+    /// [`GONE_FOLD_MS`] (a row each) and the rest (folded into one line).
+    pub fn gone(&self, now_ms: u64) -> (Vec<&SeenPeer>, Vec<&SeenPeer>) {
+        self.rows()
+            .into_iter()
+            .filter(|seen| !seen.present)
+            .partition(|seen| now_ms.saturating_sub(seen.last_seen_ms) < GONE_FOLD_MS)
+    }
+
     /// Every remembered peer's view, for the recipient resolver: a peer that went away can
     /// still be paid by the name it said.
     pub fn views(&self) -> Vec<PeerView> {

@@ -50,9 +50,12 @@ pub struct NodeSnapshot {
     pub own_txs: Vec<OwnTxView>,
     /// Payments other people made to us, pending and in blocks, newest first.
     pub incoming: Vec<IncomingView>,
-    /// Peers that went away (or that we left by going offline), with their last known state,
-    /// most recently seen first: a partition stays visible from both sides.
+    /// Peers that went away (or that we left by going offline) less than a minute ago
+    /// (`view::GONE_FOLD_MS`), with their last known state, most recently seen first: a
+    /// partition stays visible from both sides.
     pub gone_peers: Vec<GonePeer>,
+    /// Peers gone longer: one folded line of the table, opened on demand.
+    pub folded_peers: Vec<GonePeer>,
     /// Every peer we have or remember, for the recipient resolver: a peer that went away stays
     /// payable by the name it said.
     pub remembered: Vec<view::PeerView>,
@@ -172,16 +175,14 @@ impl NodeSnapshot {
         let ours = tree.tip_work();
         let per_block = tree.tip_header().target.work();
         let work_of = |tip: &TipStatus| WorkAhead::of(&tip.total_work, &ours, &per_block);
-        let gone_peers: Vec<GonePeer> = memory
-            .rows()
-            .into_iter()
-            .filter(|seen| !seen.present)
-            .map(|seen| GonePeer {
-                relation: relation(tree, seen.view.tip.as_ref()),
-                work: seen.view.tip.as_ref().map(work_of),
-                seen: seen.clone(),
-            })
-            .collect();
+        let gone_row = |seen: &view::SeenPeer| GonePeer {
+            relation: relation(tree, seen.view.tip.as_ref()),
+            work: seen.view.tip.as_ref().map(work_of),
+            seen: seen.clone(),
+        };
+        let (recent, folded) = memory.gone(now_ms);
+        let gone_peers: Vec<GonePeer> = recent.into_iter().map(gone_row).collect();
+        let folded_peers: Vec<GonePeer> = folded.into_iter().map(gone_row).collect();
         let peers: Vec<PeerRow> = current
             .into_iter()
             .map(|peer| {
@@ -221,6 +222,7 @@ impl NodeSnapshot {
             own_txs: view::own_transactions(node, &names),
             incoming: view::incoming_payments(node, &names),
             gone_peers,
+            folded_peers,
             remembered,
             tree: draw_tree(tree, &peer_tips, reorgs),
             shares: shared::shares::block_shares(

@@ -1,7 +1,8 @@
 use crate::browser::driver::now_ms;
+use crate::format::count;
 use crate::format::{round_trip, work};
 use crate::hooks::{use_driver, use_node_state};
-use crate::snapshot::{Link, WorkAhead};
+use crate::snapshot::{GonePeer, Link, WorkAhead};
 use yew::prelude::*;
 
 /// Compare chains across tabs: every peer's tip against ours, plus the partition controls.
@@ -20,6 +21,11 @@ pub fn PeersPanel() -> Html {
     let toggle_online = {
         let driver = driver.clone();
         Callback::from(move |_| driver.set_online(!online))
+    };
+    let unfolded = use_state(|| false);
+    let toggle_folded = {
+        let unfolded = unfolded.clone();
+        Callback::from(move |_| unfolded.set(!*unfolded))
     };
     html! {
         <section class="panel" aria-labelledby="peers-title">
@@ -106,35 +112,25 @@ pub fn PeersPanel() -> Html {
                             </tr>
                         }
                     }) }
-                    { for snapshot.gone_peers.iter().map(|gone| {
-                        let seen = gone.seen.seen(now);
-                        html! {
-                            <tr key={format!("gone-{}", gone.seen.view.id)} data-testid="peer-gone" data-present="false"
-                                data-peer-name={gone.seen.view.name.clone().unwrap_or_default()} data-peer-id={gone.seen.view.id.to_string()}
-                                data-relation={gone.relation.key()} data-last-seen-ms={gone.seen.last_seen_ms.to_string()}
-                                class={classes!("gone-peer", gone.relation.key())}>
-                                <td>
-                                    <b>{ gone.seen.view.name.clone().unwrap_or_else(|| format!("peer {}", gone.seen.view.id.short())) }</b>
-                                    if let Some(address) = gone.seen.view.address {
-                                        <code class="muted small" title={address.to_hex()}>{ format!(" {}", address.short()) }</code>
-                                    }
-                                    <span class="badge" data-testid="peer-seen">{ seen }</span>
-                                </td>
-                                <td>{ gone.seen.view.tip.map(|tip| html! {
-                                    <code data-hash={tip.hash.to_hex()}>{ tip.hash.short() }</code>
-                                }).unwrap_or_else(|| html! { "—" }) }</td>
-                                <td>{ gone.seen.view.tip.map(|tip| tip.height.to_string()).unwrap_or("—".into()) }</td>
-                                { work_cell(gone.work.as_ref()) }
-                                <td class="relation">{ format!("{} (last known)", gone.relation.describe()) }</td>
-                                <td class="link">{ "gone" }</td>
-                                <td></td>
-                            </tr>
+                    { for snapshot.gone_peers.iter().map(|gone| gone_row(gone, now)) }
+                    if !snapshot.folded_peers.is_empty() {
+                        <tr data-testid="peer-gone-folded" data-count={snapshot.folded_peers.len().to_string()}
+                            class="gone-peer">
+                            <td colspan="7">
+                                { format!("{} left more than a minute ago ",
+                                    count(snapshot.folded_peers.len() as u64, "tab", "tabs")) }
+                                <button class="link" data-testid="peer-gone-unfold" aria-expanded={unfolded.to_string()}
+                                    onclick={toggle_folded}>{ if *unfolded { "hide" } else { "show" } }</button>
+                            </td>
+                        </tr>
+                        if *unfolded {
+                            { for snapshot.folded_peers.iter().map(|gone| gone_row(gone, now)) }
                         }
-                    }) }
+                    }
                 </tbody>
             </table>
             </div>
-            if snapshot.peers.is_empty() && snapshot.gone_peers.is_empty() {
+            if snapshot.peers.is_empty() && snapshot.gone_peers.is_empty() && snapshot.folded_peers.is_empty() {
                 <p class="hint">{ "No other tabs in this room yet. Open this page in another tab to add a node." }</p>
             } else if snapshot.peers.is_empty() {
                 <p class="hint" data-testid="peers-unreachable">{ if online {
@@ -159,5 +155,32 @@ fn work_cell(ahead: Option<&WorkAhead>) -> Html {
             </td>
         },
         None => html! { <td class="work">{ "—" }</td> },
+    }
+}
+
+/// A peer that went away: its last known tip, marked gone.
+fn gone_row(gone: &GonePeer, now: u64) -> Html {
+    let seen = gone.seen.seen(now);
+    html! {
+        <tr key={format!("gone-{}", gone.seen.view.id)} data-testid="peer-gone" data-present="false"
+            data-peer-name={gone.seen.view.name.clone().unwrap_or_default()} data-peer-id={gone.seen.view.id.to_string()}
+            data-relation={gone.relation.key()} data-last-seen-ms={gone.seen.last_seen_ms.to_string()}
+            class={classes!("gone-peer", gone.relation.key())}>
+            <td>
+                <b>{ gone.seen.view.name.clone().unwrap_or_else(|| format!("peer {}", gone.seen.view.id.short())) }</b>
+                if let Some(address) = gone.seen.view.address {
+                    <code class="muted small" title={address.to_hex()}>{ format!(" {}", address.short()) }</code>
+                }
+                <span class="badge" data-testid="peer-seen">{ seen }</span>
+            </td>
+            <td>{ gone.seen.view.tip.map(|tip| html! {
+                <code data-hash={tip.hash.to_hex()}>{ tip.hash.short() }</code>
+            }).unwrap_or_else(|| html! { "—" }) }</td>
+            <td>{ gone.seen.view.tip.map(|tip| tip.height.to_string()).unwrap_or("—".into()) }</td>
+            { work_cell(gone.work.as_ref()) }
+            <td class="relation">{ format!("{} (last known)", gone.relation.describe()) }</td>
+            <td class="link">{ "gone" }</td>
+            <td></td>
+        </tr>
     }
 }
