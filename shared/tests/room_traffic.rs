@@ -164,3 +164,41 @@ fn a_tab_that_mutes_the_room_is_not_moved_along_with_it() {
     assert_eq!(sim.tip_counts().len(), 1, "{}", sim.tips());
     assert_tables_true(&sim, "after the unmute");
 }
+
+/// With the relay away, blocks travel only over direct links, hop by hop: a tab that infers a
+/// neighbour's tip from an announcement must still forward the block to it (the neighbour may
+/// hear of it only through this tab). Every tab converges, and every table is true.
+#[test]
+fn over_direct_links_alone_blocks_still_reach_every_tab() {
+    let mut exercised = 0;
+    for seed in 1..=4 {
+        let mut sim = room(12, 3, seed);
+        sim.set_relay_up(false);
+        sim.run_for(2_000);
+        let components = sim.direct_components();
+        let Some(component) = components.iter().find(|c| c.len() >= 4) else {
+            continue;
+        };
+        exercised += 1;
+        let miner = component[0];
+        sim.set_mining(miner, true);
+        for _ in 0..5 {
+            sim.mine_one(miner);
+            sim.run_for(1_000);
+        }
+        sim.stop_all_mining();
+        sim.run_for(2_000);
+        let tip = sim.peers[miner].node().advertised_tip().hash;
+        for &member in component {
+            assert_eq!(
+                sim.peers[member].node().advertised_tip().hash,
+                tip,
+                "seed {seed}: tab-{member} did not get the miner's blocks over the links"
+            );
+        }
+    }
+    assert!(
+        exercised >= 2,
+        "only {exercised} seeds formed a mesh of 4 or more"
+    );
+}

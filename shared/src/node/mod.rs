@@ -982,8 +982,9 @@ impl Node {
                     && peer.tip.is_some_and(|known| known.hash == *parent)
             })
             .map(|peer| {
+                // Not marked as known to it: that would stop our gossip, and over direct links
+                // (the relay away) the block may reach it only through us.
                 peer.tip = Some(tip);
-                peer.known.insert(tip.hash);
                 peer.id.clone()
             })
             .collect();
