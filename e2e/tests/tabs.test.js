@@ -55,6 +55,9 @@ test('tabs of one browser with no server mine, pay each other and converge', asy
       const status = await text(page, 'status-connection');
       assert.match(status, /^this browser only \(no server\)/, status);
       assert.notEqual(await attr(page, 'status-connection', 'data-state'), 'connected');
+      // The compare table names the link as what it is (issue 28: it said "direct").
+      await waitFor(page, async () => (await attr(page, 'peer-link', 'data-same-browser')) === 'true', 'the link marked as this browser');
+      assert.equal(await text(page, 'peer-link'), 'this browser');
     }
     // A tab kept off the channel reaches nobody: the relay is the only other way, and it is not there.
     const loner = await openAlone(context, base, room, '&local=off');

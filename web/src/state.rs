@@ -32,8 +32,10 @@ pub struct NodeState {
     pub session: Option<Rc<Session>>,
     pub snapshot: Option<Rc<NodeSnapshot>>,
     pub connection: ConnectionState,
-    /// Tabs of this browser linked over the tab channel (`browser::tabs`).
+    /// Tabs of this browser linked over the tab channel (`browser::tabs`): how many, and which
+    /// (the compare table says "this browser" for them, not "direct").
     pub same_browser: usize,
+    pub same_browser_peers: Vec<shared::protocol::PeerId>,
     pub hash_rate: f64,
     pub workers: u32,
     pub max_workers: u32,
@@ -74,6 +76,7 @@ impl Default for NodeState {
             snapshot: None,
             connection: ConnectionState::Connecting { attempt: 1 },
             same_browser: 0,
+            same_browser_peers: Vec::new(),
             hash_rate: 0.0,
             workers: 1,
             max_workers: 1,
@@ -92,7 +95,7 @@ pub enum NodeAction {
     Failed(crate::browser::driver::BootError),
     Snapshot(Rc<NodeSnapshot>),
     Connection(ConnectionState),
-    SameBrowser(usize),
+    SameBrowser(Vec<shared::protocol::PeerId>),
     HashRate(f64),
     Workers {
         count: u32,
@@ -123,11 +126,12 @@ impl Reducible for NodeState {
             NodeAction::Failed(why) => next.boot = Boot::Failed(why.to_string()),
             NodeAction::Snapshot(snapshot) => next.snapshot = Some(snapshot),
             NodeAction::Connection(state) => next.connection = state,
-            NodeAction::SameBrowser(count) => {
-                if count == self.same_browser {
+            NodeAction::SameBrowser(peers) => {
+                if peers == self.same_browser_peers {
                     return self;
                 }
-                next.same_browser = count;
+                next.same_browser = peers.len();
+                next.same_browser_peers = peers;
             }
             NodeAction::HashRate(rate) => {
                 if rate == self.hash_rate {

@@ -788,8 +788,13 @@ impl Driver {
     }
 
     fn publish_tabs(&self) {
-        let count = self.tabs.borrow().as_ref().map_or(0, Tabs::up_count);
-        self.node_dispatch.dispatch(NodeAction::SameBrowser(count));
+        let mut peers = self
+            .tabs
+            .borrow()
+            .as_ref()
+            .map_or_else(Vec::new, Tabs::up_peers);
+        peers.sort();
+        self.node_dispatch.dispatch(NodeAction::SameBrowser(peers));
     }
 
     fn on_tab(&self, event: TabEvent) {

@@ -195,17 +195,23 @@ impl Tabs {
         }
     }
 
-    /// Tabs of this browser we route to.
+    /// How many tabs of this browser we route to.
     pub fn up_count(&self) -> usize {
+        self.up_peers().len()
+    }
+
+    /// Tabs of this browser we route to.
+    pub fn up_peers(&self) -> Vec<PeerId> {
         if !self.inner.online.get() {
-            return 0;
+            return Vec::new();
         }
         self.inner
             .peers
             .borrow()
-            .values()
-            .filter(|p| !p.parked)
-            .count()
+            .iter()
+            .filter(|(_, p)| !p.parked)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Offline leaves the channel (every peer goes down); online joins it again.

@@ -64,6 +64,7 @@ pub fn PeersPanel() -> Html {
                             Callback::from(move |_| driver.set_peer_muted(&id, !muted))
                         };
                         let misbehaving = peer.misbehavior > 0 || peer.banned;
+                        let same_browser = state.same_browser_peers.contains(&peer.id);
                         html! {
                             <tr key={peer.id.to_string()} data-testid="peer-row" data-present="true"
                                 data-peer-name={peer.name.clone().unwrap_or_default()} data-peer-id={peer.id.to_string()}
@@ -94,9 +95,12 @@ pub fn PeersPanel() -> Html {
                                 { work_cell(peer.work.as_ref()) }
                                 <td class="relation">{ peer.relation.describe() }</td>
                                 <td data-testid="peer-link" data-link={peer.link.key()}
+                                    data-same-browser={same_browser.to_string()}
                                     data-rtt-us={peer.rtt_us.map(|rtt| rtt.to_string())}
-                                    class={classes!("link", peer.link.key())}>
+                                    class={classes!("link", peer.link.key())}
+                                    title={same_browser.then_some("another tab of this browser, linked over the browser's own channel: no server, no network")}>
                                     { match (peer.link, peer.rtt_us) {
+                                        (Link::Direct, _) if same_browser => "this browser".to_string(),
                                         (Link::Direct, Some(rtt)) => format!("direct · {}", round_trip(rtt)),
                                         (Link::Connecting, _) => "connecting…".to_string(),
                                         (link, _) => link.key().to_string(),
