@@ -17,11 +17,12 @@
 
 use super::output::Output;
 use super::peers::PeerInfo;
+use super::recent::Recent;
 use super::Node;
 use crate::hash::Hash;
 use crate::protocol::message::NodeMessage;
 use crate::protocol::PeerId;
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::BTreeSet;
 
 /// Direct links a node keeps by default. A room of 30 must not mean 29 connections per tab: each
 /// costs a peer connection, ICE checks and a heartbeat. With offsets ±1, ±2, ±4, ±8 a ring of up
@@ -70,24 +71,14 @@ impl LinkState {
 
 /// Hashes a peer is known to have, oldest forgotten first.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct KnownInventory {
-    set: HashSet<Hash>,
-    order: VecDeque<Hash>,
-}
+pub(crate) struct KnownInventory(Recent<(), MAX_KNOWN_INVENTORY>);
 
 impl KnownInventory {
     pub(crate) fn insert(&mut self, hash: Hash) {
-        if self.set.insert(hash) {
-            self.order.push_back(hash);
-            if self.order.len() > MAX_KNOWN_INVENTORY {
-                if let Some(oldest) = self.order.pop_front() {
-                    self.set.remove(&oldest);
-                }
-            }
-        }
+        self.0.insert(hash, ());
     }
     pub(crate) fn contains(&self, hash: &Hash) -> bool {
-        self.set.contains(hash)
+        self.0.contains(hash)
     }
 }
 
@@ -456,6 +447,6 @@ mod tests {
         assert!(!known.contains(&hash(2)));
         assert!(known.contains(&hash(3)));
         assert!(known.contains(&hash(MAX_KNOWN_INVENTORY + 2)));
-        assert_eq!(known.set.len(), MAX_KNOWN_INVENTORY);
+        assert_eq!(known.0.len(), MAX_KNOWN_INVENTORY);
     }
 }

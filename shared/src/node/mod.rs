@@ -16,6 +16,7 @@ pub mod links;
 pub mod output;
 pub mod peers;
 pub mod private;
+mod recent;
 pub mod sync;
 pub mod wallet;
 
@@ -61,7 +62,8 @@ use crate::tx::Transaction;
 use crate::validation::ValidationError;
 use output::OutputQueue;
 use peers::TokenBucket;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use recent::Recent;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// Room left in a frame for the relay envelope around a payload.
@@ -117,8 +119,7 @@ pub struct Node {
     believed_tip: Option<Hash>,
     /// The announced child of each recent parent (see [`MAX_REMEMBERED_ANNOUNCEMENTS`]), or
     /// `None` once a second one came: a race, after which every node says where it went.
-    announced: HashMap<Hash, Option<Hash>>,
-    announced_order: VecDeque<Hash>,
+    announced: Recent<Option<Hash>, MAX_REMEMBERED_ANNOUNCEMENTS>,
     /// When a block was last announced (by us or to us) or our tip moved; with the tip our
     /// quiet-time status was sent for (see [`QUIET_STATUS_INTERVALS`]).
     last_announcement_ms: u64,
@@ -130,8 +131,7 @@ pub struct Node {
     replies: TokenBucket,
     reply_bytes: peers::ByteBudget,
     /// Who sent each recent block (see [`MAX_REMEMBERED_SOURCES`]).
-    sources: HashMap<Hash, PeerId>,
-    source_order: VecDeque<Hash>,
+    sources: Recent<PeerId, MAX_REMEMBERED_SOURCES>,
     /// Peer messages not handled because the driver left the output queue full.
     refused_backlogged: u64,
     /// Since when our driver takes no peer messages (`set_inbound_paused`).
@@ -171,16 +171,14 @@ impl Node {
             status_due: false,
             last_status_ms: None,
             believed_tip: None,
-            announced: HashMap::new(),
-            announced_order: VecDeque::new(),
+            announced: Recent::default(),
             last_announcement_ms: 0,
             quiet_status_for: None,
             hello_queue: VecDeque::new(),
             hellos: TokenBucket::new(HELLOS_PER_SECOND, HELLO_BURST, 0),
             replies: TokenBucket::new(TOTAL_REPLIES_PER_SECOND, TOTAL_REPLY_BURST, 0),
             reply_bytes: peers::ByteBudget::new(REPLY_BYTES_PER_SECOND, REPLY_BYTE_BURST, 0),
-            sources: HashMap::new(),
-            source_order: VecDeque::new(),
+            sources: Recent::default(),
             refused_backlogged: 0,
             inbound_paused_since: None,
             lost_messages: 0,
@@ -924,12 +922,6 @@ impl Node {
             }
             None => {
                 self.announced.insert(parent, Some(child));
-                self.announced_order.push_back(parent);
-                if self.announced_order.len() > MAX_REMEMBERED_ANNOUNCEMENTS {
-                    if let Some(oldest) = self.announced_order.pop_front() {
-                        self.announced.remove(&oldest);
-                    }
-                }
                 false
             }
         }
@@ -1210,14 +1202,7 @@ impl Node {
     }
 
     fn remember_source(&mut self, hash: Hash, from: &PeerId) {
-        if self.sources.insert(hash, from.clone()).is_none() {
-            self.source_order.push_back(hash);
-            if self.source_order.len() > MAX_REMEMBERED_SOURCES {
-                if let Some(oldest) = self.source_order.pop_front() {
-                    self.sources.remove(&oldest);
-                }
-            }
-        }
+        self.sources.insert(hash, from.clone());
     }
 
     fn restart_mining(&mut self, now_ms: u64) {
