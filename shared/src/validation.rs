@@ -193,7 +193,7 @@ pub fn next_target(params: &NetworkParams, recent: &[BlockHeader]) -> Target {
     }
     // `k`: the weighted sum when every counted solve time is 15/16 T, what the clamp and the
     // effective times' lag leave of a real miner's solve times of mean T (measured by the pace
-    // test, N = 20): with `k` at T, blocks came 6 % slower than T.
+    // test, N = 20): with `k` at T, blocks would come about 7 % slower than T.
     let steady = interval * (n * (n + 1) / 2) * 15 / 16;
     let floor = steady / params.max_hardening_factor.max(1);
     let weighted = U256::from(weighted.max(floor).max(1));
