@@ -11,28 +11,13 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
+use common::Rng;
 use shared::block::{genesis_block, BlockHeader};
 use shared::params::{NetworkParams, BROWSER_WORKER_HASHES_PER_SECOND};
 use shared::validation::{median, next_target};
 use shared::work::{target_for_expected_hashes, Target, U256};
-
-/// splitmix64: a small seeded generator, so every figure here is reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Exponentially distributed with mean `mean`.
-    fn exponential(&mut self, mean: f64) -> f64 {
-        let uniform = ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-        -uniform.ln() * mean
-    }
-}
 
 fn expected_hashes(target: Target) -> f64 {
     target.work().as_f64()

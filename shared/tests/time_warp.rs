@@ -5,37 +5,26 @@
 //! Nothing hashes. Each block is one draw: its work (exponential, mean 1, in units of the
 //! block's expected hashes) and who found it (by hash share). A run with the same draws and every
 //! block stamped honestly is the *baseline*; the figures compare each run with its baseline
-//! block by block (same height, same luck), so they measure the stamps and nothing else:
-//! - *easier*: how much easier a target is than the baseline's at the same height (the worst
-//!   block, and the worst mean over a difficulty window of `N` consecutive blocks);
-//! - *harder*: the same the other way (a lie that makes the class wait is a lie too).
+//! block by block (same height, same luck), so they measure the stamps and nothing else (see
+//! [`Figures`]):
+//! - the *lever*: the same blocks found at the same moments, only restamped; how much easier
+//!   (or harder: a lie that makes the class wait is a lie too) a later target is;
+//! - the *window*: with the pace following the targets, the mean target over all runs against
+//!   the baselines', over the worst window of `N` blocks; and the pace itself.
 //!
-//! The version 2 rule (signed solve times clamped to ±6 T, no cap) is kept here verbatim, but for
+//! The version 2 rule (signed solve times clamped to ±6 T, between raw timestamps) is kept here verbatim, but for
 //! its parameters, to measure both side by side. `cargo test -p shared --release --test time_warp
 //! -- --nocapture` prints the table BENCHMARKS.md ("Time warp") quotes.
 
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
+use common::Rng;
 use shared::block::{genesis_block, BlockHeader};
 use shared::params::{NetworkParams, BROWSER_WORKER_HASHES_PER_SECOND};
 use shared::validation::{median, next_target};
 use shared::work::{Target, U256};
-
-/// splitmix64: a small seeded generator, so every figure here is reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    }
-}
 
 type Rule = fn(&NetworkParams, &[BlockHeader]) -> Target;
 
