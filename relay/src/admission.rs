@@ -10,7 +10,7 @@
 
 use crate::config::Config;
 use crate::metrics::Rejection;
-use crate::rate::TokenBucket;
+use crate::rate::KeyedBuckets;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,11 +21,6 @@ use tokio::time::Instant;
 /// deadline): a client sees why it was turned away instead of a reset, and a flood of them cannot
 /// hold more than this many extra descriptors. Past these the socket is closed at once.
 pub(crate) const REFUSAL_SLOTS: usize = 64;
-
-/// Join buckets remembered at most, rooms and addresses each. A full bucket is forgotten (a new one
-/// would be the same), so this bounds only buckets still refilling: at 20 joins a second from one
-/// address, 65,536 refilling buckets take thousands of flooding addresses.
-const MAX_JOIN_BUCKETS: usize = 65_536;
 
 /// What a client is counted as: its IPv4 address, or the /64 network of its IPv6 address (one
 /// household or one host gets a /64, so counting single IPv6 addresses would count nothing).
@@ -103,8 +98,8 @@ pub(crate) struct Admission {
     max_per_address: usize,
     trusted_proxies: Vec<IpAddr>,
     per_address: Mutex<HashMap<AddressKey, usize>>,
-    room_joins: Mutex<JoinBuckets<Arc<str>>>,
-    address_joins: Mutex<JoinBuckets<AddressKey>>,
+    room_joins: Mutex<KeyedBuckets<Arc<str>>>,
+    address_joins: Mutex<KeyedBuckets<AddressKey>>,
 }
 
 impl Admission {
@@ -115,11 +110,11 @@ impl Admission {
             max_per_address: config.max_connections_per_address,
             trusted_proxies: config.trusted_proxies.clone(),
             per_address: Mutex::new(HashMap::new()),
-            room_joins: Mutex::new(JoinBuckets::new(
+            room_joins: Mutex::new(KeyedBuckets::new(
                 config.join_rate_per_room,
                 config.join_burst_per_room,
             )),
-            address_joins: Mutex::new(JoinBuckets::new(
+            address_joins: Mutex::new(KeyedBuckets::new(
                 config.join_rate_per_address,
                 config.join_burst_per_address,
             )),
@@ -194,45 +189,6 @@ impl Admission {
             return false;
         }
         rooms.take(room_key, now) && addresses.take(key, now)
-    }
-}
-
-/// Token buckets by key, forgetting full ones.
-struct JoinBuckets<K> {
-    rate: f64,
-    burst: f64,
-    buckets: HashMap<K, TokenBucket>,
-}
-
-impl<K: std::hash::Hash + Eq> JoinBuckets<K> {
-    fn new(rate: u32, burst: u32) -> JoinBuckets<K> {
-        JoinBuckets {
-            rate: f64::from(rate),
-            burst: f64::from(burst),
-            buckets: HashMap::new(),
-        }
-    }
-
-    fn has(&self, key: &K, now: Instant) -> bool {
-        self.buckets
-            .get(key)
-            .is_none_or(|bucket| bucket.has(1.0, now))
-    }
-
-    fn take(&mut self, key: K, now: Instant) -> bool {
-        if self.buckets.len() >= MAX_JOIN_BUCKETS && !self.buckets.contains_key(&key) {
-            self.buckets.retain(|_, bucket| !bucket.is_full(now));
-            if self.buckets.len() >= MAX_JOIN_BUCKETS {
-                // Every bucket is still refilling: a flood from very many addresses. Refusing is
-                // the safe side; the buckets refill within seconds.
-                return false;
-            }
-        }
-        let (rate, burst) = (self.rate, self.burst);
-        self.buckets
-            .entry(key)
-            .or_insert_with(|| TokenBucket::new(rate, burst, now))
-            .take(1.0, now)
     }
 }
 

@@ -333,8 +333,9 @@ pub struct Config {
 
     /// STUN or TURN server handed to tabs in `welcome` for their direct WebRTC links
     /// (stun:host:port, turn:host:port?transport=udp, turns:host:port). Repeat the flag or
-    /// separate with commas. None by default: tabs then link directly only within one machine or
-    /// LAN. See docs/deploy.md, "Direct links between tabs".
+    /// separate with commas. None by default: the relay's own STUN server (--stun-port) serves
+    /// tabs behind ordinary home routers; routers that pick random ports need a TURN server.
+    /// See docs/deploy.md, "Direct links between tabs".
     #[arg(
         long = "ice-server",
         env = "ICE_SERVERS",
@@ -343,6 +344,17 @@ pub struct Config {
         value_parser = IceUrl::parse
     )]
     pub ice_servers: Vec<IceUrl>,
+
+    /// UDP port of the relay's own STUN server, which every `welcome` names first (as
+    /// stun:<the host the tab used>:<port>) so tabs behind home routers learn their public
+    /// address and link directly. Default: the same number as the HTTP port. Open it for UDP in
+    /// a firewall. See docs/deploy.md, "Direct links between tabs".
+    #[arg(long = "stun-port", env = "STUN_PORT", value_name = "PORT")]
+    pub stun_port: Option<u16>,
+
+    /// Do not answer STUN (and name no STUN server of the relay's own in `welcome`).
+    #[arg(long = "no-stun", env = "NO_STUN", conflicts_with = "stun_port")]
+    pub no_stun: bool,
 
     /// Username for the turn: and turns: servers (not for stun:).
     #[arg(long, env = "ICE_USERNAME", value_name = "NAME")]
@@ -397,6 +409,8 @@ impl Default for Config {
             message_timeout: DEFAULT_MESSAGE_TIMEOUT,
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             ice_servers: Vec::new(),
+            stun_port: None,
+            no_stun: false,
             ice_username: None,
             ice_credential: None,
             nats_url: None,

@@ -19,7 +19,9 @@ use crate::outbox::{Outbox, OutboxLimits};
 use crate::rate::{RateLimiter, RateLimits, Verdict};
 use crate::ws::{self, CloseCode, FrameReader, FrameWriter, Incoming, ReadError};
 use crate::Relay;
-use shared::protocol::{ClientFrame, ClientFrameKind, PeerId, RelayErrorCode, RelayFrame};
+use shared::protocol::{
+    ClientFrame, ClientFrameKind, IceServer, PeerId, RelayErrorCode, RelayFrame,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -107,15 +109,29 @@ impl Control {
     }
 }
 
+/// What a peer asked to join with, as the handshake found it.
+pub(crate) struct Joining {
+    pub(crate) room: RoomName,
+    pub(crate) remote: Option<std::net::IpAddr>,
+    /// The id of its resume token, if it brought one.
+    pub(crate) resumed: Option<PeerId>,
+    /// What its `welcome` lists for direct links.
+    pub(crate) ice_servers: Vec<IceServer>,
+}
+
 /// Runs a connection that holds a connection slot: joins the room, relays, leaves.
 pub(crate) async fn serve(
     relay: Arc<Relay>,
     socket: PeerSocket,
-    room: RoomName,
-    remote: Option<std::net::IpAddr>,
-    resumed: Option<PeerId>,
+    joining: Joining,
     _slot: SocketSlot,
 ) {
+    let Joining {
+        room,
+        remote,
+        resumed,
+        ice_servers,
+    } = joining;
     // A tab that brings a resume token keeps its id across reconnections; others get a new one.
     let peer = resumed.unwrap_or_else(|| PeerId::from_bytes(rand::random()));
     let span = tracing::info_span!("peer", peer = peer.short(), room = room.as_str());
@@ -128,7 +144,11 @@ pub(crate) async fn serve(
             close(socket, DisconnectReason::Shutdown, &outbox, None).await;
             return;
         }
-        if let Err(JoinError::RoomFull) = relay.hub.join(&room, &peer, outbox.clone()).await {
+        if let Err(JoinError::RoomFull) = relay
+            .hub
+            .join(&room, &peer, ice_servers, outbox.clone())
+            .await
+        {
             info!("room full; turned away");
             relay.metrics.reject(crate::metrics::Rejection::RoomFull);
             refuse(socket, RelayErrorCode::RoomFull).await;

@@ -71,15 +71,17 @@ pub enum HubHealth {
 
 /// Where a room's frames go. See the module documentation for the contract.
 pub trait RoomHub: Send + Sync + 'static {
-    /// Adds `peer` to `room`. On success the peer's `welcome` (with the peers already present) is
-    /// queued in `outbox`, and every other member has been sent `peer_joined`. If a connection
-    /// with the same id (the same resume token) is already a member, it is replaced: its outbox
-    /// is told so ([`Outbox::replace`]), the others hear `peer_left` then `peer_joined`, and the
-    /// newcomer takes its place (a replacement never finds the room full).
+    /// Adds `peer` to `room`. On success the peer's `welcome` (with the peers already present and
+    /// `ice_servers`, which the connection chose for it) is queued in `outbox`, and every other
+    /// member has been sent `peer_joined`. If a connection with the same id (the same resume
+    /// token) is already a member, it is replaced: its outbox is told so ([`Outbox::replace`]),
+    /// the others hear `peer_left` then `peer_joined`, and the newcomer takes its place (a
+    /// replacement never finds the room full).
     fn join<'a>(
         &'a self,
         room: &'a RoomName,
         peer: &'a PeerId,
+        ice_servers: Vec<IceServer>,
         outbox: Outbox,
     ) -> HubFuture<'a, Result<(), JoinError>>;
 
@@ -127,21 +129,14 @@ type Room = HashMap<PeerId, Outbox>;
 pub struct LocalHub {
     shards: [Mutex<HashMap<RoomName, Room>>; ROOM_SHARDS],
     max_peers_per_room: usize,
-    /// What every `welcome` lists for direct links (`Config::welcome_ice_servers`).
-    ice_servers: Vec<IceServer>,
     metrics: Arc<Metrics>,
 }
 
 impl LocalHub {
-    pub fn new(
-        max_peers_per_room: usize,
-        ice_servers: Vec<IceServer>,
-        metrics: Arc<Metrics>,
-    ) -> LocalHub {
+    pub fn new(max_peers_per_room: usize, metrics: Arc<Metrics>) -> LocalHub {
         LocalHub {
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             max_peers_per_room,
-            ice_servers,
             metrics,
         }
     }
@@ -166,7 +161,13 @@ impl LocalHub {
 }
 
 impl LocalHub {
-    fn join_now(&self, room: &RoomName, peer: &PeerId, outbox: Outbox) -> Result<(), JoinError> {
+    fn join_now(
+        &self,
+        room: &RoomName,
+        peer: &PeerId,
+        ice_servers: Vec<IceServer>,
+        outbox: Outbox,
+    ) -> Result<(), JoinError> {
         let mut shard = self.shard(room);
         let members = shard.entry(room.clone()).or_default();
         if let Some(old) = members.remove(peer) {
@@ -193,7 +194,7 @@ impl LocalHub {
             peer_id: peer.clone(),
             room: room.as_str().to_owned(),
             peers,
-            ice_servers: self.ice_servers.clone(),
+            ice_servers,
         };
         self.deliver(&outbox, Utf8Bytes::from(welcome.to_json()));
         let joined = Utf8Bytes::from(
@@ -215,9 +216,15 @@ impl RoomHub for LocalHub {
         &'a self,
         room: &'a RoomName,
         peer: &'a PeerId,
+        ice_servers: Vec<IceServer>,
         outbox: Outbox,
     ) -> HubFuture<'a, Result<(), JoinError>> {
-        Box::pin(std::future::ready(self.join_now(room, peer, outbox)))
+        Box::pin(std::future::ready(self.join_now(
+            room,
+            peer,
+            ice_servers,
+            outbox,
+        )))
     }
 
     fn leave(&self, room: &RoomName, peer: &PeerId, outbox: &Outbox) {
@@ -310,13 +317,15 @@ mod tests {
 
     #[test]
     fn join_welcomes_and_announces_then_leave_announces() {
-        let hub = LocalHub::new(2, Vec::new(), Arc::new(Metrics::default()));
+        let hub = LocalHub::new(2, Arc::new(Metrics::default()));
         let room = RoomName::parse("r").unwrap();
         let (a, b) = (outbox(), outbox());
-        hub.join_now(&room, &peer(1), a.clone()).unwrap();
-        hub.join_now(&room, &peer(2), b.clone()).unwrap();
+        hub.join_now(&room, &peer(1), Vec::new(), a.clone())
+            .unwrap();
+        hub.join_now(&room, &peer(2), Vec::new(), b.clone())
+            .unwrap();
         assert_eq!(
-            hub.join_now(&room, &peer(3), outbox()),
+            hub.join_now(&room, &peer(3), Vec::new(), outbox()),
             Err(JoinError::RoomFull)
         );
         let a_frames = frames(&a);
@@ -332,14 +341,17 @@ mod tests {
 
     #[test]
     fn a_second_connection_with_one_id_replaces_the_first() {
-        let hub = LocalHub::new(2, Vec::new(), Arc::new(Metrics::default()));
+        let hub = LocalHub::new(2, Arc::new(Metrics::default()));
         let room = RoomName::parse("r").unwrap();
         let (a, old, new) = (outbox(), outbox(), outbox());
-        hub.join_now(&room, &peer(1), a.clone()).unwrap();
-        hub.join_now(&room, &peer(2), old.clone()).unwrap();
+        hub.join_now(&room, &peer(1), Vec::new(), a.clone())
+            .unwrap();
+        hub.join_now(&room, &peer(2), Vec::new(), old.clone())
+            .unwrap();
         frames(&a);
         // The room is full, but a replacement takes the old seat.
-        hub.join_now(&room, &peer(2), new.clone()).unwrap();
+        hub.join_now(&room, &peer(2), Vec::new(), new.clone())
+            .unwrap();
         assert!(old.is_replaced() && !new.is_replaced());
         let seen = frames(&a);
         assert_eq!(seen.len(), 2, "{seen:?}");

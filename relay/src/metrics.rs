@@ -2,6 +2,7 @@
 //!
 //! Plain atomics, no registry: a counter costs one relaxed add on the hot path.
 
+use crate::stun::StunOutcome;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -160,6 +161,7 @@ pub struct Metrics {
     pub dropped_relay_busy: Counter,
     disconnects: [Counter; DisconnectReason::ALL.len()],
     rejections: [Counter; Rejection::ALL.len()],
+    stun: [Counter; StunOutcome::ALL.len()],
 }
 
 impl Metrics {
@@ -171,6 +173,9 @@ impl Metrics {
     }
     pub fn reject(&self, reason: Rejection) {
         self.rejections[reason as usize].inc();
+    }
+    pub fn stun(&self, outcome: StunOutcome) {
+        self.stun[outcome as usize].inc();
     }
 
     /// The Prometheus text exposition of every counter; `rooms` comes from the hub, `memory`
@@ -293,6 +298,21 @@ impl Metrics {
             .zip(&rejection_labels)
             .map(|(reason, label)| (label.as_str(), self.rejections[*reason as usize].get()))
             .collect();
+        let stun_labels: Vec<String> = StunOutcome::ALL
+            .iter()
+            .map(|outcome| format!("{{outcome=\"{}\"}}", outcome.as_str()))
+            .collect();
+        let stun: Vec<(&str, u64)> = StunOutcome::ALL
+            .iter()
+            .zip(&stun_labels)
+            .map(|(outcome, label)| (label.as_str(), self.stun[*outcome as usize].get()))
+            .collect();
+        family(
+            "relay_stun_requests_total",
+            "counter",
+            "Datagrams on the relay's STUN port, by what became of them.",
+            &stun,
+        );
         family(
             "relay_rejected_total",
             "counter",

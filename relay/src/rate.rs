@@ -4,6 +4,7 @@
 //! Every frame a peer sends pays: data frames, pings and pongs alike (a ping costs the relay a
 //! pong, so it is no cheaper than a message). [`TokenBucket`] is also what the join limits use.
 
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -71,6 +72,50 @@ impl TokenBucket {
     /// True when the bucket has refilled completely: it remembers nothing a new one would not.
     pub fn is_full(&self, now: Instant) -> bool {
         self.has(self.burst, now)
+    }
+}
+
+/// Buckets remembered at most by one [`KeyedBuckets`]. A full bucket is forgotten (a new one would
+/// be the same), so this bounds only buckets still refilling: at 20 joins a second from one
+/// address, 65,536 refilling buckets take thousands of flooding addresses.
+const MAX_KEYED_BUCKETS: usize = 65_536;
+
+/// Token buckets by key, forgetting full ones.
+pub(crate) struct KeyedBuckets<K> {
+    rate: f64,
+    burst: f64,
+    buckets: HashMap<K, TokenBucket>,
+}
+
+impl<K: std::hash::Hash + Eq> KeyedBuckets<K> {
+    pub(crate) fn new(rate: u32, burst: u32) -> KeyedBuckets<K> {
+        KeyedBuckets {
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            buckets: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn has(&self, key: &K, now: Instant) -> bool {
+        self.buckets
+            .get(key)
+            .is_none_or(|bucket| bucket.has(1.0, now))
+    }
+
+    pub(crate) fn take(&mut self, key: K, now: Instant) -> bool {
+        if self.buckets.len() >= MAX_KEYED_BUCKETS && !self.buckets.contains_key(&key) {
+            self.buckets.retain(|_, bucket| !bucket.is_full(now));
+            if self.buckets.len() >= MAX_KEYED_BUCKETS {
+                // Every bucket is still refilling: a flood from very many addresses. Refusing is
+                // the safe side; the buckets refill within seconds.
+                return false;
+            }
+        }
+        let (rate, burst) = (self.rate, self.burst);
+        self.buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::new(rate, burst, now))
+            .take(1.0, now)
     }
 }
 

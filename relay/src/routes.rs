@@ -322,6 +322,12 @@ fn upgrade(
     };
     let task_relay = relay.clone();
     let remote = request.remote.map(|addr| addr.ip());
+    let ice_servers = relay.welcome_ice_servers(
+        request
+            .headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok()),
+    );
     relay.tasks.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
@@ -344,7 +350,13 @@ fn upgrade(
         );
         match held {
             Held::Slot(slot) => {
-                connection::serve(task_relay, socket, room, remote, resumed, slot).await
+                let joining = connection::Joining {
+                    room,
+                    remote,
+                    resumed,
+                    ice_servers,
+                };
+                connection::serve(task_relay, socket, joining, slot).await
             }
             Held::Refusal(_, _permit) => {
                 connection::refuse(socket, RelayErrorCode::ServerFull).await;

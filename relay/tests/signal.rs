@@ -142,8 +142,12 @@ async fn a_signal_over_the_frame_limit_closes_the_connection_like_any_frame() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_welcome_always_lists_ice_servers_and_none_by_default() {
-    let relay = TestRelay::start(config()).await;
+async fn the_welcome_always_lists_ice_servers_and_none_with_no_stun() {
+    let relay = TestRelay::start(Config {
+        no_stun: true,
+        ..config()
+    })
+    .await;
     let mut ws = relay.connect_raw("/ws/rtc").await;
     let text = tokio::time::timeout(common::WAIT, ws.next())
         .await
@@ -173,7 +177,13 @@ async fn the_welcome_always_lists_ice_servers_and_none_by_default() {
     let RelayFrame::Welcome { ice_servers, .. } = next_frame(&mut raw).await else {
         panic!("no welcome");
     };
+    // The relay's own STUN server first, then the configured ones.
     let expected = vec![
+        IceServer {
+            urls: vec![format!("stun:127.0.0.1:{}", relay.addr.port())],
+            username: None,
+            credential: None,
+        },
         IceServer {
             urls: vec!["stun:127.0.0.1:3478".into()],
             username: None,

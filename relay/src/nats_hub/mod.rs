@@ -131,8 +131,6 @@ struct Shared {
     publishes: mpsc::Sender<Publish>,
     next_room_id: AtomicU64,
     max_peers_per_room: usize,
-    /// What every `welcome` lists for direct links.
-    ice_servers: Vec<IceServer>,
     metrics: Arc<Metrics>,
     broker: BrokerMetrics,
     stop: CancellationToken,
@@ -234,7 +232,6 @@ impl NatsHub {
     pub async fn connect(
         url: &str,
         max_peers_per_room: usize,
-        ice_servers: Vec<IceServer>,
         metrics: Arc<Metrics>,
     ) -> Result<NatsHub, BrokerError> {
         let relay_id = RelayId::random();
@@ -283,7 +280,6 @@ impl NatsHub {
             publishes,
             next_room_id: AtomicU64::new(0),
             max_peers_per_room,
-            ice_servers,
             metrics,
             broker: BrokerMetrics::default(),
             stop: CancellationToken::new(),
@@ -372,6 +368,7 @@ impl Shared {
         self: &Arc<Shared>,
         room: &RoomName,
         peer: &PeerId,
+        ice_servers: Vec<IceServer>,
         outbox: Outbox,
     ) -> Result<(), JoinError> {
         for attempt in 1..=JOIN_ATTEMPTS {
@@ -379,7 +376,7 @@ impl Shared {
                 let mut shard = self.shard(room);
                 match shard.get_mut(room) {
                     Some(state) if *state.ready.borrow() || attempt == JOIN_ATTEMPTS => {
-                        return self.admit(state, room, peer, outbox);
+                        return self.admit(state, room, peer, ice_servers, outbox);
                     }
                     Some(state) => state.ready.subscribe(),
                     None => {
@@ -417,6 +414,7 @@ impl Shared {
         state: &mut Room,
         room: &RoomName,
         peer: &PeerId,
+        ice_servers: Vec<IceServer>,
         outbox: Outbox,
     ) -> Result<(), JoinError> {
         if let Some(old) = state.local.remove(peer) {
@@ -446,7 +444,7 @@ impl Shared {
             peer_id: peer.clone(),
             room: room.as_str().to_owned(),
             peers,
-            ice_servers: self.ice_servers.clone(),
+            ice_servers,
         };
         deliver(&self.metrics, &outbox, Utf8Bytes::from(welcome.to_json()));
         if !state.is_present(peer) {
@@ -1015,9 +1013,10 @@ impl RoomHub for NatsHub {
         &'a self,
         room: &'a RoomName,
         peer: &'a PeerId,
+        ice_servers: Vec<IceServer>,
         outbox: Outbox,
     ) -> HubFuture<'a, Result<(), JoinError>> {
-        Box::pin(self.shared.join(room, peer, outbox))
+        Box::pin(self.shared.join(room, peer, ice_servers, outbox))
     }
 
     fn leave(&self, room: &RoomName, peer: &PeerId, outbox: &Outbox) {
