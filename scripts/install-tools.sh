@@ -50,6 +50,13 @@ if has_part browser; then
     apt-get update -qq
     apt-get install -y -qq iproute2 >/dev/null
   fi
+  # The two-homes test (e2e/homes.sh) puts each home behind a source-NAT router made with nft.
+  if ! command -v nft >/dev/null && ! [ -x /usr/sbin/nft ]; then
+    log "installing Debian's nftables (nft, for the NAT routers of the two-homes test)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq nftables >/dev/null
+  fi
 fi
 
 if has_part nats; then

@@ -11,10 +11,14 @@ const RELAY = process.env.E2E_RELAY_BIN;
 const STATIC_DIR = process.env.E2E_STATIC_DIR ?? 'dist';
 const PORT = new URL(BASE).port;
 
-/** Starts the relay on BASE's port and waits until it answers /healthz. */
-export async function startRelay() {
+const HOST = new URL(BASE).hostname;
+
+/** Starts the relay on BASE's address and port, with `flags` added, and waits until it answers
+ * /healthz. */
+export async function startRelay(flags = []) {
   assert.ok(RELAY, 'E2E_RELAY_BIN names the relay binary');
-  const relay = spawn(RELAY, ['--static-dir', STATIC_DIR, '--port', PORT], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = ['--static-dir', STATIC_DIR, '--addr', HOST, '--port', PORT, ...flags];
+  const relay = spawn(RELAY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   relay.stderr.on('data', (chunk) => { log = (log + chunk).slice(-4000); });
   const exited = new Promise((resolve) => relay.once('exit', resolve));
