@@ -128,8 +128,14 @@ impl Admission {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Whether `address` is one of `--trusted-proxy`. A relay listening on `::` sees an IPv4
+    /// peer as `::ffff:a.b.c.d`: both sides are compared in their canonical form, so a proxy at
+    /// 127.0.0.1 is trusted whichever socket family the relay listens on.
     pub(crate) fn is_trusted_proxy(&self, address: IpAddr) -> bool {
-        self.trusted_proxies.contains(&address)
+        let address = address.to_canonical();
+        self.trusted_proxies
+            .iter()
+            .any(|proxy| proxy.to_canonical() == address)
     }
 
     /// Decides about a socket just accepted from `peer`.
@@ -211,6 +217,18 @@ pub(crate) enum Held {
 impl Hold {
     pub(crate) fn new(held: Held) -> Hold {
         Hold(Arc::new(Mutex::new(Some(held))))
+    }
+    /// What the socket was refused as, if it holds a refusal rather than a slot (it leaves the
+    /// hold in place).
+    pub(crate) fn refusal(&self) -> Option<Rejection> {
+        match &*self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        {
+            Some(Held::Refusal(rejection, _)) => Some(*rejection),
+            _ => None,
+        }
     }
     pub(crate) fn take(&self) -> Option<Held> {
         self.0

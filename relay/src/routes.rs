@@ -101,12 +101,7 @@ pub(crate) fn routes(
                     headers: &headers,
                     remote: remote.map(|RemoteAddr(addr)| addr),
                 };
-                upgrade(
-                    &ws_relay,
-                    request,
-                    on_upgrade,
-                    hold.and_then(|hold| hold.take()),
-                )
+                upgrade(&ws_relay, request, on_upgrade, hold)
             },
         );
 
@@ -210,12 +205,13 @@ struct UpgradeRequest<'a> {
 }
 
 /// Answers a request on `/ws...`: checks it, then switches protocols and starts the connection.
-/// `held` is what the socket holds of the caps; a WebSocket takes it along.
+/// `hold` is what the socket holds of the caps. A WebSocket takes it along; any other answer
+/// leaves it with the connection, which keeps counting against the caps until it closes.
 fn upgrade(
     relay: &Arc<Relay>,
     request: UpgradeRequest<'_>,
     on_upgrade: Option<OnUpgrade>,
-    held: Option<Held>,
+    hold: Option<Hold>,
 ) -> Response {
     let room_name = if request.room.is_empty() {
         DEFAULT_ROOM
@@ -279,46 +275,63 @@ fn upgrade(
         relay.metrics.reject(Rejection::NotWebSocket);
         return text(StatusCode::UPGRADE_REQUIRED, "WebSockets need HTTP/1.1\n");
     };
-    let Some(held) = held else {
-        // The socket's slot went to an earlier upgrade on the same connection (cannot happen
-        // with a conforming client: an upgrade ends HTTP on its connection).
+    let Some(hold) = hold else {
+        // Every served socket carries a hold (see `server`); without one there is nothing to
+        // count the WebSocket against.
         return text(
-            StatusCode::BAD_REQUEST,
-            "bad_handshake: one upgrade per connection\n",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_full: no connection slot\n",
         );
     };
-    let held = match held {
-        Held::Slot(mut slot) => {
-            let client = client_address(relay, request.remote, request.headers);
-            if let Some(client) = client.filter(|_| is_proxied(relay, request.remote)) {
-                // Behind a trusted proxy the socket was not counted per address: its client is.
-                match relay.admission.address_slot(client) {
-                    Some(address) => slot.set_address(address),
-                    None => {
-                        relay.metrics.reject(Rejection::AddressFull);
-                        return refusal_response(Rejection::AddressFull);
-                    }
+    let refused_as = hold.refusal();
+    let mut proxied_address = None;
+    if let Some(rejection) = refused_as {
+        if rejection != Rejection::ServerFull {
+            return refusal_response(rejection);
+        }
+    } else {
+        let client = client_address(relay, request.remote, request.headers);
+        if let Some(client) = client.filter(|_| is_proxied(relay, request.remote)) {
+            // Behind a trusted proxy the socket was not counted per address: its client is.
+            match relay.admission.address_slot(client) {
+                Some(address) => proxied_address = Some(address),
+                None => {
+                    relay.metrics.reject(Rejection::AddressFull);
+                    return refusal_response(Rejection::AddressFull);
                 }
             }
-            if let Some(client) = client {
-                if !relay.admission.allow_join(room.as_str(), client) {
-                    relay.metrics.reject(Rejection::JoinRateLimited);
-                    let mut response = text(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "join_rate_limited: too many joins into this room or from your address; retry in a second\n",
-                    );
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                    return response;
-                }
+        }
+        if let Some(client) = client {
+            if !relay.admission.allow_join(room.as_str(), client) {
+                relay.metrics.reject(Rejection::JoinRateLimited);
+                let mut response = text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "join_rate_limited: too many joins into this room or from your address; retry in a second\n",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+        }
+    }
+    // Only now, with the answer 101, does the WebSocket take the socket's hold along.
+    let held = match hold.take() {
+        Some(Held::Slot(mut slot)) => {
+            if let Some(address) = proxied_address {
+                slot.set_address(address);
             }
             Held::Slot(slot)
         }
-        Held::Refusal(Rejection::ServerFull, permit) => {
-            Held::Refusal(Rejection::ServerFull, permit)
+        Some(refusal) => refusal,
+        None => {
+            // The socket's slot went to an earlier upgrade on the same connection (cannot
+            // happen with a conforming client: an upgrade ends HTTP on its connection).
+            return text(
+                StatusCode::BAD_REQUEST,
+                "bad_handshake: one upgrade per connection\n",
+            );
         }
-        Held::Refusal(rejection, _) => return refusal_response(rejection),
     };
     let task_relay = relay.clone();
     let remote = request.remote.map(|addr| addr.ip());

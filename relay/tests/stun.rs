@@ -5,11 +5,8 @@
 
 mod common;
 
-use common::{metric_value, next_frame, WAIT};
-use shared::protocol::RelayFrame;
-use std::io::{BufRead, BufReader};
+use common::{metric_value, RelayProcess, WAIT};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use stun_types::attribute::XorMappedAddress;
 use stun_types::message::{Message, MessageClass, MessageWriteVec, TransactionId, BINDING};
@@ -19,63 +16,6 @@ use tokio::time::timeout;
 
 /// `relay::stun::STUN_BURST_PER_ADDRESS`: what one address gets answered at once.
 const BURST: usize = relay::stun::STUN_BURST_PER_ADDRESS as usize;
-
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Binary {
-    async fn start(extra: &[&str]) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
-            .args(["--port", "0", "--static-dir", "/nonexistent"])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the relay binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).unwrap();
-            line
-        });
-        let line = timeout(WAIT, line).await.unwrap().unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("tabchain relay listening; open http://")
-            .and_then(|rest| rest.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .parse()
-            .expect("an address");
-        Binary { child, addr }
-    }
-
-    async fn metrics(&self) -> String {
-        common::http_get(self.addr, "/metrics").await.body
-    }
-
-    async fn welcome_ice_urls(&self) -> Vec<String> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws/stun", self.addr))
-            .await
-            .expect("a WebSocket");
-        let RelayFrame::Welcome { ice_servers, .. } = next_frame(&mut ws).await else {
-            panic!("no welcome");
-        };
-        ice_servers
-            .into_iter()
-            .flat_map(|server| server.urls)
-            .collect()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn binding_request() -> (Vec<u8>, TransactionId) {
     let request = Message::builder_request(BINDING, MessageWriteVec::new());
@@ -121,7 +61,7 @@ async fn ask(socket: &UdpSocket, server: SocketAddr, wait: Duration) -> Option<S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_answers_stun_and_names_itself_first_in_every_welcome() {
-    let relay = Binary::start(&[]).await;
+    let relay = RelayProcess::start(&[]).await;
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let answer = ask(&client, relay.addr, WAIT).await;
     assert_eq!(
@@ -165,9 +105,12 @@ async fn the_relay_answers_stun_and_names_itself_first_in_every_welcome() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_address_gets_its_share_and_another_address_is_still_answered() {
-    let relay = Binary::start(&[]).await;
+    let relay = RelayProcess::start(&[]).await;
     let flooder = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    assert!(ask(&flooder, relay.addr, WAIT).await.is_some(), "STUN is up");
+    assert!(
+        ask(&flooder, relay.addr, WAIT).await.is_some(),
+        "STUN is up"
+    );
     // Three times the burst, in steps the relay's socket buffer holds (so the relay reads them
     // all, and only its limit can keep it from answering them all): bounded, loopback only.
     let sent = 3 * BURST;
@@ -220,7 +163,7 @@ async fn a_flooding_address_gets_its_share_and_another_address_is_still_answered
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_stun_the_relay_answers_none_and_names_none() {
-    let relay = Binary::start(&["--no-stun"]).await;
+    let relay = RelayProcess::start(&["--no-stun"]).await;
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     assert_eq!(
         ask(&client, relay.addr, Duration::from_millis(500)).await,
@@ -233,7 +176,7 @@ async fn with_no_stun_the_relay_answers_none_and_names_none() {
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let moved = Binary::start(&["--stun-port", &port.to_string()]).await;
+    let moved = RelayProcess::start(&["--stun-port", &port.to_string()]).await;
     let answer = ask(&client, SocketAddr::new(moved.addr.ip(), port), WAIT).await;
     assert_eq!(answer, Some(client.local_addr().unwrap()));
     assert_eq!(

@@ -342,3 +342,66 @@ pub fn config() -> Config {
         ..Config::default()
     }
 }
+
+/// The relay binary, started on a free port with `--static-dir /nonexistent` and the given flags;
+/// killed when dropped.
+pub struct RelayProcess {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl RelayProcess {
+    pub async fn start(extra: &[&str]) -> RelayProcess {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
+            .args(["--port", "0", "--static-dir", "/nonexistent"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the relay binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut line = String::new();
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .unwrap();
+            line
+        });
+        let line = timeout(WAIT, line).await.unwrap().unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("tabchain relay listening; open http://")
+            .and_then(|rest| rest.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .parse()
+            .expect("an address");
+        RelayProcess { child, addr }
+    }
+
+    pub async fn metrics(&self) -> String {
+        http_get(self.addr, "/metrics").await.body
+    }
+
+    /// The URLs of the `welcome`'s `ice_servers` a new joiner gets.
+    pub async fn welcome_ice_urls(&self) -> Vec<String> {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws/stun", self.addr))
+            .await
+            .expect("a WebSocket");
+        let RelayFrame::Welcome { ice_servers, .. } = next_frame(&mut ws).await else {
+            panic!("no welcome");
+        };
+        ice_servers
+            .into_iter()
+            .flat_map(|server| server.urls)
+            .collect()
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

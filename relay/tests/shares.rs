@@ -1,0 +1,120 @@
+//! What one client address can take of what everyone shares (issue 26), against the relay
+//! binary: every socket counts against the caps for its whole life, whatever it was answered, and
+//! a proxy is recognised whichever socket family the relay listens on.
+
+mod common;
+
+use common::RelayProcess;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// Sends `request` on a new connection and reads the answer's status; the connection stays open
+/// (nothing else is read from it).
+async fn status_of(addr: SocketAddr, request: &str) -> (TcpStream, u16) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = async {
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+    };
+    timeout(common::WAIT, read)
+        .await
+        .expect("an answer in time");
+    let head = String::from_utf8_lossy(&head);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"));
+    (stream, status)
+}
+
+const NOT_AN_UPGRADE: &str = "GET /ws/shares HTTP/1.1\r\nHost: relay\r\n\r\n";
+const BAD_HANDSHAKE: &str = "GET /ws/shares HTTP/1.1\r\nHost: relay\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n";
+/// The page (a 503 here, with no app): `/healthz` and `/metrics` are answered even over a cap.
+const PAGE: &str = "GET / HTTP/1.1\r\nHost: relay\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_answered_anything_but_101_keeps_its_slot_until_it_closes() {
+    // Loopback is not a proxy here, so every socket counts for 127.0.0.1.
+    let relay = RelayProcess::start(&[
+        "--max-connections-per-address",
+        "4",
+        "--trusted-proxy",
+        "192.0.2.99",
+    ])
+    .await;
+    let mut held = Vec::new();
+    for (request, expected) in [
+        (NOT_AN_UPGRADE, 426),
+        (NOT_AN_UPGRADE, 426),
+        (BAD_HANDSHAKE, 400),
+        (BAD_HANDSHAKE, 400),
+    ] {
+        let (stream, status) = status_of(relay.addr, request).await;
+        assert_eq!(status, expected, "{request:?}");
+        held.push(stream);
+    }
+    // Those four sockets are still open: the address has used its share.
+    let (_refused, status) = status_of(relay.addr, PAGE).await;
+    assert_eq!(
+        status, 429,
+        "a fifth socket while four refused upgrades stay open"
+    );
+    // One closes: its slot comes back.
+    drop(held.pop());
+    let retry = async {
+        loop {
+            if status_of(relay.addr, PAGE).await.1 != 429 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    timeout(common::WAIT, retry)
+        .await
+        .expect("the closed socket's slot was given back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_is_trusted_when_the_relay_listens_on_an_ipv6_socket() {
+    // Listening on `::`, the proxy at 127.0.0.1 arrives as ::ffff:127.0.0.1.
+    let relay = RelayProcess::start(&["--addr", "::", "--max-connections-per-address", "2"]).await;
+    let url = format!("ws://{}/ws/shares", relay.addr);
+    let mut held = Vec::new();
+    for client in [
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.3",
+        "198.51.100.4",
+    ] {
+        let request = common::request_with(&url, &[("x-forwarded-for", client)]);
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .unwrap_or_else(|error| {
+                panic!("{client} behind the proxy was refused ({error}): the proxy is not trusted")
+            });
+        held.push(common::Client::welcomed(ws).await);
+    }
+    // Each forwarded client is still held to its own share.
+    let request = common::request_with(&url, &[("x-forwarded-for", "198.51.100.1")]);
+    held.push(
+        common::Client::welcomed(tokio_tungstenite::connect_async(request).await.unwrap().0).await,
+    );
+    let request = common::request_with(&url, &[("x-forwarded-for", "198.51.100.1")]);
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429)
+        }
+        other => panic!("a third socket for one forwarded client: {other:?}"),
+    }
+}
