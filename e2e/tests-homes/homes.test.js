@@ -78,6 +78,17 @@ test('without the relay\'s STUN server the same two homes stay relayed', async (
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
     assert.ok(!seen.has('direct'), `no direct link across the routers without STUN (seen: ${[...seen]})`);
+    // The tab that tried says so in plain words, and what would help.
+    const told = [];
+    for (const tab of tabs) {
+      const hint = tab.getByTestId('peers-no-path');
+      if (await hint.count()) told.push([tab, await hint.innerText()]);
+    }
+    assert.ok(told.length >= 1, 'a tab says its peer could not be linked directly');
+    const [teller, words] = told[0];
+    assert.match(words, /1 tab could not be linked directly: .*TURN server/);
+    assert.equal(await attr(teller, 'peer-link', 'data-no-path'), 'true');
+    await screenshot(teller, 'homes-no-path');
     // The relay still carries the room.
     await mineBlocks(tabs[0], 1);
     await sameTip(tabs, 'both homes on one tip through the relay');

@@ -22,6 +22,10 @@ test('on a plain-http LAN address, copying says what to do and the storage line 
     assert.match(await text(page, 'join-copy-problem'), /select the link above/);
     await waitFor(page, async () => (await attr(page, 'storage-persisted', 'data-persisted')) === 'false',
       'the storage line says nothing was promised', 10_000);
+    // The log says why in words, not with the TypeError calling a missing storage manager raises.
+    const log = await text(page, 'event-log');
+    assert.match(log, /not a secure context/);
+    assert.doesNotMatch(log, /TypeError|JsValue/);
     assert.deepEqual(errors, [], 'no uncaught error');
   } finally {
     await context.close();

@@ -8,7 +8,7 @@
 
 mod sim;
 
-use shared::node::{LinkState, OwnTxState, LINK_RETRY_MS};
+use shared::node::{LinkState, OwnTxState, LINK_OPEN_TIMEOUT_MS, LINK_RETRY_MS};
 use sim::{Rng, Sim, SimConfig, HEARTBEAT_DETECT_MS};
 
 /// A room of `count` nodes keeping at most `max_links` direct links, nobody mining by chance
@@ -286,6 +286,39 @@ fn a_dead_link_falls_back_to_the_relay_and_is_opened_again_later() {
         sim.linked(0, 1),
         "the link was opened again after the retry delay"
     );
+}
+
+#[test]
+fn a_link_that_never_opens_is_marked_until_one_does() {
+    let mut sim = room(7, 0, 8);
+    for index in 0..2 {
+        sim.add_node(&format!("n{index}"), true);
+    }
+    sim.no_path.insert((0, 1));
+    for index in 0..2 {
+        sim.join(index);
+    }
+    sim.run_for(LINK_OPEN_TIMEOUT_MS + 3_000);
+    assert!(!sim.linked(0, 1));
+    let (id0, id1) = (sim.peers[0].id.clone(), sim.peers[1].id.clone());
+    let never_opened = |sim: &Sim| {
+        [(0, &id1), (1, &id0)].iter().any(|(index, other)| {
+            sim.peers[*index]
+                .node()
+                .peer(other)
+                .unwrap()
+                .link_never_opened
+        })
+    };
+    assert!(
+        never_opened(&sim),
+        "the side that asked for the link knows it never opened"
+    );
+    // The path appears (a TURN server, another network): the retry links them and the mark goes.
+    sim.no_path.clear();
+    sim.run_for(LINK_RETRY_MS + LINK_OPEN_TIMEOUT_MS);
+    assert!(sim.linked(0, 1), "the retry opened the link");
+    assert!(!never_opened(&sim));
 }
 
 #[test]

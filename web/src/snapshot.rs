@@ -107,6 +107,8 @@ pub struct PeerRow {
 pub enum Link {
     /// Over the relay only.
     Relayed,
+    /// Over the relay only, after our attempt at a direct link did not open.
+    NoPath,
     /// A direct link is being opened; meanwhile the relay carries everything.
     Connecting,
     /// Over a WebRTC data channel.
@@ -117,7 +119,7 @@ impl Link {
     /// The stable word in `data-link`, and what the table shows.
     pub fn key(self) -> &'static str {
         match self {
-            Link::Relayed => "relayed",
+            Link::Relayed | Link::NoPath => "relayed",
             Link::Connecting => "connecting",
             Link::Direct => "direct",
         }
@@ -186,9 +188,12 @@ impl NodeSnapshot {
         let peers: Vec<PeerRow> = current
             .into_iter()
             .map(|peer| {
-                let link = node
-                    .peer(&peer.id)
-                    .map_or(Link::Relayed, |info| info.link.into());
+                let link =
+                    node.peer(&peer.id)
+                        .map_or(Link::Relayed, |info| match Link::from(info.link) {
+                            Link::Relayed if info.link_never_opened => Link::NoPath,
+                            link => link,
+                        });
                 PeerRow {
                     relation: relation(tree, peer.tip.as_ref()),
                     work: peer.tip.as_ref().map(work_of),

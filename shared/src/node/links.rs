@@ -206,6 +206,7 @@ impl Node {
         }
         info.link = LinkState::Direct { since_ms: now_ms };
         info.link_retry_at_ms = None;
+        info.link_never_opened = false;
         let link = info.link;
         self.event(super::NodeEvent::LinkChanged {
             peer: peer.clone(),
@@ -272,6 +273,7 @@ impl Node {
             if let Some(info) = self.peers.get_mut(&peer) {
                 info.link = LinkState::None;
                 info.link_retry_at_ms = Some(now_ms + LINK_RETRY_MS);
+                info.link_never_opened = true;
             }
             self.close_link(&peer, now_ms);
         }

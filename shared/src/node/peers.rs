@@ -185,6 +185,9 @@ pub struct PeerInfo {
     pub link: LinkState,
     /// When a failed or lost link may be tried again.
     pub(crate) link_retry_at_ms: Option<u64>,
+    /// Our last attempt to link to it timed out before the link opened: no direct path between
+    /// us (a router that changes ports, a firewall). Cleared when a link opens.
+    pub link_never_opened: bool,
     /// Blocks and transactions it is known to have, so gossip does not send them back.
     pub(crate) known: KnownInventory,
     /// Whether it takes the block announcements of the room, so that its tip moves with them
@@ -228,6 +231,7 @@ impl PeerInfo {
             direct_links: false,
             link: LinkState::None,
             link_retry_at_ms: None,
+            link_never_opened: false,
             known: KnownInventory::default(),
             follows_announcements: true,
         }

@@ -198,6 +198,9 @@ pub struct Sim {
     pub relay_up: bool,
     /// Open direct links, as (lower index, higher index).
     pub links: BTreeSet<(usize, usize)>,
+    /// Pairs (lower index, higher index) between which no direct link can open (their routers
+    /// change ports, no TURN): offers go through, ICE never succeeds.
+    pub no_path: BTreeSet<(usize, usize)>,
     /// Traffic over the relay and over direct links, all peers together.
     pub relay_messages: u64,
     pub relay_bytes: u64,
@@ -222,6 +225,7 @@ impl Sim {
             seed,
             relay_up: true,
             links: BTreeSet::new(),
+            no_path: BTreeSet::new(),
             relay_messages: 0,
             relay_bytes: 0,
             direct_messages: 0,
@@ -583,7 +587,8 @@ impl Sim {
                 Output::OpenLink { peer } => {
                     if let Some(target) = self.index_of(&peer) {
                         // The offer, the answer and the candidates go through the relay.
-                        if self.can_hear(index, target) {
+                        let pair = (index.min(target), index.max(target));
+                        if self.can_hear(index, target) && !self.no_path.contains(&pair) {
                             // Behind what `index` sent `target` through the relay before (its
                             // hello): the relay keeps one sender's frames in order.
                             let relayed = self

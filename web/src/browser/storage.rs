@@ -21,6 +21,12 @@ pub enum StorageError {
     Idb(#[from] idb::Error),
     #[error("data to store does not encode: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The page is not a secure context, so the browser offers no storage manager.
+    #[error(
+        "this page is not a secure context (http:// on a network address), so the browser cannot \
+         be asked to keep its data for good"
+    )]
+    NotSecureContext,
     /// A browser call outside IndexedDB failed (the storage manager); the browser's words.
     #[error("the browser refused: {0}")]
     Browser(String),
@@ -31,8 +37,15 @@ pub enum StorageError {
 /// the person, from how the site is used; the answer is whether it is granted.
 pub async fn request_persistence() -> Result<bool, StorageError> {
     let window = web_sys::window().ok_or_else(|| StorageError::Browser("no window".into()))?;
-    let promise = window
-        .navigator()
+    // Outside a secure context (http:// on a LAN address, as the class's QR link opens) the
+    // storage manager is not there at all: say that, not the TypeError calling it would raise.
+    let navigator = window.navigator();
+    if js_sys::Reflect::get(&navigator, &"storage".into())
+        .map_or(true, |storage| storage.is_undefined())
+    {
+        return Err(StorageError::NotSecureContext);
+    }
+    let promise = navigator
         .storage()
         .persist()
         .map_err(|error| StorageError::Browser(format!("{error:?}")))?;

@@ -22,6 +22,11 @@ pub fn PeersPanel() -> Html {
         let driver = driver.clone();
         Callback::from(move |_| driver.set_online(!online))
     };
+    let no_path = snapshot
+        .peers
+        .iter()
+        .filter(|peer| peer.link == Link::NoPath)
+        .count();
     let unfolded = use_state(|| false);
     let toggle_folded = {
         let unfolded = unfolded.clone();
@@ -95,14 +100,22 @@ pub fn PeersPanel() -> Html {
                                 { work_cell(peer.work.as_ref()) }
                                 <td class="relation">{ peer.relation.describe() }</td>
                                 <td data-testid="peer-link" data-link={peer.link.key()}
+                                    data-no-path={(peer.link == Link::NoPath).to_string()}
                                     data-same-browser={same_browser.to_string()}
                                     data-rtt-us={peer.rtt_us.map(|rtt| rtt.to_string())}
                                     class={classes!("link", peer.link.key())}
-                                    title={same_browser.then_some("another tab of this browser, linked over the browser's own channel: no server, no network")}>
+                                    title={if same_browser {
+                                        Some("another tab of this browser, linked over the browser's own channel: no server, no network")
+                                    } else if peer.link == Link::NoPath {
+                                        Some(NO_PATH_EXPLAINED)
+                                    } else {
+                                        None
+                                    }}>
                                     { match (peer.link, peer.rtt_us) {
                                         (Link::Direct, _) if same_browser => "this browser".to_string(),
                                         (Link::Direct, Some(rtt)) => format!("direct · {}", round_trip(rtt)),
                                         (Link::Connecting, _) => "connecting…".to_string(),
+                                        (Link::NoPath, _) => "relayed · no direct path".to_string(),
                                         (link, _) => link.key().to_string(),
                                     } }
                                 </td>
@@ -134,6 +147,13 @@ pub fn PeersPanel() -> Html {
                 </tbody>
             </table>
             </div>
+            if no_path > 0 {
+                <p class="hint" data-testid="peers-no-path">{ format!(
+                    "{} could not be linked directly: {}",
+                    count(no_path as u64, "tab", "tabs"),
+                    NO_PATH_EXPLAINED,
+                ) }</p>
+            }
             if snapshot.peers.is_empty() && snapshot.gone_peers.is_empty() && snapshot.folded_peers.is_empty() {
                 <p class="hint">{ "No other tabs in this room yet. Open this page in another tab to add a node." }</p>
             } else if snapshot.peers.is_empty() {
@@ -146,6 +166,9 @@ pub fn PeersPanel() -> Html {
         </section>
     }
 }
+
+/// Why a peer stays on the relay after a direct link was tried, in plain words.
+const NO_PATH_EXPLAINED: &str = "the networks between you block direct links (a router that changes ports, a strict firewall). The relay carries everything meanwhile; a TURN server, given to the relay with --ice-server, would link them.";
 
 /// What the Work column means, in one line (the caption, and the column's title).
 const WORK_EXPLAINED: &str = "Work vs ours: how much more proof of work a chain holds than ours, in blocks' worth at our current target. The chain with the most work wins.";
