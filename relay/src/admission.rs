@@ -22,6 +22,18 @@ use tokio::time::Instant;
 /// hold more than this many extra descriptors. Past these the socket is closed at once.
 pub(crate) const REFUSAL_SLOTS: usize = 64;
 
+/// Locks a join map; a panicked holder left it consistent (every change is one map operation).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One address may take at most this fraction of a room's join rate (and half its burst): a
+/// flooding address leaves three quarters of the room's joins to everyone else, and a whole class
+/// behind one school address (a burst of 64 joins at the default 128) still gets in at once.
+pub(crate) const JOIN_SHARE_OF_ROOM: u32 = 4;
+
 /// What a client is counted as: its IPv4 address, or the /64 network of its IPv6 address (one
 /// household or one host gets a /64, so counting single IPv6 addresses would count nothing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -100,6 +112,8 @@ pub(crate) struct Admission {
     per_address: Mutex<HashMap<AddressKey, usize>>,
     room_joins: Mutex<KeyedBuckets<Arc<str>>>,
     address_joins: Mutex<KeyedBuckets<AddressKey>>,
+    /// One address's share of one room's joins (see [`JOIN_SHARE_OF_ROOM`]).
+    room_address_joins: Mutex<KeyedBuckets<(Arc<str>, AddressKey)>>,
 }
 
 impl Admission {
@@ -117,6 +131,10 @@ impl Admission {
             address_joins: Mutex::new(KeyedBuckets::new(
                 config.join_rate_per_address,
                 config.join_burst_per_address,
+            )),
+            room_address_joins: Mutex::new(KeyedBuckets::new(
+                (config.join_rate_per_room / JOIN_SHARE_OF_ROOM).max(1),
+                config.join_burst_per_room.div_ceil(2),
             )),
         }
     }
@@ -177,24 +195,22 @@ impl Admission {
         })
     }
 
-    /// Takes one join from the room's bucket and the client's; refuses when either is empty (and
-    /// then takes from neither).
+    /// Takes one join from the room's bucket, the client's, and the client's share of the room;
+    /// refuses when any is empty (and then takes from none). The share is what keeps a room open
+    /// while one address floods it: the flooder spends its own share, and the room's rate beyond
+    /// it stays for everyone else.
     pub(crate) fn allow_join(&self, room: &str, client: IpAddr) -> bool {
         let now = Instant::now();
         let key = AddressKey::of(client);
-        let mut rooms = self
-            .room_joins
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut addresses = self
-            .address_joins
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut rooms = lock(&self.room_joins);
+        let mut addresses = lock(&self.address_joins);
+        let mut shares = lock(&self.room_address_joins);
         let room_key: Arc<str> = Arc::from(room);
-        if !rooms.has(&room_key, now) || !addresses.has(&key, now) {
+        let share_key = (room_key.clone(), key);
+        if !rooms.has(&room_key, now) || !addresses.has(&key, now) || !shares.has(&share_key, now) {
             return false;
         }
-        rooms.take(room_key, now) && addresses.take(key, now)
+        rooms.take(room_key, now) && addresses.take(key, now) && shares.take(share_key, now)
     }
 }
 
@@ -304,5 +320,24 @@ mod tests {
         assert!(admission.allow_join("r", b));
         assert!(!admission.allow_join("r", b));
         assert!(admission.allow_join("other", b));
+    }
+
+    #[test]
+    fn one_address_takes_only_its_share_of_a_room() {
+        let config = Config {
+            join_rate_per_room: 20,
+            join_burst_per_room: 8,
+            ..Config::default()
+        };
+        let admission = Admission::new(&config);
+        let flooder: IpAddr = "192.0.2.1".parse().unwrap();
+        let joined = (0..100)
+            .filter(|_| admission.allow_join("r", flooder))
+            .count();
+        assert_eq!(joined, 4, "half the room's burst");
+        let others = (2..=5)
+            .filter(|n| admission.allow_join("r", format!("192.0.2.{n}").parse().unwrap()))
+            .count();
+        assert_eq!(others, 4, "the rest of the room's burst is everyone else's");
     }
 }

@@ -118,3 +118,54 @@ async fn a_proxy_is_trusted_when_the_relay_listens_on_an_ipv6_socket() {
         other => panic!("a third socket for one forwarded client: {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_flood_from_one_address_leaves_the_room_open_to_a_newcomer() {
+    // Behind the proxy (loopback, trusted by default): the flooder and the newcomer are two
+    // forwarded addresses.
+    let relay = RelayProcess::start(&[]).await;
+    let url = format!("ws://{}/ws/locked", relay.addr);
+    let join_as = |client: &'static str| {
+        let request = common::request_with(&url, &[("x-forwarded-for", client)]);
+        tokio_tungstenite::connect_async(request)
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                let (mut admitted, mut attempts) = (0u32, 0u32);
+                // Bounded: at most 5,000 attempts each, loopback only.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && attempts < 5_000 {
+                    attempts += 1;
+                    let request =
+                        common::request_with(&url, &[("x-forwarded-for", "198.51.100.1")]);
+                    if tokio_tungstenite::connect_async(request).await.is_ok() {
+                        admitted += 1;
+                    }
+                }
+                admitted
+            })
+        })
+        .collect();
+    // The newcomer retries every second, as `Retry-After: 1` tells it.
+    let mut welcomed = 0;
+    let tries = 6;
+    for _ in 0..tries {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Ok((ws, _)) = join_as("198.51.100.2").await {
+            common::Client::welcomed(ws).await;
+            welcomed += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut flooded = 0;
+    for flooder in flooders {
+        flooded += flooder.await.unwrap();
+    }
+    assert!(
+        welcomed >= tries - 1,
+        "the newcomer got in {welcomed} times of {tries} while one address flooded ({flooded} of its joins admitted)"
+    );
+}
