@@ -21,7 +21,8 @@ async function browsers() {
 }
 
 test('two tabs behind two home routers link directly with the relay\'s defaults, and go on without it', async () => {
-  let running = await startRelay();
+  // --metrics-allow: the diagnostics below read the relay's STUN counters from this namespace.
+  let running = await startRelay(['--metrics-allow', new URL(process.env.E2E_BASE).hostname]);
   const contexts = await browsers();
   try {
     const room = uniqueRoom('homes');

@@ -40,6 +40,20 @@ impl AppSource {
     }
 }
 
+impl AppSource {
+    /// What a visitor may be told of where the app should be: a folder's own name, never the
+    /// server's absolute path (the relay's log has that).
+    pub fn public_name(&self) -> String {
+        match self {
+            AppSource::Dir(dir) => dir
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "the static directory".to_owned()),
+            AppSource::Embedded => self.to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for AppSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

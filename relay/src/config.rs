@@ -108,6 +108,8 @@ pub const DEFAULT_QUEUE_MEMORY_BYTES: usize = 512 * 1024 * 1024;
 /// Proxies whose `X-Forwarded-For` names the client: loopback, where the recommended Caddy or
 /// nginx runs. Their own address is then not limited per address, the forwarded one is.
 pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.1,::1";
+/// Who may read `/metrics`: this machine.
+pub const DEFAULT_METRICS_ALLOW: &str = "127.0.0.1,::1";
 
 /// STUN/TURN URLs the relay hands to tabs. Each is up to [`MAX_ICE_URL_BYTES`] in every
 /// joiner's `welcome`, so both are bounded: a handful of servers is all a deployment uses.
@@ -273,6 +275,19 @@ pub struct Config {
     )]
     pub trusted_proxies: Vec<IpAddr>,
 
+    /// Addresses that may read `/metrics` (comma-separated); others get 404. This machine by
+    /// default, so `--lan` does not open the counters to the local network; a proxy in front
+    /// connects from loopback, so the proxy configurations in `deploy/` refuse `/metrics` to
+    /// the outside themselves.
+    #[arg(
+        long = "metrics-allow",
+        env = "METRICS_ALLOW",
+        value_delimiter = ',',
+        default_value = DEFAULT_METRICS_ALLOW,
+        value_name = "ADDRESS"
+    )]
+    pub metrics_allow: Vec<IpAddr>,
+
     /// Messages that may wait for one peer before it is disconnected as a slow consumer.
     #[arg(long, env = "PEER_QUEUE_MESSAGES", default_value_t = DEFAULT_PEER_QUEUE_MESSAGES)]
     pub peer_queue_messages: usize,
@@ -390,6 +405,10 @@ impl Default for Config {
             join_burst_per_room: DEFAULT_JOIN_BURST_PER_ROOM,
             join_rate_per_address: DEFAULT_JOIN_RATE_PER_ADDRESS,
             join_burst_per_address: DEFAULT_JOIN_BURST_PER_ADDRESS,
+            metrics_allow: DEFAULT_METRICS_ALLOW
+                .split(',')
+                .map(|address| address.parse().expect("a valid default address"))
+                .collect(),
             trusted_proxies: DEFAULT_TRUSTED_PROXIES
                 .split(',')
                 .map(|address| address.parse().expect("a valid default address"))
@@ -625,15 +644,48 @@ impl Cli {
     }
 }
 
+/// Interface names that are not the room's network: VPNs, containers, virtual machines. Their
+/// addresses would put a URL that no phone on the Wi-Fi can open into the page's QR code.
+const NOT_LAN_INTERFACES: [&str; 16] = [
+    "docker",
+    "br-",
+    "veth",
+    "virbr",
+    "vnet",
+    "tun",
+    "tap",
+    "wg",
+    "tailscale",
+    "zt",
+    "lxc",
+    "lxd",
+    "cni",
+    "flannel",
+    "vboxnet",
+    "vmnet",
+];
+
 /// The URLs a machine on the same network opens to reach a relay on `port`: one per IPv4
-/// address of this machine's interfaces that is not loopback (link-local 169.254.x.x too is
-/// left out: it is what an interface without a network gets). Sorted, so private addresses
-/// (192.168, 10, 172.16) come in a stable order.
-pub fn lan_urls(addresses: &[IpAddr], port: u16) -> Vec<String> {
-    let mut v4: Vec<std::net::Ipv4Addr> = addresses
+/// address of this machine's interfaces (name, address) that is on a network. Left out:
+/// loopback; link-local 169.254.x.x (what an interface without a network gets); the shared
+/// address space 100.64.0.0/10 (carrier NAT, Tailscale); and interfaces of VPNs, containers and
+/// virtual machines ([`NOT_LAN_INTERFACES`]). Sorted, so private addresses (192.168, 10, 172.16)
+/// come in a stable order.
+pub fn lan_urls(interfaces: &[(String, IpAddr)], port: u16) -> Vec<String> {
+    let mut v4: Vec<std::net::Ipv4Addr> = interfaces
         .iter()
-        .filter_map(|address| match address {
-            IpAddr::V4(v4) if !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified() => {
+        .filter(|(name, _)| {
+            !NOT_LAN_INTERFACES
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+        })
+        .filter_map(|(_, address)| match address {
+            IpAddr::V4(v4)
+                if !v4.is_loopback()
+                    && !v4.is_link_local()
+                    && !v4.is_unspecified()
+                    && !(v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64) =>
+            {
                 Some(*v4)
             }
             _ => None,
@@ -677,23 +729,29 @@ mod tests {
             Cli::parse_from(["relay"]).listen_addr().to_string(),
             DEFAULT_ADDR
         );
-        let addresses: Vec<IpAddr> = [
-            "127.0.0.1",
-            "192.168.1.20",
-            "10.0.0.4",
-            "169.254.3.3",
-            "::1",
-            "fe80::1",
-            "192.168.1.20",
+        let interfaces: Vec<(String, IpAddr)> = [
+            ("lo", "127.0.0.1"),
+            ("wlan0", "192.168.1.20"),
+            ("eth0", "10.0.0.4"),
+            ("eth1", "169.254.3.3"),
+            ("lo", "::1"),
+            ("wlan0", "fe80::1"),
+            ("wlan0", "192.168.1.20"),
+            // Not the room's network: a VPN, containers, a carrier NAT address.
+            ("tailscale0", "100.101.1.2"),
+            ("wg0", "10.8.0.1"),
+            ("docker0", "172.17.0.1"),
+            ("br-1a2b3c", "172.18.0.1"),
+            ("eth2", "100.64.0.7"),
         ]
         .iter()
-        .map(|text| text.parse().unwrap())
+        .map(|(name, text)| (name.to_string(), text.parse().unwrap()))
         .collect();
         assert_eq!(
-            lan_urls(&addresses, 3030),
+            lan_urls(&interfaces, 3030),
             vec!["http://10.0.0.4:3030/", "http://192.168.1.20:3030/"]
         );
-        assert!(lan_urls(&["127.0.0.1".parse().unwrap()], 3030).is_empty());
+        assert!(lan_urls(&[("lo".into(), "127.0.0.1".parse().unwrap())], 3030).is_empty());
     }
 
     #[test]

@@ -59,9 +59,12 @@ async fn serve() -> anyhow::Result<()> {
 }
 
 /// Every address of this machine's interfaces; none when they cannot be listed.
-fn interface_addresses() -> Vec<IpAddr> {
+fn interface_addresses() -> Vec<(String, IpAddr)> {
     match if_addrs::get_if_addrs() {
-        Ok(interfaces) => interfaces.iter().map(|interface| interface.ip()).collect(),
+        Ok(interfaces) => interfaces
+            .iter()
+            .map(|interface| (interface.name.clone(), interface.ip()))
+            .collect(),
         Err(error) => {
             tracing::warn!(%error, "could not list the network interfaces");
             Vec::new()

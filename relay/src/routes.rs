@@ -53,7 +53,22 @@ pub(crate) fn routes(
     let metrics = warp::path("metrics")
         .and(warp::path::end())
         .and(warp::get())
-        .map(move || {
+        .and(warp::ext::optional::<RemoteAddr>())
+        .map(move |remote: Option<RemoteAddr>| {
+            // Counters tell an attacker how close each limit is: only the addresses of
+            // --metrics-allow (this machine by default) read them, so `--lan` does not open
+            // them to the local network.
+            let allowed = remote.is_some_and(|RemoteAddr(remote)| {
+                let remote = remote.ip().to_canonical();
+                metrics_relay
+                    .config
+                    .metrics_allow
+                    .iter()
+                    .any(|allowed| allowed.to_canonical() == remote)
+            });
+            if !allowed {
+                return text(StatusCode::NOT_FOUND, "not found\n");
+            }
             let mut body = metrics_relay.metrics.render(
                 metrics_relay.hub.room_count(),
                 metrics_relay.budgets.gauges(),
@@ -513,7 +528,7 @@ fn app_missing_page(source: &AppSource) -> Response {
          <p>and start the relay with <code>--static-dir dist</code> (or <code>STATIC_DIR</code>), or run \
          <code>cargo xtask run</code>, which does both.</p>\n\
          <p>The WebSocket endpoint <code>/ws/&lt;room&gt;</code> works without the app.</p></body></html>\n",
-        html_escape(&source.to_string())
+        html_escape(&source.public_name())
     );
     let mut response =
         warp::reply::with_status(warp::reply::html(body), StatusCode::SERVICE_UNAVAILABLE)

@@ -14,7 +14,17 @@ use tokio::time::timeout;
 /// Sends `request` on a new connection and reads the answer's status; the connection stays open
 /// (nothing else is read from it).
 async fn status_of(addr: SocketAddr, request: &str) -> (TcpStream, u16) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let (stream, status, _) = answer_from("127.0.0.1", addr, request).await;
+    (stream, status)
+}
+
+/// Sends `request` from the local address `from` and reads the answer's status and head.
+async fn answer_from(from: &str, addr: SocketAddr, request: &str) -> (TcpStream, u16, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(from.parse().unwrap(), 0))
+        .unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -35,7 +45,8 @@ async fn status_of(addr: SocketAddr, request: &str) -> (TcpStream, u16) {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {head:?}"));
-    (stream, status)
+    let head = head.into_owned();
+    (stream, status, head)
 }
 
 const NOT_AN_UPGRADE: &str = "GET /ws/shares HTTP/1.1\r\nHost: relay\r\n\r\n";
@@ -168,4 +179,24 @@ async fn a_join_flood_from_one_address_leaves_the_room_open_to_a_newcomer() {
         welcomed >= tries - 1,
         "the newcomer got in {welcomed} times of {tries} while one address flooded ({flooded} of its joins admitted)"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counters_and_the_servers_paths_stay_with_the_server() {
+    let relay = RelayProcess::start(&[]).await;
+    let metrics = "GET /metrics HTTP/1.1\r\nHost: relay\r\n\r\n";
+    // This machine reads the counters; another address (as a phone on the LAN with --lan) not.
+    assert_eq!(answer_from("127.0.0.1", relay.addr, metrics).await.1, 200);
+    assert_eq!(answer_from("127.0.0.2", relay.addr, metrics).await.1, 404);
+    // The page that says the app is missing names the folder, not the server's path to it.
+    let (mut stream, status, _) = answer_from("127.0.0.1", relay.addr, PAGE).await;
+    assert_eq!(status, 503);
+    let mut body = vec![0u8; 4096];
+    let read = timeout(common::WAIT, stream.read(&mut body))
+        .await
+        .unwrap()
+        .unwrap();
+    let body = String::from_utf8_lossy(&body[..read]);
+    assert!(body.contains("<code>nonexistent</code>"), "{body}");
+    assert!(!body.contains("/nonexistent"), "{body}");
 }
