@@ -29,9 +29,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// One address may take at most this fraction of a room's join rate (and half its burst): a
+/// One address may take at most this fraction of a room's join rate, once its burst is spent: a
 /// flooding address leaves three quarters of the room's joins to everyone else, and a whole class
-/// behind one school address (a burst of 64 joins at the default 128) still gets in at once.
+/// behind one school address still gets in at once (the burst is the room's, 128 by default).
 pub(crate) const JOIN_SHARE_OF_ROOM: u32 = 4;
 
 /// What a client is counted as: its IPv4 address, or the /64 network of its IPv6 address (one
@@ -134,7 +134,7 @@ impl Admission {
             )),
             room_address_joins: Mutex::new(KeyedBuckets::new(
                 (config.join_rate_per_room / JOIN_SHARE_OF_ROOM).max(1),
-                config.join_burst_per_room.div_ceil(2),
+                config.join_burst_per_room,
             )),
         }
     }
@@ -327,6 +327,8 @@ mod tests {
         let config = Config {
             join_rate_per_room: 20,
             join_burst_per_room: 8,
+            join_rate_per_address: 20,
+            join_burst_per_address: 8,
             ..Config::default()
         };
         let admission = Admission::new(&config);
@@ -334,10 +336,20 @@ mod tests {
         let joined = (0..100)
             .filter(|_| admission.allow_join("r", flooder))
             .count();
-        assert_eq!(joined, 4, "half the room's burst");
-        let others = (2..=5)
+        assert_eq!(joined, 8, "a burst as large as the room's");
+        // A second later the room has refilled 20 joins (to its burst of 8); the flooder's share
+        // only 5 of them.
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let joined = (0..100)
+            .filter(|_| admission.allow_join("r", flooder))
+            .count();
+        assert_eq!(joined, 5, "a quarter of the room's rate");
+        let others = (2..=4)
             .filter(|n| admission.allow_join("r", format!("192.0.2.{n}").parse().unwrap()))
             .count();
-        assert_eq!(others, 4, "the rest of the room's burst is everyone else's");
+        assert_eq!(
+            others, 3,
+            "the rest of the room's joins are everyone else's"
+        );
     }
 }

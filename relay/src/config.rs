@@ -680,15 +680,12 @@ pub fn lan_urls(interfaces: &[(String, IpAddr)], port: u16) -> Vec<String> {
                 .any(|prefix| name.starts_with(prefix))
         })
         .filter_map(|(_, address)| match address {
-            IpAddr::V4(v4)
-                if !v4.is_loopback()
-                    && !v4.is_link_local()
-                    && !v4.is_unspecified()
-                    && !(v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64) =>
-            {
-                Some(*v4)
-            }
-            _ => None,
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(_) => None,
+        })
+        .filter(|v4| {
+            let carrier_nat = v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64;
+            !(v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || carrier_nat)
         })
         .collect();
     v4.sort();

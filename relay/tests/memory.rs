@@ -3,73 +3,10 @@
 
 mod common;
 
-use common::{Client, WAIT};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use common::{RelayProcess, WAIT};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
-
-struct RelayProcess {
-    child: Child,
-    addr: String,
-}
-
-impl RelayProcess {
-    async fn start(extra: &[&str]) -> RelayProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
-            .args(["--port", "0", "--static-dir", "/nonexistent"])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the relay binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).unwrap();
-            line
-        });
-        let line = timeout(WAIT, line).await.unwrap().unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("tabchain relay listening; open http://")
-            .and_then(|rest| rest.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        RelayProcess { child, addr }
-    }
-
-    fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: f64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-            .expect("VmRSS in /proc/PID/status");
-        kib / 1024.0
-    }
-
-    async fn join(&self, room: &str) -> Client {
-        let (ws, _) = timeout(
-            WAIT,
-            tokio_tungstenite::connect_async(format!("ws://{}/ws/{room}", self.addr)),
-        )
-        .await
-        .expect("connect timed out")
-        .expect("handshake");
-        Client::welcomed(ws).await
-    }
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_maximum_frame_leaves_no_buffer_behind_on_its_connection() {
@@ -109,10 +46,10 @@ async fn a_maximum_frame_leaves_no_buffer_behind_on_its_connection() {
 
 /// Opens a WebSocket by hand on a socket with a small receive window and returns the raw
 /// stream, the handshake answer read (the relay's frames after it are never read).
-async fn raw_websocket(addr: &str, room: &str) -> tokio::net::TcpStream {
+async fn raw_websocket(addr: &std::net::SocketAddr, room: &str) -> tokio::net::TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let mut stream = socket.connect(*addr).await.unwrap();
     let request = format!(
         "GET /ws/{room} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"

@@ -384,6 +384,30 @@ impl RelayProcess {
         http_get(self.addr, "/metrics").await.body
     }
 
+    /// Its resident set size, from /proc: the allocator's and the kernel's view of its memory.
+    pub fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kib / 1024.0
+    }
+
+    /// Connects to `/ws/{room}` and reads the welcome.
+    pub async fn join(&self, room: &str) -> Client {
+        let (ws, _) = timeout(
+            WAIT,
+            tokio_tungstenite::connect_async(format!("ws://{}/ws/{room}", self.addr)),
+        )
+        .await
+        .expect("connect timed out")
+        .expect("handshake");
+        Client::welcomed(ws).await
+    }
+
     /// The URLs of the `welcome`'s `ice_servers` a new joiner gets.
     pub async fn welcome_ice_urls(&self) -> Vec<String> {
         let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws/stun", self.addr))
