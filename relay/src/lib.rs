@@ -141,6 +141,32 @@ pub async fn run(
     Ok(())
 }
 
+/// Descriptors the relay may need at its caps: one per socket, two per socket while it serves a
+/// file from `--static-dir` (the socket and the file; the app inside the binary needs no file),
+/// the sockets admitted only to be refused, and a few for the listener, the STUN socket, the
+/// broker and the logs.
+pub fn descriptors_needed(config: &Config) -> usize {
+    (config.max_connections + admission::REFUSAL_SLOTS) * descriptors_per_socket(config)
+        + SPARE_DESCRIPTORS
+}
+
+/// The most sockets (`--max-connections`) `limit` descriptors serve; at least 1.
+pub fn connections_that_fit(config: &Config, limit: usize) -> usize {
+    (limit.saturating_sub(SPARE_DESCRIPTORS) / descriptors_per_socket(config))
+        .saturating_sub(admission::REFUSAL_SLOTS)
+        .max(1)
+}
+
+/// Descriptors for the listener, the STUN socket, the broker, logs and a margin.
+const SPARE_DESCRIPTORS: usize = 64;
+
+fn descriptors_per_socket(config: &Config) -> usize {
+    match app::AppSource::choose(config.static_dir.as_ref()) {
+        app::AppSource::Dir(_) => 2,
+        app::AppSource::Embedded => 1,
+    }
+}
+
 /// The relay's STUN socket: UDP on the listener's address, at `--stun-port` or the listener's
 /// port number. A port that cannot be had (taken by another program) is not fatal: the relay
 /// serves without STUN, says so, and names no STUN server of its own.

@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     init_logging(cli.log_json);
     cli.config.validate()?;
 
@@ -31,7 +31,7 @@ async fn serve() -> anyhow::Result<()> {
     let bound = listener
         .local_addr()
         .context("the listener has no address")?;
-    warn_if_few_file_descriptors(cli.config.max_connections);
+    plan_file_descriptors(&mut cli.config);
 
     // `cargo xtask run` and people read this line: print it to stdout, not only to the log.
     let url = browser_url(bound);
@@ -127,7 +127,37 @@ async fn shutdown_signal() {
 
 /// Each connection is a file descriptor; a soft limit below the connection cap makes accepts fail
 /// long before the cap is reached. Reads /proc so no libc binding is needed.
-fn warn_if_few_file_descriptors(max_connections: usize) {
+/// Makes sure the process may open the descriptors its caps allow: raises the soft open-files
+/// limit up to the hard one when it is lower than needed, and when even that is short, lowers
+/// --max-connections to what fits (and says so), so the relay refuses sockets with `server_full`
+/// rather than failing to accept them at all.
+fn plan_file_descriptors(config: &mut relay::Config) {
+    let needed = relay::descriptors_needed(config);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit read and write the struct given, nothing else.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+                && (limit.rlim_cur as usize) < needed
+            {
+                let raised = libc::rlimit {
+                    rlim_cur: (needed as libc::rlim_t).min(limit.rlim_max),
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    tracing::info!(
+                        from = limit.rlim_cur,
+                        to = raised.rlim_cur,
+                        "raised the open-files limit"
+                    );
+                }
+            }
+        }
+    }
     let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
         return;
     };
@@ -136,13 +166,16 @@ fn warn_if_few_file_descriptors(max_connections: usize) {
         .find(|line| line.starts_with("Max open files"))
         .and_then(|line| line.split_whitespace().nth(3))
         .and_then(|soft| soft.parse::<usize>().ok());
-    // A few descriptors go to the listener, logs and static files.
-    if let Some(soft) = soft.filter(|soft| *soft < max_connections + 64) {
+    if let Some(soft) = soft.filter(|soft| *soft < needed) {
+        let fits = relay::connections_that_fit(config, soft);
         tracing::warn!(
             open_files_limit = soft,
-            max_connections,
-            "the open-files limit is below --max-connections; raise it (ulimit -n, or LimitNOFILE= in the systemd unit)"
+            needed,
+            max_connections = config.max_connections,
+            lowered_to = fits,
+            "the open-files limit is below what --max-connections needs, so --max-connections is lowered to fit; raise the limit (ulimit -n, or LimitNOFILE= in the systemd unit)"
         );
+        config.max_connections = fits;
     }
 }
 

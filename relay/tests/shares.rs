@@ -200,3 +200,67 @@ async fn the_counters_and_the_servers_paths_stay_with_the_server() {
     assert!(body.contains("<code>nonexistent</code>"), "{body}");
     assert!(!body.contains("/nonexistent"), "{body}");
 }
+
+#[test]
+fn the_relay_raises_its_open_files_limit_to_what_its_caps_need() {
+    // A soft limit of 256 (a login shell's 1,024 is as short for 10,000 sockets): the relay
+    // raises it itself, up to the hard limit, before it listens.
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "ulimit -Sn 256 && exec {} --port 0 --static-dir /nonexistent --max-connections 1000",
+                env!("CARGO_BIN_EXE_relay")
+            ),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("tabchain relay listening"), "{line}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let field = |index: usize| -> u64 {
+        limits
+            .lines()
+            .find(|line| line.starts_with("Max open files"))
+            .and_then(|line| line.split_whitespace().nth(index))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    let (soft, hard) = (field(3), field(4));
+    // Serving files from a directory: two descriptors per socket, the refusal slots, and a few.
+    let needed = (1_000 + 64) * 2 + 64;
+    assert!(
+        soft >= needed.min(hard),
+        "soft limit {soft} (hard {hard}), {needed} needed"
+    );
+}
+
+#[test]
+fn with_too_few_descriptors_the_relay_lowers_its_socket_cap_to_what_fits() {
+    // A hard limit of 512: 10,000 sockets serving files cannot fit; the relay says so and caps
+    // itself at what does ((512 - 64) / 2 - 64 refusal slots = 160), so it refuses sockets with
+    // server_full instead of failing to accept them.
+    let output = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "ulimit -n 512 && timeout -s INT 1 {} --port 0 --static-dir /nonexistent",
+                env!("CARGO_BIN_EXE_relay")
+            ),
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("lowered_to=160"), "{log}");
+}
