@@ -20,7 +20,7 @@ use tokio::time::Instant;
 /// Sockets accepted past the cap, each only long enough to be told `server_full` (with a short
 /// deadline): a client sees why it was turned away instead of a reset, and a flood of them cannot
 /// hold more than this many extra descriptors. Past these the socket is closed at once.
-pub(crate) const REFUSAL_SLOTS: usize = 64;
+pub const REFUSAL_SLOTS: usize = 64;
 
 /// Locks a join map; a panicked holder left it consistent (every change is one map operation).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -32,7 +32,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// One address may take at most this fraction of a room's join rate, once its burst is spent: a
 /// flooding address leaves three quarters of the room's joins to everyone else, and a whole class
 /// behind one school address still gets in at once (the burst is the room's, 128 by default).
-pub(crate) const JOIN_SHARE_OF_ROOM: u32 = 4;
+pub const JOIN_SHARE_OF_ROOM: u32 = 4;
 
 /// What a client is counted as: its IPv4 address, or the /64 network of its IPv6 address (one
 /// household or one host gets a /64, so counting single IPv6 addresses would count nothing).

@@ -5,7 +5,7 @@
 //! named constant here so tests, docs and `--help` agree.
 
 use clap::{Args, Parser};
-use shared::protocol::IceServer;
+use shared::protocol::{IceServer, ENVELOPE_ALLOWANCE_BYTES};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,14 +57,14 @@ pub const DEFAULT_BYTE_RATE_PER_SECOND: u64 = 4 * 1024 * 1024;
 /// Bytes a peer may send at once: eight maximum-size messages with their framing, so a node
 /// answering a sync can send its replies without waiting, and a whole 8,000-block sync (about
 /// 6 MB) passes in one burst.
-pub const DEFAULT_BYTE_BURST: u64 = 8 * (DEFAULT_MAX_FRAME_BYTES + ENVELOPE_OVERHEAD_BYTES) as u64;
+pub const DEFAULT_BYTE_BURST: u64 = 8 * (DEFAULT_MAX_FRAME_BYTES + ENVELOPE_ALLOWANCE_BYTES) as u64;
 /// Bytes waiting for one peer: one sender's whole byte burst, plus two maximum-size messages with
 /// their envelope, so a reader that drains at least as fast as the byte rate is never cut off by a
 /// sender within its limits (the burst arrives at once; the two extra messages are the one being
 /// written and the gossip that arrives meanwhile). Frames are shared between receivers, so this
 /// is the bound of one reader, not memory the relay holds per reader.
 pub const DEFAULT_PEER_QUEUE_BYTES: usize =
-    DEFAULT_BYTE_BURST as usize + 2 * (DEFAULT_MAX_FRAME_BYTES + ENVELOPE_OVERHEAD_BYTES);
+    DEFAULT_BYTE_BURST as usize + 2 * (DEFAULT_MAX_FRAME_BYTES + ENVELOPE_ALLOWANCE_BYTES);
 /// Frames a peer may send per second on average: data frames, pings and pongs alike. A node
 /// gossips a few messages per block and per transaction; a syncing node sends one request per
 /// reply of 64 blocks, which on one machine (10,000 blocks a second natively) is about 160 a
@@ -438,16 +438,13 @@ impl Default for Config {
     }
 }
 
-/// Room for the relay's own wrapping around a payload (`{"type":"message","from":"…",…}`).
-pub const ENVELOPE_OVERHEAD_BYTES: usize = 1024;
-
 /// A configuration the relay refuses to start with.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
     #[error(
-        "--peer-queue-bytes ({queue}) must be at least --max-frame-bytes ({frame}) + {ENVELOPE_OVERHEAD_BYTES}, \
+        "--peer-queue-bytes ({queue}) must be at least --max-frame-bytes ({frame}) + {ENVELOPE_ALLOWANCE_BYTES}, \
          or the largest allowed message could never be delivered"
     )]
     QueueSmallerThanFrame { queue: usize, frame: usize },
@@ -462,7 +459,7 @@ pub enum ConfigError {
     ByteBurstSmallerThanFrame { burst: u64, frame: usize },
     #[error(
         "--message-memory-bytes and --queue-memory-bytes must each be at least --max-frame-bytes \
-         + {ENVELOPE_OVERHEAD_BYTES}, or the largest allowed message could never pass"
+         + {ENVELOPE_ALLOWANCE_BYTES}, or the largest allowed message could never pass"
     )]
     BudgetSmallerThanFrame,
     #[error("at most {MAX_ICE_SERVERS} --ice-server URLs, {0} given")]
@@ -526,7 +523,7 @@ impl Config {
             return Err(ConfigError::Zero(name));
         }
         let smallest_budget = self.message_memory_bytes.min(self.queue_memory_bytes);
-        if smallest_budget < self.max_frame_bytes + ENVELOPE_OVERHEAD_BYTES {
+        if smallest_budget < self.max_frame_bytes + ENVELOPE_ALLOWANCE_BYTES {
             return Err(ConfigError::BudgetSmallerThanFrame);
         }
         if self.byte_burst < self.max_frame_bytes as u64 {
@@ -535,7 +532,7 @@ impl Config {
                 frame: self.max_frame_bytes,
             });
         }
-        if self.peer_queue_bytes < self.max_frame_bytes + ENVELOPE_OVERHEAD_BYTES {
+        if self.peer_queue_bytes < self.max_frame_bytes + ENVELOPE_ALLOWANCE_BYTES {
             return Err(ConfigError::QueueSmallerThanFrame {
                 queue: self.peer_queue_bytes,
                 frame: self.max_frame_bytes,

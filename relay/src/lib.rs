@@ -39,7 +39,9 @@ mod server;
 pub mod stun;
 mod ws;
 
+pub use admission::{JOIN_SHARE_OF_ROOM, REFUSAL_SLOTS};
 pub use config::{lan_urls, Cli, Config, ConfigError};
+pub use rate::FLOOD_WINDOW;
 
 use hub::{LocalHub, RoomHub};
 use metrics::Metrics;

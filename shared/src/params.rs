@@ -45,7 +45,13 @@ pub struct NetworkParams {
     pub genesis_timestamp_ms: u64,
 }
 
-/// Hashes per second of one browser tab mining with one worker (SHA-256 in wasm, measured).
+/// Hashes per second the initial targets are set for: one browser worker on a slow device (a
+/// full double SHA-256 per nonce in wasm on a phone). Meant to be below what a laptop does: one
+/// worker of Chromium on this project's 2-core machine does about 5 MH/s (BENCHMARKS.md, "Web
+/// app"), so there the first blocks come about 3.5x faster than designed, and the difficulty
+/// rule brings the pace to its target within one window (20 blocks); a phone at this rate still
+/// finds its first block in about one block time instead of 3.5. Changing it changes every
+/// network's genesis (the initial target is in its header).
 pub const BROWSER_WORKER_HASHES_PER_SECOND: u64 = 1_400_000;
 
 /// The target at which one browser worker expects one block per `interval_ms`.

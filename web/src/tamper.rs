@@ -237,7 +237,7 @@ mod tests {
     use shared::mining::{mine, MiningOutcome};
     use shared::NetworkParams;
 
-    /// A chain on the classroom network (4096 hashes a block), so a changed header misses the
+    /// A chain on the classroom network (about 2.8 million hashes a block), so a changed header misses the
     /// target as it would in a class; the chain is deterministic, so so is every outcome here.
     fn classroom_sandbox(blocks: usize) -> (TestNode, Sandbox) {
         let mut node = TestNode::with_params("ours", 1, NetworkParams::classroom());

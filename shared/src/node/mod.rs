@@ -17,6 +17,7 @@ pub mod output;
 pub mod peers;
 pub mod private;
 mod recent;
+pub mod reconnect;
 pub mod sync;
 pub mod wallet;
 
@@ -66,8 +67,6 @@ use recent::Recent;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-/// Room left in a frame for the relay envelope around a payload.
-const ENVELOPE_ALLOWANCE: usize = 1_024;
 /// Senders of recent blocks we remember, so a block found invalid later (an orphan whose parent
 /// came, an ancestor failing the ledger in a reorg) costs the peer that sent it. One download
 /// window plus the orphan pool.
@@ -835,7 +834,7 @@ impl Node {
     }
 
     fn on_get_blocks(&mut self, from: &PeerId, hashes: &[Hash]) {
-        let budget = MAX_FRAME_BYTES - ENVELOPE_ALLOWANCE;
+        let budget = MAX_FRAME_BYTES - crate::protocol::ENVELOPE_ALLOWANCE_BYTES;
         let mut blocks = Vec::new();
         let mut size = 32;
         for hash in hashes.iter().take(MAX_BLOCKS_PER_REQUEST) {

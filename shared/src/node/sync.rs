@@ -846,7 +846,8 @@ impl Node {
         if proven {
             state.distrusted = claimed.map(|tip| tip.hash);
         }
-        // No back-off for a first stall; then 15 s, 45 s, 105 s, ... up to the cap.
+        // No back-off for a first stall; then 30 s, 60 s, 120 s (the cap, 8 request timeouts);
+        // a reply that proves the claim false backs off from the first time, 15 s, 30 s, 60 s, ...
         let backoff = if proven {
             REQUEST_TIMEOUT_MS
                 .saturating_mul((1u64 << failures.min(16)).max(1))

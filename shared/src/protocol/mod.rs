@@ -17,3 +17,7 @@ pub use signal::{Signal, SignalError, MAX_SIGNAL_BYTES};
 /// The largest frame either layer accepts (1 MiB). A full block is at most 200 KB of canonical
 /// bytes, about 500 KB as JSON, so one block always fits with room to spare.
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
+/// Room for the relay's own wrapping around a payload (`{"type":"message","from":"…",…}`): a
+/// node keeps what it sends at most `MAX_FRAME_BYTES` minus this, and the relay's queues and
+/// byte budgets allow this much beyond the largest message.
+pub const ENVELOPE_ALLOWANCE_BYTES: usize = 1_024;
