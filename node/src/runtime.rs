@@ -16,6 +16,7 @@ use crate::store::{BlockLog, StoreError};
 use crate::transport::{self, ConnectError, Link, LinkEvent, LinkInfo, Outgoing};
 use crate::txstore::TxStore;
 use serde::Serialize;
+use shared::node::reconnect::retry_delay_ms;
 use shared::node::{Node, NodeConfig, NodeEvent, Output, SendError, SyncState};
 use shared::protocol::{PeerId, RelayErrorCode};
 use shared::view::PeerState;
@@ -47,24 +48,11 @@ pub const HELLO_GRACE: Duration = Duration::from_secs(5);
 /// enough (milliseconds) that commands and found blocks are not kept waiting.
 pub const LINK_BATCH: usize = 64;
 
-/// The first retries after a lost connection wait about this long (with jitter): a relay that
-/// restarts is back within a second or two, and a person watching should not wait longer.
-pub const RECONNECT_FIRST_DELAY: Duration = Duration::from_secs(1);
-/// Retries at [`RECONNECT_FIRST_DELAY`] before the delay starts doubling.
-pub const RECONNECT_FAST_ATTEMPTS: u32 = 3;
-/// The longest wait between two retries: a relay down for long is not hammered (every node of a
-/// classroom retries at once), and one that comes back is found within half a minute.
-pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(30);
-
-/// How long to wait before reconnection attempt `attempt` (1 for the first). `jitter` in
-/// `[0, 1)` spreads the delay over 50%..150% of its nominal value, so nodes dropped together do
-/// not come back together.
+/// How long to wait before reconnection attempt `attempt` (1 for the first): the policy every
+/// driver shares (`shared::node::reconnect`), a second apart for the first tries, then doubling
+/// to half a minute, each wait moved by up to a quarter either way. `jitter` in `[0, 1)`.
 pub fn reconnect_delay(attempt: u32, jitter: f64) -> Duration {
-    let doublings = attempt.saturating_sub(RECONNECT_FAST_ATTEMPTS).min(16);
-    let nominal = RECONNECT_FIRST_DELAY
-        .saturating_mul(1 << doublings)
-        .min(RECONNECT_MAX_DELAY);
-    nominal.mul_f64(0.5 + jitter.clamp(0.0, 1.0))
+    Duration::from_millis(retry_delay_ms(attempt.saturating_sub(1), jitter))
 }
 
 /// A uniform number in `[0, 1)` from the OS (0.5, the nominal delay, if it has none).
@@ -1088,28 +1076,25 @@ fn log_event(node: &Node, event: &NodeEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::node::reconnect::{FAST_RETRY_MS, MAX_RETRY_MS};
 
     #[test]
-    fn reconnection_starts_near_a_second_then_backs_off_to_a_cap() {
-        let nominal = |attempt| reconnect_delay(attempt, 0.5);
-        for attempt in 1..=RECONNECT_FAST_ATTEMPTS {
-            assert_eq!(nominal(attempt), RECONNECT_FIRST_DELAY, "attempt {attempt}");
+    fn reconnection_follows_the_shared_policy() {
+        // Attempt 1 waits what the policy gives after no failure; the policy's own tests cover
+        // its shape.
+        for attempt in 1..20 {
+            assert_eq!(
+                reconnect_delay(attempt, 0.3),
+                Duration::from_millis(retry_delay_ms(attempt - 1, 0.3))
+            );
         }
         assert_eq!(
-            nominal(RECONNECT_FAST_ATTEMPTS + 1),
-            2 * RECONNECT_FIRST_DELAY
+            reconnect_delay(1, 0.5),
+            Duration::from_millis(FAST_RETRY_MS)
         );
         assert_eq!(
-            nominal(RECONNECT_FAST_ATTEMPTS + 2),
-            4 * RECONNECT_FIRST_DELAY
-        );
-        assert_eq!(nominal(1_000), RECONNECT_MAX_DELAY);
-        // Jitter spreads each delay over half to one and a half times its nominal value.
-        assert_eq!(reconnect_delay(1, 0.0), Duration::from_millis(500));
-        assert!(reconnect_delay(1, 0.999_999) < Duration::from_millis(1_500));
-        assert_eq!(
-            reconnect_delay(1_000, 1.0),
-            RECONNECT_MAX_DELAY.mul_f64(1.5)
+            reconnect_delay(1_000, 0.5),
+            Duration::from_millis(MAX_RETRY_MS)
         );
         for _ in 0..100 {
             assert!((0.0..1.0).contains(&jitter()));

@@ -1,6 +1,6 @@
 //! The state of our link to the relay, as the status bar shows it, beside the direct links to
 //! other tabs that carry the room while the relay is away. How long the transport waits between
-//! tries is `browser::reconnect`.
+//! tries is `shared::node::reconnect`.
 
 /// What the status bar says about the relay connection.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,5 +1,5 @@
-//! How long the transport waits before it tries the relay again. Pure, so the policy is tested
-//! natively: the caller passes the number of failed tries and a random number.
+//! How long a driver waits before it tries the relay again: one policy for the browser tab and
+//! the native node. Pure: the caller passes the number of failed tries and a random number.
 //!
 //! A relay restart is the common case (a deploy, a crash under supervision): it is back within
 //! seconds, so the first tries come about a second apart. Only when tries keep failing (the

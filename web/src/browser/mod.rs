@@ -5,7 +5,6 @@ pub mod driver;
 pub mod link_queue;
 pub mod miner;
 pub mod page;
-pub mod reconnect;
 pub mod rtc;
 pub mod schedule;
 pub mod storage;

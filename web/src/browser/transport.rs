@@ -3,12 +3,12 @@
 //! with reconnects). A later WebRTC transport, with the relay only introducing tabs, would be
 //! a second implementation of the same trait.
 
-use super::reconnect::retry_delay_ms;
 use crate::connection::ConnectionState;
 use futures::channel::mpsc;
 use futures::future::{select, Either};
 use futures::{SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message};
+use shared::node::reconnect::retry_delay_ms;
 use shared::protocol::{ClientFrame, RelayFrame};
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
