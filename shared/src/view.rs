@@ -85,6 +85,20 @@ pub fn labelled(name: &str, address: &Address) -> String {
     format!("{name} ({})", address.short())
 }
 
+/// How every screen names a peer in running text (the event log included): its name cleaned
+/// ([`sanitize_name`]) beside its address, or "peer <id>" before its hello.
+pub fn peer_label(peer: &PeerInfo) -> String {
+    let name = peer
+        .name
+        .as_deref()
+        .map(sanitize_name)
+        .filter(|name| !name.is_empty());
+    match (name, &peer.address) {
+        (Some(name), Some(address)) => labelled(&name, address),
+        _ => format!("peer {}", peer.id.short()),
+    }
+}
+
 // ---- peers ----
 
 /// Where a peer stands with us.

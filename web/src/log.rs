@@ -191,8 +191,9 @@ pub fn describe_event(
         } => (
             LogKind::Peer,
             format!(
-                "peer {} is {peer_name} (address {})",
+                "peer {} is {} (address {})",
                 peer.short(),
+                view::sanitize_name(peer_name),
                 address.short()
             ),
         ),
@@ -289,6 +290,23 @@ mod tests {
             run: block_run(&event, &name),
         };
         push_grouped(entries, entry);
+    }
+
+    #[test]
+    fn a_peers_name_reaches_the_log_cleaned_and_beside_its_address() {
+        let event = NodeEvent::PeerHello {
+            peer: PeerId::from_bytes([7; 16]),
+            name: "evil\u{202e}gnp.exe\u{1b}[2J".into(),
+            address: Address([9; 20]),
+        };
+        let name = |peer: &PeerId| format!("peer {}", peer.short());
+        let (_, text) = describe_event(&event, &name).unwrap();
+        assert!(
+            !text.contains('\u{202e}') && !text.contains('\u{1b}'),
+            "{text:?}"
+        );
+        assert!(text.contains("evilgnp.exe"), "{text}");
+        assert!(text.ends_with(&format!("(address {})", Address([9; 20]).short())));
     }
 
     #[test]

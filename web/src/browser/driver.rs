@@ -567,10 +567,12 @@ impl Driver {
                     self.on_event(&event, now);
                     sync_changed |= matches!(event, NodeEvent::SyncChanged(_));
                     let node = self.node.borrow();
+                    // Names in the log as everywhere: cleaned, beside their address.
                     let name = |peer: &PeerId| {
-                        node.peer(peer)
-                            .and_then(|info| info.name.clone())
-                            .unwrap_or_else(|| format!("peer {}", peer.short()))
+                        node.peer(peer).map_or_else(
+                            || format!("peer {}", peer.short()),
+                            shared::view::peer_label,
+                        )
                     };
                     let described = match &event {
                         // A payment to us says what it brings: the event has only the id, the
