@@ -1,7 +1,8 @@
 //! Abuse tool: runs each attack of issue 11 against a relay it starts on 127.0.0.1, for a bounded
 //! time, while two honest peers exchange 10 messages a second each, and prints a Markdown table:
-//! the relay's RSS before, at its peak and after each attack (and how long it took to get back
-//! under twice its idle RSS), and whether the honest peers lost, duplicated or reordered anything.
+//! the relay's CPU-seconds per second during each attack, its RSS before, at its peak and after
+//! (and how long it took to get back under twice its idle RSS), and whether the honest peers
+//! lost, duplicated or reordered anything.
 //!
 //! Attackers connect from other loopback addresses (127.0.0.x) than the honest peers, as they
 //! would from other hosts; the relay is started with no trusted proxy so every address counts.
@@ -56,7 +57,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "pings,frames,fragments,http,joins,big-frames"
+        default_value = "pings,frames,fragments,http,joins,big-frames,stun"
     )]
     attacks: Vec<String>,
 }
@@ -514,6 +515,44 @@ async fn attack(name: &str, relay: SocketAddr, until: Instant) -> String {
             drop(sink_peer);
             format!("one peer sent {sent} frames of 1 MiB to the honest room; another member never read")
         }
+        "stun" => {
+            // 50 addresses each send Binding requests to the relay's STUN port (the HTTP port's
+            // number) as fast as one socket sends, and read nothing back.
+            let request = {
+                use stun_types::message::{Message, MessageWriteVec, BINDING};
+                use stun_types::prelude::*;
+                Message::builder_request(BINDING, MessageWriteVec::new()).finish()
+            };
+            let request = Arc::new(request);
+            let sent = Arc::new(AtomicU64::new(0));
+            let tasks: Vec<_> = (0..50)
+                .map(|index| {
+                    let (request, sent) = (request.clone(), sent.clone());
+                    tokio::spawn(async move {
+                        let source =
+                            SocketAddr::from((Ipv4Addr::new(127, 70, 0, 10 + index as u8), 0));
+                        let Ok(socket) = tokio::net::UdpSocket::bind(source).await else {
+                            return;
+                        };
+                        while Instant::now() < until {
+                            for _ in 0..64 {
+                                if socket.send_to(&request, relay).await.is_ok() {
+                                    sent.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            tokio::task::yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                let _ = task.await;
+            }
+            format!(
+                "{} STUN Binding requests from 50 addresses, answers never read",
+                sent.load(Ordering::Relaxed)
+            )
+        }
         other => format!("unknown attack `{other}`"),
     }
 }
@@ -556,8 +595,8 @@ async fn main() {
         args.recover_seconds,
         2.0 * idle
     );
-    println!("| attack | what the attacker did | RSS before MiB | peak MiB | after MiB | back under 2x idle | /healthz during (2 s timeout) | honest sent / received | lost | dup. or reordered | honest dropped | what the relay did |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| attack | what the attacker did | relay CPU-s per s | RSS before MiB | peak MiB | after MiB | back under 2x idle | /healthz during (2 s timeout) | honest sent / received | lost | dup. or reordered | honest dropped | what the relay did |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for name in &args.attacks {
         let before_counters = counters(&relay.metrics().await);
         let before = relay.rss_mib();
@@ -593,7 +632,10 @@ async fn main() {
                 }
             })
         };
+        let (cpu_before, attack_start) = (cpu_seconds(relay.child.id()), Instant::now());
         let what = attack(name, relay.addr, attack_end).await;
+        let cpu_per_second =
+            (cpu_seconds(relay.child.id()) - cpu_before) / attack_start.elapsed().as_secs_f64();
         probing.abort();
         let attack_done = Instant::now();
         let recover_deadline = attack_done + Duration::from_secs_f64(args.recover_seconds);
@@ -617,7 +659,7 @@ async fn main() {
             probes.0.load(Ordering::Relaxed)
         );
         println!(
-            "| {name} | {what} | {before:.1} | {:.1} | {after:.1} | {} | {} | {} / {} | {} | {} | {} | {} |",
+            "| {name} | {what} | {cpu_per_second:.2} | {before:.1} | {:.1} | {after:.1} | {} | {} | {} / {} | {} | {} | {} | {} |",
             *peak.lock().unwrap(),
             recovered.map_or(format!("no, not within {} s", args.recover_seconds), |took| format!("yes, {:.1} s", took.as_secs_f64())),
             health,
@@ -645,6 +687,25 @@ fn snapshot(stats: &Honest) -> (u64, u64, u64, u64, u64) {
         stats.duplicated_or_reordered.load(Ordering::Relaxed),
         stats.disconnects.load(Ordering::Relaxed),
     )
+}
+
+/// CPU time (user + system) the process has used, in seconds, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name.
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / per_second.max(1.0)
 }
 
 fn rss_of(pid: u32) -> f64 {
