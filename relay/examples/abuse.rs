@@ -147,6 +147,7 @@ fn counters(metrics: &str) -> Vec<(String, u64)> {
             line.starts_with("relay_disconnects_total")
                 || line.starts_with("relay_rejected_total")
                 || line.starts_with("relay_dropped_total")
+                || line.starts_with("relay_stun_requests_total")
         })
         .filter_map(|line| {
             let (name, value) = line.rsplit_once(' ')?;
@@ -167,6 +168,8 @@ fn counter_changes(before: &[(String, u64)], after: &[(String, u64)]) -> String 
                 .replace("relay_disconnects_total", "closed")
                 .replace("relay_rejected_total", "refused")
                 .replace("relay_dropped_total", "dropped")
+                .replace("relay_stun_requests_total", "STUN")
+                .replace("{outcome=\"", " ")
                 .replace("{reason=\"", " ")
                 .replace("\"}", "");
             (*value > old).then(|| format!("{short} {}", value - old))
