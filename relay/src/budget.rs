@@ -14,30 +14,113 @@
 //!   until the last receiver has written or dropped it. A frame that would overspend it is refused
 //!   to its sender (`rate_limited`): a relay that holds too much takes in no more, and readers
 //!   that drain keep draining.
+//!
+//! Each budget also has a share per client address ([`AddressShare`], an IPv6 client by its /64):
+//! one address may hold at most an eighth ([`ADDRESS_SHARE_OF_BUDGET`]) of either, so one
+//! student's script that holds messages half-sent, or sends to members that never read, spends
+//! its own share and is refused or waits there, while everyone else's messages go on. A frame is
+//! charged to the address of its sender; a message being received to the address it comes from.
 
+use crate::admission::AddressKey;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 /// The incoming budget counts in KiB, so a 32-bit permit count covers any budget a host can have.
 pub(crate) const BUDGET_UNIT_BYTES: usize = 1024;
 
+/// One client address may hold at most this fraction of each budget: 32 MiB of messages being
+/// received and 64 MiB of queued frames by default, far beyond a whole class behind one school
+/// address (a block is kilobytes), and small enough that seven such addresses still leave room.
+pub const ADDRESS_SHARE_OF_BUDGET: usize = 8;
+
+/// Addresses whose shares are remembered before the ones no connection holds are forgotten.
+const MAX_REMEMBERED_SHARES: usize = 4_096;
+
 pub(crate) struct MemoryBudgets {
     pub(crate) incoming: Arc<Semaphore>,
     incoming_units: usize,
     queued: Arc<AtomicUsize>,
     queued_limit: usize,
+    /// Each connected address's share; a connection holds its address's for its life.
+    shares: Mutex<HashMap<AddressKey, Arc<AddressShare>>>,
+    /// Each address's share: an eighth of each budget, but never less than one largest message
+    /// (which could otherwise never pass), nor more than the budget.
+    share_incoming_units: usize,
+    share_queued_bytes: usize,
+}
+
+/// One client address's share of both budgets.
+pub(crate) struct AddressShare {
+    incoming: Arc<Semaphore>,
+    queued: Arc<AtomicUsize>,
+    queued_limit: usize,
+}
+
+/// What a reader takes its message buffers from: the relay's incoming budget and, for a known
+/// client, its address's share of it.
+#[derive(Clone)]
+pub(crate) struct IncomingBudget {
+    pub(crate) relay: Arc<Semaphore>,
+    pub(crate) address: Option<Arc<Semaphore>>,
 }
 
 impl MemoryBudgets {
-    pub(crate) fn new(incoming_bytes: usize, queued_bytes: usize) -> MemoryBudgets {
+    /// `largest_frame`: the largest frame a peer may send with its envelope, which one address's
+    /// share must always be able to hold.
+    pub(crate) fn new(
+        incoming_bytes: usize,
+        queued_bytes: usize,
+        largest_frame: usize,
+    ) -> MemoryBudgets {
         let units = (incoming_bytes / BUDGET_UNIT_BYTES).min(Semaphore::MAX_PERMITS);
+        let frame_units = largest_frame.div_ceil(BUDGET_UNIT_BYTES);
         MemoryBudgets {
             incoming: Arc::new(Semaphore::new(units)),
             incoming_units: units,
             queued: Arc::new(AtomicUsize::new(0)),
             queued_limit: queued_bytes,
+            shares: Mutex::new(HashMap::new()),
+            share_incoming_units: (units / ADDRESS_SHARE_OF_BUDGET)
+                .max(frame_units)
+                .min(units)
+                .max(1),
+            share_queued_bytes: (queued_bytes / ADDRESS_SHARE_OF_BUDGET)
+                .max(largest_frame)
+                .min(queued_bytes),
+        }
+    }
+
+    /// The share of `client`'s address, made when its first connection comes.
+    pub(crate) fn share(&self, client: std::net::IpAddr) -> Arc<AddressShare> {
+        let mut shares = self
+            .shares
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if shares.len() >= MAX_REMEMBERED_SHARES {
+            // A share no connection holds any more holds nothing either: forget it.
+            shares.retain(|_, share| Arc::strong_count(share) > 1);
+        }
+        let (incoming_units, queued_limit) = (self.share_incoming_units, self.share_queued_bytes);
+        shares
+            .entry(AddressKey::of(client))
+            .or_insert_with(|| {
+                Arc::new(AddressShare {
+                    incoming: Arc::new(Semaphore::new(incoming_units)),
+                    queued: Arc::new(AtomicUsize::new(0)),
+                    queued_limit,
+                })
+            })
+            .clone()
+    }
+
+    /// The incoming budget a reader from `share`'s address takes from.
+    pub(crate) fn incoming_for(&self, share: Option<&Arc<AddressShare>>) -> IncomingBudget {
+        IncomingBudget {
+            relay: self.incoming.clone(),
+            address: share.map(|share| share.incoming.clone()),
         }
     }
 
@@ -55,18 +138,37 @@ impl MemoryBudgets {
         }
     }
 
-    /// Makes `text` a frame counted in the queued budget until its last copy is gone, or `None`
-    /// when it would overspend the budget.
-    pub(crate) fn queued_frame(&self, text: String) -> Option<Utf8Bytes> {
+    /// Makes `text` a frame counted in the queued budget, and in its sender's share, until its
+    /// last copy is gone; `None` when it would overspend either.
+    pub(crate) fn queued_frame(
+        &self,
+        text: String,
+        sender: Option<&Arc<AddressShare>>,
+    ) -> Option<Utf8Bytes> {
         let length = text.len();
+        let share = match sender {
+            Some(share) => {
+                let before = share.queued.fetch_add(length, Ordering::Relaxed);
+                if before + length > share.queued_limit {
+                    share.queued.fetch_sub(length, Ordering::Relaxed);
+                    return None;
+                }
+                Some(share.queued.clone())
+            }
+            None => None,
+        };
         let before = self.queued.fetch_add(length, Ordering::Relaxed);
         if before + length > self.queued_limit {
             self.queued.fetch_sub(length, Ordering::Relaxed);
+            if let Some(share) = share {
+                share.fetch_sub(length, Ordering::Relaxed);
+            }
             return None;
         }
         let counted = Counted {
             text,
             gauge: self.queued.clone(),
+            share,
         };
         let bytes = Bytes::from_owner(counted);
         // SAFETY: the bytes are those of a `String`, so they are UTF-8 (checking again would scan
@@ -79,6 +181,8 @@ impl MemoryBudgets {
 struct Counted {
     text: String,
     gauge: Arc<AtomicUsize>,
+    /// The sender's share, when the sender is a known client.
+    share: Option<Arc<AtomicUsize>>,
 }
 
 impl AsRef<[u8]> for Counted {
@@ -90,13 +194,17 @@ impl AsRef<[u8]> for Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         self.gauge.fetch_sub(self.text.len(), Ordering::Relaxed);
+        if let Some(share) = &self.share {
+            share.fetch_sub(self.text.len(), Ordering::Relaxed);
+        }
     }
 }
 
-/// What one reader holds of the incoming budget.
+/// What one reader holds of the incoming budget (and of its address's share).
 #[derive(Default)]
 pub(crate) struct IncomingHold {
     permit: Option<OwnedSemaphorePermit>,
+    address: Option<OwnedSemaphorePermit>,
 }
 
 impl IncomingHold {
@@ -107,21 +215,38 @@ impl IncomingHold {
             .map_or(0, |permit| permit.num_permits())
     }
 
-    /// Grows the hold to cover `bytes`, waiting while the budget is spent.
-    pub(crate) async fn cover(&mut self, budget: &Arc<Semaphore>, bytes: usize) {
+    /// Grows the hold to cover `bytes`, waiting while the address's share or the budget is
+    /// spent (the share first: an address over its share waits without holding any more of the
+    /// relay's budget).
+    pub(crate) async fn cover(&mut self, budget: &IncomingBudget, bytes: usize) {
         let wanted = bytes.div_ceil(BUDGET_UNIT_BYTES);
         let missing = wanted.saturating_sub(self.units());
         if missing == 0 {
             return;
         }
-        let Ok(more) = budget.clone().acquire_many_owned(missing as u32).await else {
+        if let Some(share) = &budget.address {
+            let Ok(more) = share.clone().acquire_many_owned(missing as u32).await else {
+                return;
+            };
+            merge(&mut self.address, more);
+        }
+        let Ok(more) = budget
+            .relay
+            .clone()
+            .acquire_many_owned(missing as u32)
+            .await
+        else {
             // The semaphore is never closed.
             return;
         };
-        match &mut self.permit {
-            Some(permit) => permit.merge(more),
-            None => self.permit = Some(more),
-        }
+        merge(&mut self.permit, more);
+    }
+}
+
+fn merge(held: &mut Option<OwnedSemaphorePermit>, more: OwnedSemaphorePermit) {
+    match held {
+        Some(permit) => permit.merge(more),
+        None => *held = Some(more),
     }
 }
 
@@ -131,27 +256,77 @@ mod tests {
 
     #[test]
     fn queued_frames_count_once_until_the_last_copy_goes() {
-        let budgets = MemoryBudgets::new(1 << 20, 100);
-        let frame = budgets.queued_frame("x".repeat(60)).unwrap();
+        let budgets = MemoryBudgets::new(1 << 20, 100, 0);
+        let frame = budgets.queued_frame("x".repeat(60), None).unwrap();
         let copy = frame.clone();
         assert_eq!(budgets.queued_bytes(), 60);
-        assert!(budgets.queued_frame("y".repeat(50)).is_none());
+        assert!(budgets.queued_frame("y".repeat(50), None).is_none());
         assert_eq!(budgets.queued_bytes(), 60);
         drop(frame);
         assert_eq!(budgets.queued_bytes(), 60);
         drop(copy);
         assert_eq!(budgets.queued_bytes(), 0);
-        assert_eq!(budgets.queued_frame("y".repeat(50)).unwrap().len(), 50);
+        assert_eq!(
+            budgets.queued_frame("y".repeat(50), None).unwrap().len(),
+            50
+        );
+    }
+
+    #[test]
+    fn one_address_queues_only_its_share() {
+        let budgets = MemoryBudgets::new(1 << 20, 800, 0);
+        let flooder = budgets.share("192.0.2.1".parse().unwrap());
+        let other = budgets.share("192.0.2.2".parse().unwrap());
+        let held = budgets
+            .queued_frame("x".repeat(100), Some(&flooder))
+            .unwrap();
+        assert!(
+            budgets
+                .queued_frame("x".to_string(), Some(&flooder))
+                .is_none(),
+            "over its eighth"
+        );
+        assert!(budgets
+            .queued_frame("y".repeat(100), Some(&other))
+            .is_some());
+        drop(held);
+        assert!(budgets
+            .queued_frame("x".repeat(100), Some(&flooder))
+            .is_some());
+        // An IPv6 client's share is its /64's.
+        let a = budgets.share("2001:db8::1".parse().unwrap());
+        let b = budgets.share("2001:db8::2".parse().unwrap());
+        assert!(Arc::ptr_eq(&a, &b));
     }
 
     #[tokio::test]
     async fn incoming_holds_grow_and_give_back() {
-        let budgets = MemoryBudgets::new(4 * BUDGET_UNIT_BYTES, 0);
+        let budgets = MemoryBudgets::new(4 * BUDGET_UNIT_BYTES, 0, 0);
         let mut hold = IncomingHold::default();
-        hold.cover(&budgets.incoming, 1).await;
-        hold.cover(&budgets.incoming, 3 * BUDGET_UNIT_BYTES).await;
+        let budget = budgets.incoming_for(None);
+        hold.cover(&budget, 1).await;
+        hold.cover(&budget, 3 * BUDGET_UNIT_BYTES).await;
         assert_eq!(budgets.incoming.available_permits(), 1);
         drop(hold);
         assert_eq!(budgets.incoming.available_permits(), 4);
+    }
+
+    #[tokio::test]
+    async fn an_address_over_its_incoming_share_waits_without_taking_the_relays() {
+        let budgets = MemoryBudgets::new(16 * BUDGET_UNIT_BYTES, 0, 0);
+        let share = budgets.share("192.0.2.1".parse().unwrap());
+        let budget = budgets.incoming_for(Some(&share));
+        let mut first = IncomingHold::default();
+        first.cover(&budget, 2 * BUDGET_UNIT_BYTES).await;
+        let mut second = IncomingHold::default();
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            second.cover(&budget, BUDGET_UNIT_BYTES),
+        )
+        .await;
+        assert!(waiting.is_err(), "the share (2 of 16 units) is spent");
+        assert_eq!(budgets.incoming.available_permits(), 14);
+        drop(first);
+        second.cover(&budget, BUDGET_UNIT_BYTES).await;
     }
 }

@@ -13,6 +13,7 @@
 //! raw JSON text.
 
 use crate::admission::SocketSlot;
+use crate::budget::{AddressShare, IncomingBudget};
 use crate::hub::{JoinError, RoomName};
 use crate::metrics::DisconnectReason;
 use crate::outbox::{Outbox, OutboxLimits};
@@ -43,7 +44,7 @@ impl PeerSocket {
         already_read: &[u8],
         max_message_bytes: usize,
         message_timeout: Duration,
-        budget: Arc<tokio::sync::Semaphore>,
+        budget: IncomingBudget,
     ) -> PeerSocket {
         let (reader, writer) = ws::split(
             stream,
@@ -117,6 +118,8 @@ pub(crate) struct Joining {
     pub(crate) resumed: Option<PeerId>,
     /// What its `welcome` lists for direct links.
     pub(crate) ice_servers: Vec<IceServer>,
+    /// Its client address's share of the memory budgets (the forwarded client behind a proxy).
+    pub(crate) share: Option<Arc<AddressShare>>,
 }
 
 /// Runs a connection that holds a connection slot: joins the room, relays, leaves.
@@ -131,6 +134,7 @@ pub(crate) async fn serve(
         remote,
         resumed,
         ice_servers,
+        share,
     } = joining;
     // A tab that brings a resume token keeps its id across reconnections; others get a new one.
     let peer = resumed.unwrap_or_else(|| PeerId::from_bytes(rand::random()));
@@ -174,11 +178,15 @@ pub(crate) async fn serve(
         let reason = {
             let write = write_frames(&relay, &mut writer, &outbox, &control, &stop);
             tokio::pin!(write);
+            let member = Member {
+                room: &room,
+                peer: &peer,
+                share: share.as_ref(),
+            };
             let read = read_frames(
                 &relay,
+                member,
                 &mut reader,
-                &room,
-                &peer,
                 &outbox,
                 &control,
                 &mut peer_close,
@@ -255,28 +263,42 @@ fn error_frame(code: RelayErrorCode, message: &str) -> Utf8Bytes {
 /// Queues an error frame for the peer, counted in the queued-bytes budget like forwarded frames
 /// (a peer that provokes errors and never reads them must not be a way around it); dropped when
 /// the budget is spent.
-fn queue_error(relay: &Relay, outbox: &Outbox, code: RelayErrorCode, message: &str) {
+fn queue_error(
+    relay: &Relay,
+    share: Option<&Arc<AddressShare>>,
+    outbox: &Outbox,
+    code: RelayErrorCode,
+    message: &str,
+) {
     let frame = RelayFrame::Error {
         code,
         message: ws::truncate_utf8(message, MAX_ERROR_MESSAGE_BYTES).to_owned(),
     }
     .to_json();
-    if let Some(frame) = relay.budgets.queued_frame(frame) {
+    if let Some(frame) = relay.budgets.queued_frame(frame, share) {
         outbox.push(frame);
     }
+}
+
+/// Who a connection's frames come from: its room, its id, its address's share of the budgets.
+#[derive(Clone, Copy)]
+struct Member<'a> {
+    room: &'a RoomName,
+    peer: &'a PeerId,
+    share: Option<&'a Arc<AddressShare>>,
 }
 
 /// Reads and handles the peer's frames until a rule ends the connection. A close frame from the
 /// peer is kept in `peer_close` (its code, if any) so the goodbye can echo it.
 async fn read_frames(
     relay: &Relay,
+    member: Member<'_>,
     reader: &mut FrameReader,
-    room: &RoomName,
-    peer: &PeerId,
     outbox: &Outbox,
     control: &Control,
     peer_close: &mut Option<Option<u16>>,
 ) -> DisconnectReason {
+    let Member { room, peer, share } = member;
     let config = &relay.config;
     let metrics = &relay.metrics;
     let mut limiter = RateLimiter::new(
@@ -324,6 +346,7 @@ async fn read_frames(
                 debug!("rate limited");
                 queue_error(
                     relay,
+                    share,
                     outbox,
                     RelayErrorCode::RateLimited,
                     "too many frames or bytes; this one was dropped",
@@ -341,7 +364,7 @@ async fn read_frames(
             return DisconnectReason::Replaced;
         }
         let verdict = match incoming {
-            Incoming::Text(text) => forward(relay, room, peer, &text),
+            Incoming::Text(text) => forward(relay, share, room, peer, &text),
             Incoming::Binary(_) => Err(Refusal::Malformed(
                 "frames are JSON text; binary frames are not accepted".to_owned(),
             )),
@@ -364,6 +387,7 @@ async fn read_frames(
                 metrics.dropped_relay_busy.inc();
                 queue_error(
                     relay,
+                    share,
                     outbox,
                     RelayErrorCode::RateLimited,
                     "the relay holds as much queued data as it allows; this frame was dropped",
@@ -373,6 +397,7 @@ async fn read_frames(
                 metrics.dropped_unknown_peer.inc();
                 queue_error(
                     relay,
+                    share,
                     outbox,
                     RelayErrorCode::UnknownPeer,
                     "no peer with that id is in this room",
@@ -389,7 +414,13 @@ async fn read_frames(
                 if malformed >= config.max_malformed_frames {
                     return DisconnectReason::TooManyErrors;
                 }
-                queue_error(relay, outbox, RelayErrorCode::MalformedEnvelope, &why);
+                queue_error(
+                    relay,
+                    share,
+                    outbox,
+                    RelayErrorCode::MalformedEnvelope,
+                    &why,
+                );
             }
         }
     }
@@ -403,17 +434,23 @@ enum Refusal {
 }
 
 /// Parses the envelope of one text frame and hands the payload, unparsed, to the hub.
-fn forward(relay: &Relay, room: &RoomName, peer: &PeerId, text: &str) -> Result<(), Refusal> {
+fn forward(
+    relay: &Relay,
+    share: Option<&Arc<AddressShare>>,
+    room: &RoomName,
+    peer: &PeerId,
+    text: &str,
+) -> Result<(), Refusal> {
     let frame: ClientFrame =
         serde_json::from_str(text).map_err(|error| Refusal::Malformed(error.to_string()))?;
     match (frame.kind, frame.to) {
         (ClientFrameKind::Broadcast, None) => {
-            let message = counted(relay, RelayFrame::message_json(peer, &frame.payload))?;
+            let message = counted(relay, share, RelayFrame::message_json(peer, &frame.payload))?;
             relay.hub.broadcast(room, peer, message);
             Ok(())
         }
         (ClientFrameKind::Send, Some(to)) => {
-            let message = counted(relay, RelayFrame::message_json(peer, &frame.payload))?;
+            let message = counted(relay, share, RelayFrame::message_json(peer, &frame.payload))?;
             relay
                 .hub
                 .send_to(room, peer, &to, message)
@@ -422,7 +459,7 @@ fn forward(relay: &Relay, room: &RoomName, peer: &PeerId, text: &str) -> Result<
         (ClientFrameKind::Signal, Some(to)) => {
             // Routed exactly like `send`, only wrapped as a `signal` frame, and counted apart so
             // an operator can see how much of the traffic sets up direct links.
-            let signal = counted(relay, RelayFrame::signal_json(peer, &frame.payload))?;
+            let signal = counted(relay, share, RelayFrame::signal_json(peer, &frame.payload))?;
             relay
                 .hub
                 .send_to(room, peer, &to, signal)
@@ -444,8 +481,15 @@ fn forward(relay: &Relay, room: &RoomName, peer: &PeerId, text: &str) -> Result<
 }
 
 /// A forwarded frame, counted in the relay's queued-bytes budget while any receiver holds it.
-fn counted(relay: &Relay, message: String) -> Result<Utf8Bytes, Refusal> {
-    relay.budgets.queued_frame(message).ok_or(Refusal::Busy)
+fn counted(
+    relay: &Relay,
+    share: Option<&Arc<AddressShare>>,
+    message: String,
+) -> Result<Utf8Bytes, Refusal> {
+    relay
+        .budgets
+        .queued_frame(message, share)
+        .ok_or(Refusal::Busy)
 }
 
 fn read_error_reason(error: &ReadError) -> DisconnectReason {

@@ -40,6 +40,7 @@ pub mod stun;
 mod ws;
 
 pub use admission::{JOIN_SHARE_OF_ROOM, REFUSAL_SLOTS};
+pub use budget::ADDRESS_SHARE_OF_BUDGET;
 pub use config::{lan_urls, Cli, Config, ConfigError};
 pub use rate::FLOOD_WINDOW;
 
@@ -104,7 +105,11 @@ pub async fn run(
             .and_then(|socket| socket.local_addr().ok())
             .map(|address| address.port()),
         admission: Arc::new(admission::Admission::new(&config)),
-        budgets: budget::MemoryBudgets::new(config.message_memory_bytes, config.queue_memory_bytes),
+        budgets: budget::MemoryBudgets::new(
+            config.message_memory_bytes,
+            config.queue_memory_bytes,
+            config.max_frame_bytes + shared::protocol::ENVELOPE_ALLOWANCE_BYTES,
+        ),
         config,
         hub,
         metrics,

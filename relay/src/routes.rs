@@ -350,6 +350,9 @@ fn upgrade(
     };
     let task_relay = relay.clone();
     let remote = request.remote.map(|addr| addr.ip());
+    // The client's share of the memory budgets: the forwarded client behind a trusted proxy.
+    let share = client_address(relay, request.remote, request.headers)
+        .map(|client| relay.budgets.share(client));
     let ice_servers = relay.welcome_ice_servers(
         request
             .headers
@@ -374,7 +377,7 @@ fn upgrade(
             &parts.read_buf,
             task_relay.config.max_frame_bytes,
             task_relay.config.message_timeout,
-            task_relay.budgets.incoming.clone(),
+            task_relay.budgets.incoming_for(share.as_ref()),
         );
         match held {
             Held::Slot(slot) => {
@@ -383,6 +386,7 @@ fn upgrade(
                     remote,
                     resumed,
                     ice_servers,
+                    share,
                 };
                 connection::serve(task_relay, socket, joining, slot).await
             }

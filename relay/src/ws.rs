@@ -23,14 +23,12 @@
 //! remembers when it was cancelled inside a frame ([`FrameWriter::is_mid_frame`]) so nothing is
 //! written after half a frame.
 
-use crate::budget::IncomingHold;
-use std::sync::Arc;
+use crate::budget::{IncomingBudget, IncomingHold};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 use tokio::time::{timeout_at, Instant};
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
@@ -113,8 +111,9 @@ pub(crate) struct FrameReader {
     message: Option<Assembly>,
     max_message_bytes: usize,
     message_timeout: Duration,
-    /// The relay-wide budget of bytes in messages being received (see `budget`).
-    budget: Arc<Semaphore>,
+    /// The relay-wide budget of bytes in messages being received, and the client address's share
+    /// of it (see `budget`).
+    budget: IncomingBudget,
     /// Bytes taken off the wire since the last [`FrameReader::take_wire_bytes`].
     wire_bytes: usize,
 }
@@ -133,7 +132,7 @@ pub(crate) fn split(
     already_read: &[u8],
     max_message_bytes: usize,
     message_timeout: Duration,
-    budget: Arc<Semaphore>,
+    budget: IncomingBudget,
 ) -> (FrameReader, FrameWriter) {
     let (read, write) = stream.into_split();
     let mut buffer = vec![0u8; READ_BUFFER_BYTES.max(already_read.len())];

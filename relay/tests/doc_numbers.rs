@@ -85,6 +85,10 @@ fn constants() -> BTreeMap<&'static str, f64> {
         ),
         ("JOIN_SHARE_OF_ROOM", f64::from(relay::JOIN_SHARE_OF_ROOM)),
         (
+            "ADDRESS_SHARE_OF_BUDGET",
+            relay::ADDRESS_SHARE_OF_BUDGET as f64,
+        ),
+        (
             "DEFAULT_MAX_PEERS_PER_ROOM",
             DEFAULT_MAX_PEERS_PER_ROOM as f64,
         ),

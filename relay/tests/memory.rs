@@ -5,7 +5,7 @@ mod common;
 
 use common::{RelayProcess, WAIT};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,31 +44,6 @@ async fn a_maximum_frame_leaves_no_buffer_behind_on_its_connection() {
     );
 }
 
-/// Opens a WebSocket by hand on a socket with a small receive window and returns the raw
-/// stream, the handshake answer read (the relay's frames after it are never read).
-async fn raw_websocket(addr: &std::net::SocketAddr, room: &str) -> tokio::net::TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(*addr).await.unwrap();
-    let request = format!(
-        "GET /ws/{room} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    stream
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pings_from_a_peer_that_never_reads_do_not_grow_memory() {
     // Rate limits out of the way: this is about what each ping costs, not about counting them.
@@ -91,7 +66,7 @@ async fn pings_from_a_peer_that_never_reads_do_not_grow_memory() {
         .collect();
     let mut pingers = Vec::new();
     for _ in 0..2 {
-        pingers.push(raw_websocket(&relay.addr, "pings").await);
+        pingers.push(common::raw_websocket_from("127.0.0.1", &relay.addr, "pings").await);
     }
     let before = relay.rss_mib();
     // Two clients ping as fast as the relay reads for two seconds and never read a pong.

@@ -429,3 +429,52 @@ impl Drop for RelayProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Opens a WebSocket by hand from the local address `from`, on a socket with a small receive
+/// window, and returns the raw stream once the handshake is answered (nothing after it is read).
+pub async fn raw_websocket_from(from: &str, addr: &SocketAddr, room: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .bind(SocketAddr::new(from.parse().unwrap(), 0))
+        .unwrap();
+    let mut stream = socket.connect(*addr).await.unwrap();
+    let request = format!(
+        "GET /ws/{room} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+/// A client of `room` whose socket comes from the local address `from`, welcomed.
+pub async fn client_from(from: &str, addr: &SocketAddr, room: &str) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(from.parse().unwrap(), 0))
+        .unwrap();
+    let stream = socket.connect(*addr).await.unwrap();
+    let (ws, _) = timeout(
+        WAIT,
+        tokio_tungstenite::client_async_with_config(
+            format!("ws://{addr}/ws/{room}"),
+            MaybeTlsStream::Plain(stream),
+            None,
+        ),
+    )
+    .await
+    .expect("handshake timed out")
+    .expect("handshake");
+    Client::welcomed(ws).await
+}
