@@ -14,7 +14,7 @@
 
 use crate::admission::SocketSlot;
 use crate::budget::{AddressShare, IncomingBudget};
-use crate::hub::{JoinError, RoomName};
+use crate::hub::{JoinError, RoomName, Undelivered};
 use crate::metrics::DisconnectReason;
 use crate::outbox::{Outbox, OutboxLimits};
 use crate::rate::{RateLimiter, RateLimits, Verdict};
@@ -393,6 +393,16 @@ async fn read_frames(
                     "the relay holds as much queued data as it allows; this frame was dropped",
                 );
             }
+            Err(Refusal::ReceiverBusy) => {
+                metrics.dropped_receiver_busy.inc();
+                queue_error(
+                    relay,
+                    share,
+                    outbox,
+                    RelayErrorCode::RateLimited,
+                    "that peer has as much waiting for it alone as it takes; this frame was dropped",
+                );
+            }
             Err(Refusal::UnknownPeer) => {
                 metrics.dropped_unknown_peer.inc();
                 queue_error(
@@ -431,6 +441,17 @@ enum Refusal {
     UnknownPeer,
     /// The queued-bytes budget is spent (see `budget`).
     Busy,
+    /// The receiver has as much waiting for it alone as it takes (see `outbox`).
+    ReceiverBusy,
+}
+
+impl From<Undelivered> for Refusal {
+    fn from(undelivered: Undelivered) -> Refusal {
+        match undelivered {
+            Undelivered::UnknownPeer => Refusal::UnknownPeer,
+            Undelivered::ReceiverBusy => Refusal::ReceiverBusy,
+        }
+    }
 }
 
 /// Parses the envelope of one text frame and hands the payload, unparsed, to the hub.
@@ -454,7 +475,7 @@ fn forward(
             relay
                 .hub
                 .send_to(room, peer, &to, message)
-                .map_err(|_| Refusal::UnknownPeer)
+                .map_err(Refusal::from)
         }
         (ClientFrameKind::Signal, Some(to)) => {
             // Routed exactly like `send`, only wrapped as a `signal` frame, and counted apart so
@@ -463,7 +484,7 @@ fn forward(
             relay
                 .hub
                 .send_to(room, peer, &to, signal)
-                .map_err(|_| Refusal::UnknownPeer)?;
+                .map_err(Refusal::from)?;
             relay.metrics.signal_frames.inc();
             relay.metrics.signal_bytes.add(text.len() as u64);
             Ok(())

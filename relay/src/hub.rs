@@ -53,9 +53,15 @@ pub enum JoinError {
     RoomFull,
 }
 
+/// Why a frame for one peer was not delivered.
 #[derive(Clone, Copy, Debug, Error, PartialEq, Eq)]
-#[error("no such peer in the room")]
-pub struct UnknownPeer;
+pub enum Undelivered {
+    #[error("no such peer in the room")]
+    UnknownPeer,
+    /// Frames for that peer alone fill its share of its queue ([`Push::Refused`]).
+    #[error("the peer has as much waiting for it alone as it takes")]
+    ReceiverBusy,
+}
 
 /// What [`RoomHub::join`] and [`RoomHub::shutdown`] return: a boxed future, so the trait stays
 /// usable as `dyn RoomHub`.
@@ -100,7 +106,7 @@ pub trait RoomHub: Send + Sync + 'static {
         from: &PeerId,
         to: &PeerId,
         frame: Utf8Bytes,
-    ) -> Result<(), UnknownPeer>;
+    ) -> Result<(), Undelivered>;
 
     /// Rooms with at least one member, for metrics.
     fn room_count(&self) -> usize;
@@ -155,7 +161,7 @@ impl LocalHub {
         match outbox.push(frame) {
             Push::Queued => {}
             Push::Overflowed => self.metrics.slow_consumer_overflows.inc(),
-            Push::Closed => self.metrics.dropped_to_closing_peer.inc(),
+            Push::Closed | Push::Refused => self.metrics.dropped_to_closing_peer.inc(),
         }
     }
 }
@@ -208,6 +214,26 @@ impl LocalHub {
         }
         members.insert(peer.clone(), outbox);
         Ok(())
+    }
+}
+
+/// Delivers a frame for `outbox`'s peer alone; refused when such frames fill its share.
+pub(crate) fn deliver_directed(
+    metrics: &Metrics,
+    outbox: &Outbox,
+    frame: Utf8Bytes,
+) -> Result<(), Undelivered> {
+    match outbox.push_directed(frame) {
+        Push::Queued => Ok(()),
+        Push::Overflowed => {
+            metrics.slow_consumer_overflows.inc();
+            Ok(())
+        }
+        Push::Closed => {
+            metrics.dropped_to_closing_peer.inc();
+            Ok(())
+        }
+        Push::Refused => Err(Undelivered::ReceiverBusy),
     }
 }
 
@@ -273,14 +299,13 @@ impl RoomHub for LocalHub {
         _from: &PeerId,
         to: &PeerId,
         frame: Utf8Bytes,
-    ) -> Result<(), UnknownPeer> {
+    ) -> Result<(), Undelivered> {
         let shard = self.shard(room);
         let outbox = shard
             .get(room)
             .and_then(|members| members.get(to))
-            .ok_or(UnknownPeer)?;
-        self.deliver(outbox, frame);
-        Ok(())
+            .ok_or(Undelivered::UnknownPeer)?;
+        deliver_directed(&self.metrics, outbox, frame)
     }
 
     fn room_count(&self) -> usize {

@@ -159,6 +159,8 @@ pub struct Metrics {
     pub dropped_to_closing_peer: Counter,
     /// Frames refused because the queued-bytes budget was spent.
     pub dropped_relay_busy: Counter,
+    /// Frames for one peer refused because frames for it alone filled its share of its queue.
+    pub dropped_receiver_busy: Counter,
     disconnects: [Counter; DisconnectReason::ALL.len()],
     rejections: [Counter; Rejection::ALL.len()],
     stun: [Counter; StunOutcome::ALL.len()],
@@ -272,6 +274,10 @@ impl Metrics {
                     self.dropped_to_closing_peer.get(),
                 ),
                 ("{reason=\"relay_busy\"}", self.dropped_relay_busy.get()),
+                (
+                    "{reason=\"receiver_busy\"}",
+                    self.dropped_receiver_busy.get(),
+                ),
             ],
         );
         let disconnect_labels: Vec<String> = DisconnectReason::ALL

@@ -21,7 +21,16 @@ pub enum Push {
     Overflowed,
     /// The outbox was already closed; the frame was dropped.
     Closed,
+    /// A frame for this peer alone (a `send` or `signal`) found as much such traffic waiting as
+    /// one receiver takes ([`DIRECTED_SHARE_OF_QUEUE`]): refused, the outbox left as it was.
+    Refused,
 }
+
+/// Frames sent to one peer alone may fill at most this fraction of its queue's bytes. Senders
+/// each within their own limits could otherwise pick a victim and overflow its queue together,
+/// getting it cut off as a slow consumer however fast it reads; now the last of them are refused
+/// instead, and the receiver keeps the rest of its queue for the room's broadcasts.
+pub const DIRECTED_SHARE_OF_QUEUE: usize = 2;
 
 /// The bounds of one outbox.
 #[derive(Clone, Copy, Debug)]
@@ -49,7 +58,10 @@ struct Inner {
 }
 
 struct State {
-    queue: VecDeque<Utf8Bytes>,
+    /// Each frame, and whether it was for this peer alone.
+    queue: VecDeque<(Utf8Bytes, bool)>,
+    /// Bytes of frames for this peer alone waiting in `queue`.
+    directed_bytes: usize,
     /// Messages queued plus those taken by the writer and not yet written.
     messages: usize,
     /// Bytes queued plus those taken by the writer and not yet written.
@@ -63,6 +75,7 @@ impl Outbox {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     queue: VecDeque::new(),
+                    directed_bytes: 0,
                     messages: 0,
                     bytes: 0,
                     closed: false,
@@ -86,11 +99,26 @@ impl Outbox {
 
     /// Queues a frame without waiting. Never blocks on the peer.
     pub fn push(&self, frame: Utf8Bytes) -> Push {
+        self.push_frame(frame, false)
+    }
+
+    /// Queues a frame meant for this peer alone, unless such frames already fill its share of
+    /// the queue ([`Push::Refused`]).
+    pub fn push_directed(&self, frame: Utf8Bytes) -> Push {
+        self.push_frame(frame, true)
+    }
+
+    fn push_frame(&self, frame: Utf8Bytes, directed: bool) -> Push {
         let mut state = self.state();
         if state.closed {
             return Push::Closed;
         }
         let limits = self.inner.limits;
+        if directed
+            && state.directed_bytes + frame.len() > limits.max_bytes / DIRECTED_SHARE_OF_QUEUE
+        {
+            return Push::Refused;
+        }
         if state.messages + 1 > limits.max_messages || state.bytes + frame.len() > limits.max_bytes
         {
             state.closed = true;
@@ -101,7 +129,10 @@ impl Outbox {
         }
         state.messages += 1;
         state.bytes += frame.len();
-        state.queue.push_back(frame);
+        if directed {
+            state.directed_bytes += frame.len();
+        }
+        state.queue.push_back((frame, directed));
         drop(state);
         self.inner.has_frames.notify_one();
         Push::Queued
@@ -115,7 +146,14 @@ impl Outbox {
                 let mut state = self.state();
                 if !state.closed && !state.queue.is_empty() {
                     let count = state.queue.len().min(max);
-                    batch.extend(state.queue.drain(..count));
+                    let mut directed = 0;
+                    batch.extend(state.queue.drain(..count).map(|(frame, alone)| {
+                        if alone {
+                            directed += frame.len();
+                        }
+                        frame
+                    }));
+                    state.directed_bytes -= directed;
                     if state.queue.is_empty() && state.queue.capacity() > IDLE_QUEUE_CAPACITY {
                         // Give back what a burst grew, so an idle peer stays small.
                         state.queue = VecDeque::new();
@@ -182,7 +220,8 @@ impl Outbox {
         if state.closed {
             return Vec::new();
         }
-        state.queue.drain(..).collect()
+        state.directed_bytes = 0;
+        state.queue.drain(..).map(|(frame, _)| frame).collect()
     }
 }
 
@@ -193,6 +232,31 @@ const IDLE_QUEUE_CAPACITY: usize = 16;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_for_one_peer_alone_fill_only_half_its_queue() {
+        let outbox = Outbox::new(OutboxLimits {
+            max_messages: 100,
+            max_bytes: 100,
+        });
+        assert_eq!(
+            outbox.push_directed(Utf8Bytes::from("d".repeat(40))),
+            Push::Queued
+        );
+        assert_eq!(
+            outbox.push_directed(Utf8Bytes::from("d".repeat(20))),
+            Push::Refused
+        );
+        // Broadcasts still have the rest, and a refusal closed nothing.
+        assert_eq!(outbox.push(Utf8Bytes::from("b".repeat(50))), Push::Queued);
+        let mut batch = Vec::new();
+        futures_util::FutureExt::now_or_never(outbox.take(&mut batch, 1)).unwrap();
+        // The directed frame was taken: its share is free again.
+        assert_eq!(
+            outbox.push_directed(Utf8Bytes::from("d".repeat(10))),
+            Push::Queued
+        );
+    }
 
     fn frame(text: &str) -> Utf8Bytes {
         Utf8Bytes::from(text)

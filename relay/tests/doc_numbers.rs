@@ -85,6 +85,10 @@ fn constants() -> BTreeMap<&'static str, f64> {
         ),
         ("JOIN_SHARE_OF_ROOM", f64::from(relay::JOIN_SHARE_OF_ROOM)),
         (
+            "DIRECTED_SHARE_OF_QUEUE",
+            relay::outbox::DIRECTED_SHARE_OF_QUEUE as f64,
+        ),
+        (
             "ADDRESS_SHARE_OF_BUDGET",
             relay::ADDRESS_SHARE_OF_BUDGET as f64,
         ),

@@ -368,3 +368,69 @@ async fn one_address_filling_queues_that_nobody_reads_cannot_refuse_everyone_els
     );
     drop((sinks, senders));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_each_within_their_limits_cannot_get_a_victim_cut_off() {
+    // Four connections of one address send signals of almost 1 MiB to one victim, each within its
+    // own byte burst (8 MiB), while the victim looks away for a second (a phone busy drawing):
+    // together 32 MiB for a queue of 10 MiB.
+    let relay = RelayProcess::start(&["--trusted-proxy", "192.0.2.99"]).await;
+    let mut victim = common::client_from("127.0.0.2", &relay.addr, "target").await;
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        senders.push(common::client_from("127.0.0.1", &relay.addr, "target").await);
+    }
+    let payload = format!("\"{}\"", "s".repeat(1_000_000));
+    let victim_id = victim.id.clone();
+    let flood: Vec<_> = senders
+        .into_iter()
+        .map(|mut sender| {
+            let (payload, to) = (payload.clone(), victim_id.clone());
+            tokio::spawn(async move {
+                for _ in 0..8 {
+                    sender.signal_to(&to, &payload).await;
+                }
+                sender
+            })
+        })
+        .collect();
+    let mut senders = Vec::new();
+    for task in flood {
+        senders.push(task.await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The victim reads again: everything waiting, then a last message, and it is still there.
+    let mut last = common::client_from("127.0.0.3", &relay.addr, "target").await;
+    last.send_to(&victim_id, "\"still here?\"").await;
+    let mut signals = 0;
+    let read = async {
+        loop {
+            match victim.recv().await {
+                shared::protocol::RelayFrame::Signal { .. } => signals += 1,
+                shared::protocol::RelayFrame::Message { payload, .. } => {
+                    return payload.get().to_owned()
+                }
+                _ => {}
+            }
+        }
+    };
+    let last_message = timeout(Duration::from_secs(20), read).await;
+    let metrics = relay.metrics().await;
+    let cut = common::metric_value(
+        &metrics,
+        r#"relay_disconnects_total{reason="slow_consumer"}"#,
+    )
+    .unwrap();
+    assert_eq!(cut, 0, "the victim was cut off as a slow consumer");
+    assert_eq!(
+        last_message.expect("the victim still receives"),
+        "\"still here?\""
+    );
+    let refused =
+        common::metric_value(&metrics, r#"relay_dropped_total{reason="receiver_busy"}"#).unwrap();
+    assert!(
+        refused > 0 && signals > 0,
+        "{signals} signals delivered, {refused} refused"
+    );
+    drop(senders);
+}

@@ -32,7 +32,9 @@
 mod metrics;
 pub mod wire;
 
-use crate::hub::{HubFuture, HubHealth, JoinError, RoomHub, RoomName, UnknownPeer};
+use crate::hub::{
+    deliver_directed, HubFuture, HubHealth, JoinError, RoomHub, RoomName, Undelivered,
+};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Push};
 use async_nats::{Client, ConnectOptions, Event, Subject};
@@ -203,7 +205,7 @@ fn deliver(metrics: &Metrics, outbox: &Outbox, frame: Utf8Bytes) {
     match outbox.push(frame) {
         Push::Queued => {}
         Push::Overflowed => metrics.slow_consumer_overflows.inc(),
-        Push::Closed => metrics.dropped_to_closing_peer.inc(),
+        Push::Closed | Push::Refused => metrics.dropped_to_closing_peer.inc(),
     }
 }
 
@@ -605,19 +607,18 @@ impl Shared {
         from: &PeerId,
         to: &PeerId,
         frame: Utf8Bytes,
-    ) -> Result<(), UnknownPeer> {
+    ) -> Result<(), Undelivered> {
         let shard = self.shard(room);
-        let state = shard.get(room).ok_or(UnknownPeer)?;
+        let state = shard.get(room).ok_or(Undelivered::UnknownPeer)?;
         if let Some(outbox) = state.local.get(to) {
-            deliver(&self.metrics, outbox, frame);
-            return Ok(());
+            return deliver_directed(&self.metrics, outbox, frame);
         }
         if !state
             .remote
             .values()
             .any(|members| members.peers.contains(to))
         {
-            return Err(UnknownPeer);
+            return Err(Undelivered::UnknownPeer);
         }
         self.publish_room(
             state,
@@ -668,8 +669,12 @@ impl Shared {
                 self.broker.received.inc();
                 if state.local.contains_key(&to) {
                     self.learn_member(state, &relay, &from, now);
-                    deliver(&self.metrics, &state.local[&to], frame);
-                    self.broker.deliveries.inc();
+                    // From another relay, the sender cannot be told: a refusal is only counted.
+                    if deliver_directed(&self.metrics, &state.local[&to], frame).is_err() {
+                        self.metrics.dropped_receiver_busy.inc();
+                    } else {
+                        self.broker.deliveries.inc();
+                    }
                 }
             }
             RoomMessage::Joined { relay, peer } => {
@@ -1033,7 +1038,7 @@ impl RoomHub for NatsHub {
         from: &PeerId,
         to: &PeerId,
         frame: Utf8Bytes,
-    ) -> Result<(), UnknownPeer> {
+    ) -> Result<(), Undelivered> {
         self.shared.send_to(room, from, to, frame)
     }
 
