@@ -8,7 +8,9 @@
 
 mod sim;
 
-use shared::node::{LinkState, OwnTxState, LINK_OPEN_TIMEOUT_MS, LINK_RETRY_MS};
+use shared::node::{
+    LinkState, OwnTxState, LINK_ABUSE_BACKOFF_MS, LINK_OPEN_TIMEOUT_MS, LINK_RETRY_MS,
+};
 use sim::{Rng, Sim, SimConfig, HEARTBEAT_DETECT_MS};
 
 /// A room of `count` nodes keeping at most `max_links` direct links, nobody mining by chance
@@ -319,6 +321,31 @@ fn a_link_that_never_opens_is_marked_until_one_does() {
     sim.run_for(LINK_RETRY_MS + LINK_OPEN_TIMEOUT_MS);
     assert!(sim.linked(0, 1), "the retry opened the link");
     assert!(!never_opened(&sim));
+}
+
+#[test]
+fn a_peer_whose_link_was_closed_for_abuse_is_charged_and_not_relinked_within_the_back_off() {
+    let mut sim = room(11, 2, 8);
+    assert!(sim.linked(0, 1));
+    let id1 = sim.peers[1].id.clone();
+    // Node 0's driver caught node 1 flooding the link and closed it.
+    sim.break_link(0, 1);
+    sim.command(0, |node, now| {
+        node.handle_link_abuse(&id1, "flooded past the link's inbound budget", now)
+    });
+    let info = sim.peers[0].node().peer(&id1).unwrap();
+    assert!(info.misbehavior > 0, "the peer is charged");
+    assert!(info
+        .last_offense
+        .as_deref()
+        .is_some_and(|why| why.contains("direct link")));
+    // Both would link again after a lost link's retry (30 s); not within the back-off.
+    sim.run_for(LINK_ABUSE_BACKOFF_MS - 5_000);
+    assert!(!sim.linked(0, 1), "re-linked within the back-off");
+    assert!(!sim.peers[0].node().accepts_link(&id1));
+    // After it, the ring links them again.
+    sim.run_for(LINK_RETRY_MS + LINK_OPEN_TIMEOUT_MS + 10_000);
+    assert!(sim.linked(0, 1), "linked again after the back-off");
 }
 
 #[test]

@@ -35,6 +35,9 @@ pub const LINK_OPEN_TIMEOUT_MS: u64 = 10_000;
 /// After a failed or lost link, the next attempt waits this long, so two tabs that cannot reach
 /// each other (no route, no TURN) do not renegotiate forever.
 pub const LINK_RETRY_MS: u64 = 30_000;
+/// A peer whose link we closed for abuse (flooding, garbage) gets no new link for this long, in
+/// either direction: the longest back-off the node's distrust of a peer's claims uses.
+pub const LINK_ABUSE_BACKOFF_MS: u64 = super::sync::MAX_CLAIM_BACKOFF_MS;
 /// Blocks and transactions remembered per peer as known to it (sent by it or to it), so gossip
 /// does not send them back. A few minutes of a busy room; forgetting one only costs a duplicate.
 pub const MAX_KNOWN_INVENTORY: usize = 2_048;
@@ -141,6 +144,9 @@ impl Node {
         self.max_direct_links > 0
             && self.relay_connected
             && info.usable_for_links()
+            && info
+                .link_refused_until_ms
+                .is_none_or(|until| self.now_ms >= until)
             && (self.wanted_links().contains(peer)
                 || self.direct_link_count() < self.max_direct_links)
     }
@@ -243,6 +249,21 @@ impl Node {
             self.remove_peer(peer, now_ms);
         }
         self.update_links(now_ms);
+    }
+
+    /// The driver closed the link to `peer` because the peer broke its rules (`why`: it flooded
+    /// past the link's inbound budget, or sent what is not a link frame). The peer is charged
+    /// ([`Offense::LinkAbuse`]), falls back to the relay like any lost link, and no new link is
+    /// taken from it or offered to it for [`LINK_ABUSE_BACKOFF_MS`].
+    pub fn handle_link_abuse(&mut self, peer: &PeerId, why: &str, now_ms: u64) {
+        self.advance_clock(now_ms);
+        self.penalize(peer, super::peers::Offense::LinkAbuse(why.to_owned()));
+        self.handle_link_down(peer, now_ms);
+        if let Some(info) = self.peers.get_mut(peer) {
+            let until = now_ms + LINK_ABUSE_BACKOFF_MS;
+            info.link_retry_at_ms = Some(until);
+            info.link_refused_until_ms = Some(until);
+        }
     }
 
     // ---- inside the node ----

@@ -85,6 +85,10 @@ pub enum Offense {
     Stalled { failures: u32 },
     /// Sent headers or blocks we never asked for.
     Unsolicited(&'static str),
+    /// Broke the rules of our direct link (flooded past its inbound budget, sent frames that are
+    /// not link frames): the driver closed the link, and no new one is taken from the peer for
+    /// [`super::links::LINK_ABUSE_BACKOFF_MS`].
+    LinkAbuse(String),
 }
 
 impl Offense {
@@ -94,7 +98,9 @@ impl Offense {
             Offense::OversizedMessage(_) => 50,
             Offense::FalseWorkClaim { failures } => escalate(25, *failures),
             Offense::Stalled { failures } => escalate(10, *failures),
-            Offense::MalformedMessage(_) | Offense::InvalidTransaction(_) => 25,
+            Offense::MalformedMessage(_)
+            | Offense::InvalidTransaction(_)
+            | Offense::LinkAbuse(_) => 25,
             Offense::QuestionableBlock(_) | Offense::Unsolicited(_) => 10,
             Offense::UselessSideBranch | Offense::SideBranchFlood => 5,
         }
@@ -114,6 +120,7 @@ impl Offense {
             Offense::FalseWorkClaim { .. } => "claimed more work than it could show".into(),
             Offense::Stalled { .. } => "did not deliver what it was asked for in time".into(),
             Offense::Unsolicited(what) => format!("sent {what} we did not ask for"),
+            Offense::LinkAbuse(why) => format!("broke the rules of our direct link: {why}"),
         }
     }
 }
@@ -188,6 +195,8 @@ pub struct PeerInfo {
     /// Our last attempt to link to it timed out before the link opened: no direct path between
     /// us (a router that changes ports, a firewall). Cleared when a link opens.
     pub link_never_opened: bool,
+    /// Until when no link is taken from it: it abused the last one (see `Node::handle_link_abuse`).
+    pub(crate) link_refused_until_ms: Option<u64>,
     /// Blocks and transactions it is known to have, so gossip does not send them back.
     pub(crate) known: KnownInventory,
     /// Whether it takes the block announcements of the room, so that its tip moves with them
@@ -232,6 +241,7 @@ impl PeerInfo {
             link: LinkState::None,
             link_retry_at_ms: None,
             link_never_opened: false,
+            link_refused_until_ms: None,
             known: KnownInventory::default(),
             follows_announcements: true,
         }

@@ -38,7 +38,7 @@ use serde_json::value::RawValue;
 use shared::export::{ChainFile, ImportError, ImportReport};
 use shared::node::{Node, NodeConfig, NodeEvent, Output, Route, SendError};
 use shared::protocol::{ClientFrame, PeerId, RelayFrame, Signal};
-use shared::view::{sanitize_name, Names, PeerMemory};
+use shared::view::{Names, PeerMemory};
 use shared::{Address, Hash};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -914,22 +914,22 @@ impl Driver {
                 reason,
                 unsent,
             } => {
-                let name = self
-                    .node
-                    .borrow()
-                    .peer(&peer)
-                    .and_then(|info| info.name.clone())
-                    .map_or_else(
-                        || format!("peer {}", peer.short()),
-                        |name| sanitize_name(&name),
-                    );
+                let name = self.node.borrow().peer(&peer).map_or_else(
+                    || format!("peer {}", peer.short()),
+                    shared::view::peer_label,
+                );
                 self.log(
                     LogKind::Relay,
                     format!("direct link to {name} ended: {reason}"),
                 );
                 self.send_over_relay(&peer, unsent);
-                // A tab of this browser stays linked over the channel.
-                if !self.tab_up(&peer) {
+                if reason.is_abuse() {
+                    // The peer broke the link's rules: the node charges it and takes no new
+                    // link from it for a while (a closed flooder must not just open another).
+                    let why = reason.to_string();
+                    self.drive(|node, now| node.handle_link_abuse(&peer, &why, now));
+                } else if !self.tab_up(&peer) {
+                    // A tab of this browser stays linked over the channel.
                     self.drive(|node, now| node.handle_link_down(&peer, now));
                 }
             }

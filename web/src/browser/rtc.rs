@@ -78,6 +78,16 @@ pub enum LinkEvent {
     Heartbeat,
 }
 
+impl LinkDown {
+    /// The peer broke the link's rules (not the network, not us): the node charges it.
+    pub fn is_abuse(&self) -> bool {
+        matches!(
+            self,
+            LinkDown::Flooding | LinkDown::BadFrame(_) | LinkDown::BinaryFrame
+        )
+    }
+}
+
 /// Why a link went down.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LinkDown {
