@@ -50,6 +50,14 @@ fn constants() -> BTreeMap<&'static str, f64> {
         ),
         ("LINK_RETRY_MS", shared::node::LINK_RETRY_MS as f64),
         (
+            "HEADER_SOURCES_PER_TIP",
+            shared::node::sync::HEADER_SOURCES_PER_TIP as f64,
+        ),
+        (
+            "LINK_ABUSE_BACKOFF_MS",
+            shared::node::LINK_ABUSE_BACKOFF_MS as f64,
+        ),
+        (
             "FAST_RETRY_MS",
             shared::node::reconnect::FAST_RETRY_MS as f64,
         ),

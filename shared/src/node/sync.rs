@@ -38,6 +38,10 @@ pub const MAX_BLOCKS_IN_FLIGHT: usize = 256;
 pub const MAX_BLOCKS_IN_FLIGHT_PER_PEER: usize = 2 * MAX_BLOCKS_PER_REQUEST;
 /// A request (headers or blocks) not answered within this time has stalled.
 pub const REQUEST_TIMEOUT_MS: u64 = 15_000;
+/// Peers asked for headers at once for one claimed tip. Two, so one staller among them delays
+/// nobody (the other answers meanwhile); more would only fetch the same headers again. Peers
+/// that claim other tips are asked for theirs as before.
+pub const HEADER_SOURCES_PER_TIP: usize = 2;
 /// A block request older than this stalls the download window when other peers are meanwhile
 /// delivering, or wait for room in the window: its peer is distrusted at once and its blocks
 /// go to the others (Bitcoin Core's stall detection does the same at 2 s). 5 s leaves a slow
@@ -305,11 +309,22 @@ impl Node {
         self.maybe_sync(now_ms);
     }
 
-    /// Asks every peer whose claim beats our tip for headers, and every peer whose headers beat
-    /// our tip for blocks; updates the sync state.
+    /// Asks peers whose claim beats our tip for headers (at most [`HEADER_SOURCES_PER_TIP`] per
+    /// claimed tip at once), and every peer whose headers beat our tip for blocks; updates the
+    /// sync state.
     pub(crate) fn maybe_sync(&mut self, now_ms: u64) {
         let peers: Vec<PeerId> = self.peers.keys().cloned().collect();
         let mut target: Option<TipStatus> = None;
+        // Header downloads under way, by the tip their peer claims: a late joiner in a room
+        // where everyone has one chain fetches it from a few of them, not from each.
+        let mut sources: HashMap<Hash, usize> = HashMap::new();
+        for (peer, state) in &self.sync.peers {
+            if state.headers_asked_ms.is_some() || !state.headers.is_empty() {
+                if let Some(tip) = self.peers.get(peer).and_then(|info| info.tip) {
+                    *sources.entry(tip.hash).or_default() += 1;
+                }
+            }
+        }
         for peer in &peers {
             let backed = self.peers[peer]
                 .tip
@@ -335,7 +350,9 @@ impl Node {
                 target = Some(claim);
             }
             let state = self.sync.peers.entry(peer.clone()).or_default();
-            if state.idle() && state.headers.is_empty() {
+            let asking = sources.get(&claim.hash).copied().unwrap_or(0);
+            if state.idle() && state.headers.is_empty() && asking < HEADER_SOURCES_PER_TIP {
+                *sources.entry(claim.hash).or_default() += 1;
                 self.request_headers(peer, false, now_ms);
             }
         }
