@@ -360,23 +360,7 @@ impl RelayProcess {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("the relay binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let line = tokio::task::spawn_blocking(move || {
-            use std::io::BufRead;
-            let mut line = String::new();
-            std::io::BufReader::new(stdout)
-                .read_line(&mut line)
-                .unwrap();
-            line
-        });
-        let line = timeout(WAIT, line).await.unwrap().unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("tabchain relay listening; open http://")
-            .and_then(|rest| rest.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .parse()
-            .expect("an address");
+        let addr = printed_address(&mut child).await;
         RelayProcess { child, addr }
     }
 
@@ -477,4 +461,27 @@ pub async fn client_from(from: &str, addr: &SocketAddr, room: &str) -> Client {
     .expect("handshake timed out")
     .expect("handshake");
     Client::welcomed(ws).await
+}
+
+/// The address a relay binary prints first on stdout (`tabchain relay listening; open http://…/`).
+pub async fn printed_address(child: &mut std::process::Child) -> SocketAddr {
+    let stdout = child.stdout.take().expect("the relay's stdout is piped");
+    let line = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    });
+    let line = timeout(WAIT, line)
+        .await
+        .expect("the relay printed its address in time")
+        .unwrap();
+    line.trim()
+        .strip_prefix("tabchain relay listening; open http://")
+        .and_then(|rest| rest.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .parse()
+        .expect("an address")
 }

@@ -5,7 +5,6 @@
 //! polled over HTTP by the same. A missing `nats-server` fails the test with the way to install it.
 
 use crate::common::{http_get, metric_value, Client, Ws, WAIT};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -143,23 +142,7 @@ impl RelayProcess {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("the relay binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).unwrap();
-            line
-        });
-        let line = timeout(WAIT, line)
-            .await
-            .expect("the relay printed its address in time")
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("tabchain relay listening; open http://")
-            .and_then(|rest| rest.strip_suffix('/'))
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .parse()
-            .unwrap();
+        let addr = crate::common::printed_address(&mut child).await;
         RelayProcess {
             child,
             addr,
