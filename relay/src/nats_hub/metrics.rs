@@ -13,6 +13,8 @@ pub(super) struct BrokerMetrics {
     pub disconnects: Counter,
     /// Messages handed to the broker (frames, joins, leaves, presence, fleet).
     pub published: Counter,
+    /// Broadcasts kept on this relay: no other relay holds a member of their room.
+    pub kept_local: Counter,
     /// Frames (broadcasts and sends) that arrived from other relays.
     pub received: Counter,
     /// Deliveries into local peers' queues of frames from other relays.
@@ -61,6 +63,12 @@ impl BrokerMetrics {
             "counter",
             "Messages handed to the broker.",
             &[("", self.published.get())],
+        );
+        family(
+            "relay_broker_kept_local_total",
+            "counter",
+            "Broadcasts not published: no other relay holds a member of their room.",
+            &[("", self.kept_local.get())],
         );
         family(
             "relay_broker_received_total",

@@ -591,6 +591,15 @@ impl Shared {
                 deliver(&self.metrics, outbox, frame.clone());
             }
         }
+        if state.remote_count() == 0 {
+            // No other relay holds a member of this room: the broker would carry it to nobody.
+            // A member who joins elsewhere counts once its relay's `joined` arrives here (one
+            // broker round trip): a broadcast in that moment does not reach it, as a frame sent
+            // just before a join on one relay does not; its hello and the room's answers to it
+            // are what bring a newcomer up to date.
+            self.broker.kept_local.inc();
+            return;
+        }
         self.publish_room(
             state,
             RoomMessage::Broadcast {

@@ -423,3 +423,30 @@ async fn a_tab_that_moves_relays_with_its_resume_token_keeps_its_id_and_nobody_s
     carol.send_to(&id, "1").await;
     expect_message(&mut new, &carol.id, "1").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_no_other_relay_holds_is_not_published() {
+    let (_broker, a, b) = fleet(&[]).await;
+    let mut alice = a.join("alone").await;
+    let mut ally = a.join("alone").await;
+    expect_joined(&mut alice, &ally.id).await;
+    let published = a.metric("relay_broker_published_total").await;
+    for index in 0..50 {
+        alice.broadcast(&index.to_string()).await;
+    }
+    for index in 0..50 {
+        expect_message(&mut ally, &alice.id, &index.to_string()).await;
+    }
+    // Presence heartbeats may go out meanwhile; the 50 frames do not.
+    let more = a.metric("relay_broker_published_total").await - published;
+    assert!(
+        more < 10,
+        "{more} messages published for a room only this relay holds"
+    );
+    assert!(a.metric("relay_broker_kept_local_total").await >= 50);
+    // Once a member joins on the other relay, the room's broadcasts cross again.
+    let mut bob = b.join("alone").await;
+    expect_joined(&mut alice, &bob.id).await;
+    alice.broadcast("\"across\"").await;
+    expect_message(&mut bob, &alice.id, "\"across\"").await;
+}
