@@ -151,6 +151,14 @@ fn constants() -> BTreeMap<&'static str, f64> {
         ),
         ("STUN_RATE_TOTAL", f64::from(relay::stun::STUN_RATE_TOTAL)),
         ("MAX_ICE_SERVERS", MAX_ICE_SERVERS as f64),
+        (
+            "PUBLISH_QUEUE_MESSAGES",
+            relay::nats_hub::PUBLISH_QUEUE_MESSAGES as f64,
+        ),
+        (
+            "PUBLISH_QUEUE_BYTES",
+            relay::nats_hub::PUBLISH_QUEUE_BYTES as f64,
+        ),
         ("MAX_ICE_URL_BYTES", MAX_ICE_URL_BYTES as f64),
         ("MAX_ICE_CREDENTIAL_BYTES", MAX_ICE_CREDENTIAL_BYTES as f64),
     ];

@@ -45,7 +45,7 @@ use shared::protocol::{IceServer, PeerId, RelayFrame};
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use thiserror::Error;
@@ -90,6 +90,14 @@ pub const BROKER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// second; 16,384 is several seconds of that, and about 16 MiB at worst with 1 KiB frames.
 /// When full, publishes are dropped and counted rather than blocking a peer's connection.
 pub const PUBLISH_QUEUE_MESSAGES: usize = 16_384;
+/// Bytes of publishes waiting for the broker, at most. Without it the count bound alone let a
+/// paused broker's queue hold 16,384 messages of up to 1 MiB each (128 MiB was measured, growing
+/// 40 MiB/s) outside every memory budget; past it, publishes are dropped and counted.
+pub const PUBLISH_QUEUE_BYTES: usize = 32 * 1024 * 1024;
+/// Commands the NATS client itself buffers (its default is 2,048): publishes it took but has not
+/// written. With frames of up to 1 MiB, 64 keep what a stalled broker can make a relay hold
+/// outside [`PUBLISH_QUEUE_BYTES`] to 64 MiB at worst.
+const CLIENT_CAPACITY: usize = 64;
 /// Publishes handed to the client per wake-up of the publisher task.
 const PUBLISH_BATCH: usize = 256;
 /// Messages the client buffers for one subscription before it drops (a slow consumer). The
@@ -131,6 +139,8 @@ struct Shared {
     /// Other relays heard on the fleet subject, with when.
     fleet: Mutex<HashMap<RelayId, Instant>>,
     publishes: mpsc::Sender<Publish>,
+    /// Bytes of the publishes in `publishes` (see [`PUBLISH_QUEUE_BYTES`]).
+    publish_bytes: Arc<AtomicUsize>,
     next_room_id: AtomicU64,
     max_peers_per_room: usize,
     metrics: Arc<Metrics>,
@@ -246,6 +256,7 @@ impl NatsHub {
             .connection_timeout(BROKER_CONNECT_TIMEOUT)
             .ping_interval(BROKER_PING_INTERVAL)
             .subscription_capacity(SUBSCRIPTION_CAPACITY)
+            .client_capacity(CLIENT_CAPACITY)
             .reconnect_delay_callback(|attempts| {
                 (RECONNECT_DELAY_STEP * attempts as u32).min(RECONNECT_DELAY_MAX)
             })
@@ -284,6 +295,7 @@ impl NatsHub {
             max_peers_per_room,
             metrics,
             broker: BrokerMetrics::default(),
+            publish_bytes: Arc::new(AtomicUsize::new(0)),
             stop: CancellationToken::new(),
         });
         let fleet = shared.client.subscribe(FLEET_SUBJECT).await?;
@@ -340,10 +352,19 @@ impl Shared {
     /// Queues a publish without waiting. Callers hold the room's lock, so the queue's order is
     /// the order the room's state changed in.
     fn publish(&self, subject: Subject, payload: Bytes) {
+        let length = payload.len();
+        let before = self.publish_bytes.fetch_add(length, Ordering::Relaxed);
+        if before + length > PUBLISH_QUEUE_BYTES {
+            self.publish_bytes.fetch_sub(length, Ordering::Relaxed);
+            self.broker.dropped_queue_full.inc();
+            debug!("broker publish queue full (bytes); dropped");
+            return;
+        }
         if let Err(error) = self
             .publishes
             .try_send(Publish::Message { subject, payload })
         {
+            self.publish_bytes.fetch_sub(length, Ordering::Relaxed);
             if matches!(error, mpsc::error::TrySendError::Full(_)) {
                 self.broker.dropped_queue_full.inc();
                 debug!("broker publish queue full; dropped");
@@ -935,11 +956,20 @@ async fn publisher(shared: Arc<Shared>, mut queue: mpsc::Receiver<Publish>) {
                     continue;
                 }
             };
-            if !shared.is_connected() {
+            // Counted until the client has taken it: while a broker stalls, the publish in hand
+            // waits here, and what waits behind it stays within the queue's bytes.
+            let length = payload.len();
+            let result = if shared.is_connected() {
+                Some(shared.client.publish(subject, payload).await)
+            } else {
+                None
+            };
+            shared.publish_bytes.fetch_sub(length, Ordering::Relaxed);
+            let Some(result) = result else {
                 shared.broker.dropped_disconnected.inc();
                 continue;
-            }
-            match shared.client.publish(subject, payload).await {
+            };
+            match result {
                 Ok(()) => shared.broker.published.inc(),
                 Err(error) => {
                     if error.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded {
@@ -1074,6 +1104,13 @@ impl RoomHub for NatsHub {
 
     fn render_metrics(&self, out: &mut String) {
         self.shared.broker.render(out);
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP relay_broker_queued_bytes Bytes of publishes waiting for the broker.\n\
+             # TYPE relay_broker_queued_bytes gauge\nrelay_broker_queued_bytes {}",
+            self.shared.publish_bytes.load(Ordering::Relaxed)
+        );
     }
 
     fn shutdown(&self) -> HubFuture<'_, ()> {

@@ -450,3 +450,39 @@ async fn a_room_no_other_relay_holds_is_not_published() {
     alice.broadcast("\"across\"").await;
     expect_message(&mut bob, &alice.id, "\"across\"").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_broker_makes_a_relay_hold_no_more_than_its_publish_queue_bytes() {
+    // Byte limits lifted so one peer can push 100 MB at once; the broker hangs (SIGSTOP), so
+    // nothing the relay publishes leaves it.
+    let (broker, a, b) = fleet(&[
+        "--byte-rate-per-second",
+        "1073741824",
+        "--byte-burst",
+        "1073741824",
+    ])
+    .await;
+    let mut alice = a.join("hung").await;
+    let bob = b.join("hung").await;
+    expect_joined(&mut alice, &bob.id).await;
+    broker.pause(true);
+    let frame = format!("\"{}\"", "h".repeat(512 * 1024));
+    for _ in 0..200 {
+        alice.broadcast(&frame).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let queued = a.metric("relay_broker_queued_bytes").await;
+    let dropped = a
+        .metric("relay_broker_dropped_total{reason=\"queue_full\"}")
+        .await;
+    broker.pause(false);
+    assert!(
+        queued <= relay::nats_hub::PUBLISH_QUEUE_BYTES as u64,
+        "{queued} bytes waiting for the broker"
+    );
+    assert!(
+        dropped > 0,
+        "100 MB for a hung broker, none dropped: the queue held it all"
+    );
+    drop(bob);
+}

@@ -38,6 +38,16 @@ impl Broker {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// SIGSTOP (`true`) or SIGCONT: a broker that hangs rather than crashes.
+    pub fn pause(&self, paused: bool) {
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// SIGKILL, and waits for the process to be gone.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
