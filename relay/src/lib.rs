@@ -94,7 +94,13 @@ pub async fn run(
     let hub: Arc<dyn RoomHub> = match &config.nats_url {
         None => Arc::new(LocalHub::new(config.max_peers_per_room, metrics.clone())),
         Some(url) => Arc::new(
-            nats_hub::NatsHub::connect(url, config.max_peers_per_room, metrics.clone()).await?,
+            nats_hub::NatsHub::connect(
+                url,
+                config.max_peers_per_room,
+                config.max_frame_bytes + shared::protocol::ENVELOPE_ALLOWANCE_BYTES,
+                metrics.clone(),
+            )
+            .await?,
         ),
     };
     let stun_socket = bind_stun(&config, &listener).await;

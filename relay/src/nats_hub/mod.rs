@@ -143,6 +143,9 @@ struct Shared {
     publish_bytes: Arc<AtomicUsize>,
     next_room_id: AtomicU64,
     max_peers_per_room: usize,
+    /// Largest frame delivered to this relay's peers: its own `--max-frame-bytes` with the
+    /// envelope, applied to frames from other relays too (they may allow more).
+    max_delivered_bytes: usize,
     metrics: Arc<Metrics>,
     broker: BrokerMetrics,
     stop: CancellationToken,
@@ -244,6 +247,7 @@ impl NatsHub {
     pub async fn connect(
         url: &str,
         max_peers_per_room: usize,
+        max_delivered_bytes: usize,
         metrics: Arc<Metrics>,
     ) -> Result<NatsHub, BrokerError> {
         let relay_id = RelayId::random();
@@ -293,6 +297,7 @@ impl NatsHub {
             publishes,
             next_room_id: AtomicU64::new(0),
             max_peers_per_room,
+            max_delivered_bytes,
             metrics,
             broker: BrokerMetrics::default(),
             publish_bytes: Arc::new(AtomicUsize::new(0)),
@@ -677,6 +682,16 @@ impl Shared {
             return;
         };
         let now = Instant::now();
+        let oversized = match &message {
+            RoomMessage::Broadcast { frame, .. } | RoomMessage::Send { frame, .. } => {
+                frame.len() > self.max_delivered_bytes
+            }
+            _ => false,
+        };
+        if oversized {
+            self.broker.dropped_too_large.inc();
+            return;
+        }
         match message {
             RoomMessage::Broadcast { relay, from, frame } => {
                 if relay == self.relay_id {

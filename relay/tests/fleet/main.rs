@@ -486,3 +486,25 @@ async fn a_hung_broker_makes_a_relay_hold_no_more_than_its_publish_queue_bytes()
     );
     drop(bob);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_delivers_no_frame_over_its_own_limit_whatever_the_others_allow() {
+    let broker = Broker::start().await;
+    let a = RelayProcess::start(&broker.url(), &[]).await;
+    // B allows its peers 100 KB frames; A allows 1 MiB.
+    let b = RelayProcess::start(&broker.url(), &["--max-frame-bytes", "100000"]).await;
+    let mut alice = a.join("limits").await;
+    let mut bob = b.join("limits").await;
+    expect_joined(&mut alice, &bob.id).await;
+    alice
+        .broadcast(&format!("\"{}\"", "x".repeat(500_000)))
+        .await;
+    alice.broadcast("\"small\"").await;
+    // Bob gets the small one only; B counts the big one as too large.
+    expect_message(&mut bob, &alice.id, "\"small\"").await;
+    assert_eq!(
+        b.metric("relay_broker_dropped_total{reason=\"too_large\"}")
+            .await,
+        1
+    );
+}
