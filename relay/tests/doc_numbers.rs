@@ -49,6 +49,11 @@ fn constants() -> BTreeMap<&'static str, f64> {
             shared::node::LINK_OPEN_TIMEOUT_MS as f64,
         ),
         ("LINK_RETRY_MS", shared::node::LINK_RETRY_MS as f64),
+        ("OFFER_BURST", f64::from(shared::node::OFFER_BURST)),
+        (
+            "OFFERS_PER_MINUTE",
+            f64::from(shared::node::OFFERS_PER_MINUTE),
+        ),
         (
             "HEADER_SOURCES_PER_TIP",
             shared::node::sync::HEADER_SOURCES_PER_TIP as f64,

@@ -9,7 +9,8 @@
 mod sim;
 
 use shared::node::{
-    LinkState, OwnTxState, LINK_ABUSE_BACKOFF_MS, LINK_OPEN_TIMEOUT_MS, LINK_RETRY_MS,
+    LinkState, OfferAnswer, OwnTxState, LINK_ABUSE_BACKOFF_MS, LINK_OPEN_TIMEOUT_MS, LINK_RETRY_MS,
+    OFFER_BURST,
 };
 use sim::{Rng, Sim, SimConfig, HEARTBEAT_DETECT_MS};
 
@@ -346,6 +347,31 @@ fn a_peer_whose_link_was_closed_for_abuse_is_charged_and_not_relinked_within_the
     // After it, the ring links them again.
     sim.run_for(LINK_RETRY_MS + LINK_OPEN_TIMEOUT_MS + 10_000);
     assert!(sim.linked(0, 1), "linked again after the back-off");
+}
+
+#[test]
+fn an_offer_storm_is_ignored_past_its_burst_and_an_honest_offer_still_answered() {
+    let mut sim = room(13, 3, 8);
+    let (storm, honest) = (sim.peers[1].id.clone(), sim.peers[2].id.clone());
+    // Peer 1 offers 100 links within a second (each would cost the victim a peer connection).
+    let answers: Vec<OfferAnswer> = (0..100)
+        .map(|i| sim.command(0, |node, now| node.answer_offer(&storm, now + i * 10)))
+        .collect();
+    let taken = answers
+        .iter()
+        .filter(|answer| **answer != OfferAnswer::Ignore)
+        .count();
+    assert_eq!(taken, OFFER_BURST as usize, "{answers:?}");
+    // Another peer's offer is still answered at once.
+    assert_ne!(
+        sim.command(0, |node, now| node.answer_offer(&honest, now + 1_000)),
+        OfferAnswer::Ignore
+    );
+    // The storming peer may offer again after a few seconds, as an honest retry would.
+    assert_ne!(
+        sim.command(0, |node, now| node.answer_offer(&storm, now + 6_000)),
+        OfferAnswer::Ignore
+    );
 }
 
 #[test]

@@ -38,6 +38,25 @@ pub const LINK_RETRY_MS: u64 = 30_000;
 /// A peer whose link we closed for abuse (flooding, garbage) gets no new link for this long, in
 /// either direction: the longest back-off the node's distrust of a peer's claims uses.
 pub const LINK_ABUSE_BACKOFF_MS: u64 = super::sync::MAX_CLAIM_BACKOFF_MS;
+/// Offers of a direct link one peer may make: an honest tab makes one per attempt, and attempts
+/// are 30 s apart after a failure; a storm of offers (each one a browser peer connection) is
+/// ignored past this, so it cannot use up the browser's connections.
+pub const OFFERS_PER_MINUTE: u32 = 12;
+/// Offers one peer may make at once (a tab that reloads, a link lost twice).
+pub const OFFER_BURST: u32 = 3;
+
+/// What to do with a peer's offer of a direct link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OfferAnswer {
+    /// Take it: close any link we held with the peer (it started over) and answer.
+    Accept,
+    /// Say no (`bye`): the ring does not pick the peer, we hold enough links, we are offline
+    /// from the relay, or the peer abused its last link.
+    Decline,
+    /// Do nothing at all, not even `bye`: the peer offers faster than anyone honest.
+    Ignore,
+}
+
 /// Blocks and transactions remembered per peer as known to it (sent by it or to it), so gossip
 /// does not send them back. A few minutes of a busy room; forgetting one only costs a duplicate.
 pub const MAX_KNOWN_INVENTORY: usize = 2_048;
@@ -149,6 +168,23 @@ impl Node {
                 .is_none_or(|until| self.now_ms >= until)
             && (self.wanted_links().contains(peer)
                 || self.direct_link_count() < self.max_direct_links)
+    }
+
+    /// What to do with `peer`'s offer of a direct link at `now_ms`. The driver asks before it
+    /// touches any link of the peer's: an ignored offer costs nothing.
+    pub fn answer_offer(&mut self, peer: &PeerId, now_ms: u64) -> OfferAnswer {
+        self.advance_clock(now_ms);
+        let Some(info) = self.peers.get_mut(peer) else {
+            return OfferAnswer::Decline;
+        };
+        if !info.offers.take(now_ms) {
+            return OfferAnswer::Ignore;
+        }
+        if self.accepts_link(peer) {
+            OfferAnswer::Accept
+        } else {
+            OfferAnswer::Decline
+        }
     }
 
     /// The peers the ring says we link to, among those that can link.

@@ -22,8 +22,9 @@ pub mod sync;
 pub mod wallet;
 
 pub use links::{
-    ring_neighbours, LinkState, Route, LINK_ABUSE_BACKOFF_MS, LINK_OPEN_TIMEOUT_MS, LINK_RETRY_MS,
-    MAX_DIRECT_LINKS, MAX_KNOWN_INVENTORY, MAX_RELAY_SENDS_PER_BROADCAST,
+    ring_neighbours, LinkState, OfferAnswer, Route, LINK_ABUSE_BACKOFF_MS, LINK_OPEN_TIMEOUT_MS,
+    LINK_RETRY_MS, MAX_DIRECT_LINKS, MAX_KNOWN_INVENTORY, MAX_RELAY_SENDS_PER_BROADCAST,
+    OFFERS_PER_MINUTE, OFFER_BURST,
 };
 pub use output::{MiningJob, NodeEvent, Output, SyncState, MAX_QUEUED_EVENTS, MAX_QUEUED_OUTPUTS};
 pub use peers::{

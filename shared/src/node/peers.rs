@@ -197,6 +197,8 @@ pub struct PeerInfo {
     pub link_never_opened: bool,
     /// Until when no link is taken from it: it abused the last one (see `Node::handle_link_abuse`).
     pub(crate) link_refused_until_ms: Option<u64>,
+    /// The offers of direct links it may make (see `Node::answer_offer`).
+    pub(crate) offers: TokenBucket,
     /// Blocks and transactions it is known to have, so gossip does not send them back.
     pub(crate) known: KnownInventory,
     /// Whether it takes the block announcements of the room, so that its tip moves with them
@@ -242,6 +244,11 @@ impl PeerInfo {
             link_retry_at_ms: None,
             link_never_opened: false,
             link_refused_until_ms: None,
+            offers: TokenBucket::per_minute(
+                super::links::OFFERS_PER_MINUTE,
+                super::links::OFFER_BURST,
+                now_ms,
+            ),
             known: KnownInventory::default(),
             follows_announcements: true,
         }

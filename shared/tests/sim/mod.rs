@@ -4,7 +4,7 @@
 //!
 //! Direct links (WebRTC in a browser) are modelled too when `max_direct_links` is above zero: a
 //! node's `OpenLink` is signalled through the relay (so it needs the relay up), the other side
-//! answers if `accepts_link` says so, and both get `handle_link_up`. The relay can be stopped
+//! answers if `answer_offer` says so, and both get `handle_link_up`. The relay can be stopped
 //! and started ([`Sim::set_relay_up`]); a link can die silently ([`Sim::break_link`]), which
 //! both sides notice after [`HEARTBEAT_DETECT_MS`], as a driver's heartbeat would.
 
@@ -13,7 +13,7 @@
 use shared::block::Block;
 use shared::keys::{Address, Keypair};
 use shared::mining::{mine, MiningOutcome};
-use shared::node::{MiningJob, Node, NodeConfig, NodeEvent, Output, Route};
+use shared::node::{MiningJob, Node, NodeConfig, NodeEvent, OfferAnswer, Output, Route};
 use shared::params::NetworkParams;
 use shared::protocol::message::NodeMessage;
 use shared::protocol::PeerId;
@@ -720,10 +720,13 @@ impl Sim {
                 self.drain(peer);
             }
             Action::LinkAnswer { from, to } => {
+                let from_id = self.peers[from].id.clone();
                 let accepted = self.peers[from].online
                     && self.peers[to].online
-                    && match &self.peers[to].member {
-                        Member::Honest(node) => node.accepts_link(&self.peers[from].id),
+                    && match &mut self.peers[to].member {
+                        Member::Honest(node) => {
+                            node.answer_offer(&from_id, now) == OfferAnswer::Accept
+                        }
                         Member::Adversary(_) => false,
                     };
                 let (from_id, to_id) = (self.peers[from].id.clone(), self.peers[to].id.clone());

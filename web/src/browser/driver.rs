@@ -36,7 +36,7 @@ use futures::future::{AbortHandle, Abortable};
 use gloo_timers::future::TimeoutFuture;
 use serde_json::value::RawValue;
 use shared::export::{ChainFile, ImportError, ImportReport};
-use shared::node::{Node, NodeConfig, NodeEvent, Output, Route, SendError};
+use shared::node::{Node, NodeConfig, NodeEvent, OfferAnswer, Output, Route, SendError};
 use shared::protocol::{ClientFrame, PeerId, RelayFrame, Signal};
 use shared::view::{Names, PeerMemory};
 use shared::{Address, Hash};
@@ -873,9 +873,14 @@ impl Driver {
         };
         match signal {
             Signal::Offer { sdp } => {
-                // A fresh offer means the other side started over: the old link goes first.
+                // The node answers first: an offer storm is ignored before it costs a thing.
+                let answer = self.node.borrow_mut().answer_offer(&from, now_ms());
+                if answer == OfferAnswer::Ignore {
+                    return;
+                }
+                // A fresh offer means the other side started over: the old link goes.
                 self.drop_link(&from);
-                let wanted = self.online.get() && self.node.borrow().accepts_link(&from);
+                let wanted = self.online.get() && answer == OfferAnswer::Accept;
                 let accepted = match (wanted, self.links.borrow().as_ref()) {
                     (true, Some(links)) => links.accept(from.clone(), sdp).is_ok(),
                     _ => false,
