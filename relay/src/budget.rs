@@ -36,8 +36,16 @@ pub(crate) const BUDGET_UNIT_BYTES: usize = 1024;
 /// address (a block is kilobytes), and small enough that seven such addresses still leave room.
 pub const ADDRESS_SHARE_OF_BUDGET: usize = 8;
 
-/// Addresses whose shares are remembered before the ones no connection holds are forgotten.
+/// Addresses whose shares are remembered before the ones no connection holds are forgotten. The
+/// next sweep waits until the map has doubled past what the last one kept, so a relay with more
+/// connected addresses than this does not scan the map on every join.
 const MAX_REMEMBERED_SHARES: usize = 4_096;
+
+/// The shares by address, and the size at which the next sweep runs.
+struct Shares {
+    by_address: HashMap<AddressKey, Arc<AddressShare>>,
+    sweep_at: usize,
+}
 
 pub(crate) struct MemoryBudgets {
     pub(crate) incoming: Arc<Semaphore>,
@@ -45,7 +53,7 @@ pub(crate) struct MemoryBudgets {
     queued: Arc<AtomicUsize>,
     queued_limit: usize,
     /// Each connected address's share; a connection holds its address's for its life.
-    shares: Mutex<HashMap<AddressKey, Arc<AddressShare>>>,
+    shares: Mutex<Shares>,
     /// Each address's share: an eighth of each budget, but never less than one largest message
     /// (which could otherwise never pass), nor more than the budget.
     share_incoming_units: usize,
@@ -82,7 +90,10 @@ impl MemoryBudgets {
             incoming_units: units,
             queued: Arc::new(AtomicUsize::new(0)),
             queued_limit: queued_bytes,
-            shares: Mutex::new(HashMap::new()),
+            shares: Mutex::new(Shares {
+                by_address: HashMap::new(),
+                sweep_at: MAX_REMEMBERED_SHARES,
+            }),
             share_incoming_units: (units / ADDRESS_SHARE_OF_BUDGET)
                 .max(frame_units)
                 .min(units)
@@ -99,12 +110,16 @@ impl MemoryBudgets {
             .shares
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if shares.len() >= MAX_REMEMBERED_SHARES {
+        if shares.by_address.len() >= shares.sweep_at {
             // A share no connection holds any more holds nothing either: forget it.
-            shares.retain(|_, share| Arc::strong_count(share) > 1);
+            shares
+                .by_address
+                .retain(|_, share| Arc::strong_count(share) > 1);
+            shares.sweep_at = (2 * shares.by_address.len()).max(MAX_REMEMBERED_SHARES);
         }
         let (incoming_units, queued_limit) = (self.share_incoming_units, self.share_queued_bytes);
         shares
+            .by_address
             .entry(AddressKey::of(client))
             .or_insert_with(|| {
                 Arc::new(AddressShare {

@@ -298,6 +298,8 @@ fn upgrade(
             "server_full: no connection slot\n",
         );
     };
+    // The client: the socket's address, or behind a trusted proxy the forwarded one.
+    let client = client_address(relay, request.remote, request.headers);
     let refused_as = hold.refusal();
     let mut proxied_address = None;
     if let Some(rejection) = refused_as {
@@ -305,7 +307,6 @@ fn upgrade(
             return refusal_response(rejection);
         }
     } else {
-        let client = client_address(relay, request.remote, request.headers);
         if let Some(client) = client.filter(|_| is_proxied(relay, request.remote)) {
             // Behind a trusted proxy the socket was not counted per address: its client is.
             match relay.admission.address_slot(client) {
@@ -351,8 +352,7 @@ fn upgrade(
     let task_relay = relay.clone();
     let remote = request.remote.map(|addr| addr.ip());
     // The client's share of the memory budgets: the forwarded client behind a trusted proxy.
-    let share = client_address(relay, request.remote, request.headers)
-        .map(|client| relay.budgets.share(client));
+    let share = client.map(|client| relay.budgets.share(client));
     let ice_servers = relay.welcome_ice_servers(
         request
             .headers
