@@ -4,7 +4,9 @@
 //!    through an in-process relay (headers-first sync, validation, fsynced storage);
 //! 3. blocks replayed per second from the block store at start.
 //!
-//! Run: `cargo run --release -p node --example hashrate` (add `-- --seconds 5 --blocks 5000`).
+//! Run: `cargo run --release -p node --example hashrate` (add `-- --seconds 5 --blocks 5000`;
+//! `--relay-limits 1` keeps the relay's default rate limits, as a deployed relay has them;
+//! `--seconds 0` skips the hash rates).
 
 #[path = "../tests/common/testkit.rs"]
 mod testkit;
@@ -58,8 +60,16 @@ async fn main() {
     let chain_len = arg("--blocks", 2_000) as usize;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
+    let relay_limits = arg("--relay-limits", 0) == 1;
     println!("| measurement | value |");
     println!("|---|---|");
+    if seconds > 0 {
+        hash_rates(seconds, cores).await;
+    }
+    sync(chain_len, relay_limits).await;
+}
+
+async fn hash_rates(seconds: u64, cores: usize) {
     let single = hash_rate(1, seconds).await;
     println!("| miner, 1 thread | {:.2} MH/s |", single / 1e6);
     let all = hash_rate(cores, seconds).await;
@@ -68,17 +78,26 @@ async fn main() {
         "| scaling {cores} threads / 1 thread | {:.2}x |",
         all / single
     );
+}
 
-    // A relay in this process, with the rate limit lifted as in the tests.
+async fn sync(chain_len: usize, relay_limits: bool) {
+    // A relay in this process, with the rate limit lifted as in the tests (or not).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.html"), "").unwrap();
-    let config = relay::Config {
-        static_dir: Some(dir.path().to_owned()),
-        rate_per_second: 1_000_000,
-        rate_burst: 1_000_000,
-        ..relay::Config::default()
+    let config = if relay_limits {
+        relay::Config {
+            static_dir: Some(dir.path().to_owned()),
+            ..relay::Config::default()
+        }
+    } else {
+        relay::Config {
+            static_dir: Some(dir.path().to_owned()),
+            rate_per_second: 1_000_000,
+            rate_burst: 1_000_000,
+            ..relay::Config::default()
+        }
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let relay_task = tokio::spawn(relay::run(listener, config, async {
@@ -116,10 +135,30 @@ async fn main() {
         .await
         .unwrap();
     let sync = started.elapsed();
+    let limits = if relay_limits {
+        "the relay's default limits"
+    } else {
+        "no relay rate limit"
+    };
     println!(
-        "| sync of {chain_len} blocks from a peer through the relay | {:.0} blocks/s ({:.2} s) |",
+        "| sync of {chain_len} blocks from a peer through the relay ({limits}) | {:.0} blocks/s ({:.2} s) |",
         chain_len as f64 / sync.as_secs_f64(),
         sync.as_secs_f64()
+    );
+    let charged: Vec<String> = fresh
+        .snapshot()
+        .peers
+        .iter()
+        .filter(|peer| peer.misbehavior > 0 || peer.last_offense.is_some())
+        .map(|peer| format!("{} ({:?})", peer.misbehavior, peer.last_offense))
+        .collect();
+    println!(
+        "| what the syncing node charged the serving peer | {} |",
+        if charged.is_empty() {
+            "nothing".to_string()
+        } else {
+            charged.join(", ")
+        }
     );
     assert_eq!(fresh.snapshot().stored_blocks, chain_len);
     fresh.shutdown().await;

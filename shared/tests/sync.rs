@@ -220,3 +220,37 @@ fn a_lost_headers_request_is_retried_after_the_timeout() {
     assert_eq!(pair.client.tree().tip_height(), CHAIN as u64);
     assert!(!pair.client.peer(&pair.server_id).unwrap().banned);
 }
+
+/// Issue 25: a 520-block sync sent 1,025 `get_blocks` entries for 520 blocks, each window
+/// overlapping the one before. Every block is asked for once, and each `get_headers` is answered
+/// by headers we did not have.
+#[test]
+fn every_block_is_asked_for_once() {
+    let mut pair = Pair::new();
+    let mut asked: Vec<String> = Vec::new();
+    let mut header_requests = 0;
+    pair.run(|payload| {
+        if let Ok(shared::protocol::message::NodeMessage::GetBlocks { hashes }) =
+            shared::protocol::message::NodeMessage::decode(payload)
+        {
+            asked.extend(hashes.iter().map(|hash| hash.to_string()));
+        }
+        header_requests += usize::from(payload.contains("\"get_headers\""));
+        false
+    });
+    assert_eq!(pair.client.tree().tip_height(), CHAIN as u64);
+    let distinct: std::collections::HashSet<&String> = asked.iter().collect();
+    assert_eq!(
+        asked.len(),
+        distinct.len(),
+        "{} block hashes asked for, {} distinct",
+        asked.len(),
+        distinct.len()
+    );
+    assert_eq!(distinct.len(), CHAIN);
+    let needed = CHAIN.div_ceil(shared::protocol::message::MAX_HEADERS_PER_MESSAGE) + 1;
+    assert!(
+        header_requests <= needed,
+        "{header_requests} header requests for {CHAIN} blocks (at most {needed} needed)"
+    );
+}

@@ -701,16 +701,12 @@ impl Node {
             }
             return;
         };
-        for hash in &request.hashes {
-            if self.sync.in_flight.get(hash) == Some(from) {
-                self.sync.in_flight.remove(hash);
-            }
-        }
         let asked: std::collections::HashSet<Hash> = request.hashes.iter().copied().collect();
         let mut delivered = 0;
         let mut unsolicited = false;
         for block in blocks {
-            if !asked.contains(&block.hash()) {
+            let hash = block.hash();
+            if !asked.contains(&hash) {
                 unsolicited = true;
                 continue;
             }
@@ -719,11 +715,19 @@ impl Node {
                 state.delivered += 1;
                 state.last_delivery_ms = now_ms;
             }
+            // Each block stays in flight until it is taken: taking one may move the sync on
+            // (a new tip asks for more), and the rest of this reply must not be asked again.
             self.accept_block_from(from, block, now_ms);
+            if self.sync.in_flight.get(&hash) == Some(from) {
+                self.sync.in_flight.remove(&hash);
+            }
             if self.peers.get(from).is_none_or(|peer| peer.banned) {
+                release_in_flight(&mut self.sync.in_flight, from, &request.hashes);
                 return;
             }
         }
+        // Those it left out (a reply is cut at the frame limit) are free for the next request.
+        release_in_flight(&mut self.sync.in_flight, from, &request.hashes);
         if unsolicited {
             self.penalize(from, Offense::Unsolicited("blocks"));
         }
