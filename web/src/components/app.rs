@@ -1,4 +1,5 @@
 use super::chain_file::ChainFilePanel;
+use super::class_view::{ClassView, CLASS_VIEW};
 use super::event_log::EventLog;
 use super::explorer::Explorer;
 use super::hash_power::HashPowerPanel;
@@ -36,6 +37,22 @@ pub fn App() -> Html {
             </main>
         };
     };
+    // The projector view (`?view=class`) replaces the page: the room, read-only, in large type.
+    let class_view = web_sys::window()
+        .and_then(|window| window.location().search().ok())
+        .and_then(|search| crate::config::query_param(&search, "view"))
+        .is_some_and(|view| view == CLASS_VIEW);
+    if class_view {
+        return html! {
+            <ContextProvider<DriverHandle> context={driver}>
+            <ContextProvider<UseReducerHandle<NodeState>> context={tabchain.node.clone()}>
+            <ContextProvider<UseReducerHandle<LogState>> context={tabchain.log.clone()}>
+                <ClassView />
+            </ContextProvider<UseReducerHandle<LogState>>>
+            </ContextProvider<UseReducerHandle<NodeState>>>
+            </ContextProvider<DriverHandle>>
+        };
+    }
     html! {
         <ContextProvider<DriverHandle> context={driver}>
         <ContextProvider<UseReducerHandle<NodeState>> context={tabchain.node.clone()}>

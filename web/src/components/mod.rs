@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod chain_file;
+pub mod class_view;
 pub mod event_log;
 pub mod explorer;
 pub mod hash_power;
