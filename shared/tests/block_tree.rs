@@ -361,6 +361,11 @@ fn a_side_block_whose_ancestor_fails_the_ledger_is_reported_with_every_removed_b
     assert_eq!(tree.ledger(), &ledger);
     assert!(!tree.contains(&b3.hash()) && !tree.contains(&b4.hash()));
     assert!(tree.is_known_invalid(&b3.hash()) && tree.is_known_invalid(&b4.hash()));
+    assert_eq!(
+        tree.branch_tips(),
+        vec![tip],
+        "the only branch left is ours"
+    );
 }
 
 #[test]
@@ -388,6 +393,11 @@ fn the_valid_part_of_a_heavier_branch_is_kept_when_it_alone_has_more_work() {
         ValidationError::InsufficientBalance { .. }
     ));
     assert_eq!(tree.ledger(), b_tree.ledger());
+    // The kept part ends at B4 (its bad child is gone), beside our old branch's tip.
+    let tips = tree.branch_tips();
+    assert!(tips.contains(&b[1].hash()), "B4 is a branch tip");
+    assert_eq!(tips.len(), 2, "B4 and the old tip A3: {tips:?}");
+    assert!(!tips.contains(&bad.hash()));
 }
 
 #[test]
