@@ -254,3 +254,42 @@ fn every_block_is_asked_for_once() {
         "{header_requests} header requests for {CHAIN} blocks (at most {needed} needed)"
     );
 }
+
+/// Issue 25: a node syncing a long chain from a peer that paces it (`busy`: its reply budget is
+/// spent) said "in sync" at heights far below the peer's for each 2 s wait, and its screen with
+/// it. A peer that is ahead and only asked us to wait still makes us a node that is syncing.
+#[test]
+fn a_busy_peer_ahead_of_us_leaves_us_syncing() {
+    let mut pair = Pair::new();
+    // The server answers the first few block requests, then its budget is spent: the requests
+    // after those go unanswered, and it says `busy`.
+    let mut requests = 0;
+    pair.run(|payload| {
+        let asks = payload.contains("\"get_blocks\"");
+        requests += usize::from(asks);
+        asks && requests > 3
+    });
+    let height = pair.client.tree().tip_height();
+    assert!(height > 0 && height < CHAIN as u64, "part way: {height}");
+    let busy = r#"{"type":"error","code":"busy","message":"busy: ask again later"}"#;
+    pair.client.handle_message(&pair.server_id, busy, pair.now);
+    assert!(
+        matches!(
+            pair.client.sync_state(),
+            shared::node::SyncState::Syncing { .. }
+        ),
+        "at height {height} of {CHAIN}, waiting on a busy peer, the client says {:?}",
+        pair.client.sync_state()
+    );
+    // And once the wait is over it goes on to the end, charging nobody.
+    pair.now += BUSY_RETRY_MS;
+    pair.client.handle_tick(pair.now);
+    pair.run(|_| false);
+    assert_eq!(pair.client.tree().tip_height(), CHAIN as u64);
+    assert!(matches!(
+        pair.client.sync_state(),
+        shared::node::SyncState::Synced
+    ));
+    let server = pair.client.peer(&pair.server_id).unwrap();
+    assert_eq!(server.misbehavior, 0, "{:?}", server.last_offense);
+}

@@ -285,6 +285,18 @@ impl Node {
         (self.judge_claim(&tip) == Claim::Better).then_some(tip)
     }
 
+    /// `peer`'s claim, if it beats our tip and we hold off only because it told us it is busy.
+    fn claim_we_wait_for(&self, peer: &PeerId, now_ms: u64) -> Option<TipStatus> {
+        let info = self.peers.get(peer)?;
+        let tip = info.tip?;
+        let state = self.sync.peers.get(peer)?;
+        let waiting = info.usable()
+            && now_ms < state.busy_until_ms
+            && now_ms >= state.trusted_again_ms
+            && state.distrusted != Some(tip.hash);
+        (waiting && self.judge_claim(&tip) == Claim::Better).then_some(tip)
+    }
+
     /// A peer announced its tip (in `hello`, `status` or by a block).
     pub(crate) fn on_claim(&mut self, from: &PeerId, tip: TipStatus, now_ms: u64) {
         let followed = self.follow_announcements(tip);
@@ -344,6 +356,13 @@ impl Node {
                 }
             }
             let Some(claim) = self.claim_to_follow(peer, now_ms) else {
+                // A peer ahead of us that only asked us to wait (`busy`) still has blocks for
+                // us: we are syncing, not in sync, while we wait.
+                if let Some(tip) = self.claim_we_wait_for(peer, now_ms) {
+                    if target.is_none_or(|best| tip.total_work > best.total_work) {
+                        target = Some(tip);
+                    }
+                }
                 continue;
             };
             if target.is_none_or(|best| claim.total_work > best.total_work) {
