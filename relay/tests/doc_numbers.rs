@@ -27,12 +27,28 @@ fn constants() -> BTreeMap<&'static str, f64> {
             f64::from(shared::protocol::PROTOCOL_VERSION),
         ),
         (
-            "MAX_CHAIN_FILE_BYTES",
-            shared::export::MAX_CHAIN_FILE_BYTES as f64,
+            "MAX_LEGACY_CHAIN_FILE_BYTES",
+            shared::export::MAX_LEGACY_CHAIN_FILE_BYTES as f64,
+        ),
+        (
+            "MAX_LEGACY_CHAIN_FILE_BLOCKS",
+            shared::export::MAX_LEGACY_CHAIN_FILE_BLOCKS as f64,
         ),
         (
             "MAX_CHAIN_FILE_BLOCKS",
             shared::export::MAX_CHAIN_FILE_BLOCKS as f64,
+        ),
+        (
+            "MAX_CHAIN_FILE_LINE_BYTES",
+            shared::export::MAX_CHAIN_FILE_LINE_BYTES as f64,
+        ),
+        (
+            "CHAIN_FILE_VERSION",
+            f64::from(shared::export::CHAIN_FILE_VERSION),
+        ),
+        (
+            "LEGACY_CHAIN_FILE_VERSION",
+            f64::from(shared::export::LEGACY_CHAIN_FILE_VERSION),
         ),
         ("MAX_FRAME_BYTES", shared::protocol::MAX_FRAME_BYTES as f64),
         (

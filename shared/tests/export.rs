@@ -7,7 +7,10 @@ mod common;
 
 use common::{alice, bob, extend, next_block, pay};
 use shared::chain::BlockTree;
-use shared::export::{ChainFile, ImportError, MAX_CHAIN_FILE_BLOCKS, MAX_CHAIN_FILE_BYTES};
+use shared::export::{
+    write_chain_file, ChainFile, ChainFileReader, ImportError, ImportReport,
+    MAX_CHAIN_FILE_LINE_BYTES, MAX_LEGACY_CHAIN_FILE_BLOCKS, MAX_LEGACY_CHAIN_FILE_BYTES,
+};
 use shared::keys::Keypair;
 use shared::node::{Node, NodeConfig, Output};
 use shared::params::NetworkParams;
@@ -37,6 +40,37 @@ fn chain_of_500() -> BlockTree {
 
 fn now_after(tree: &BlockTree) -> u64 {
     tree.tip_header().timestamp_ms + 1_000
+}
+
+/// Reads `text` as a browser tab does: `piece` bytes at a time through a [`ChainFileReader`],
+/// each piece's blocks into the node as they come. Returns the report and the longest line the
+/// reader held unfinished.
+fn import_in_pieces(
+    node: &mut Node,
+    reader: &mut ChainFileReader,
+    text: &[u8],
+    piece: usize,
+    now: u64,
+) -> Result<ImportReport, ImportError> {
+    let mut import = None;
+    let mut take = |node: &mut Node, reader: &ChainFileReader, blocks| {
+        if import.is_none() {
+            if let Some(header) = reader.header() {
+                import = Some(node.begin_import(header)?);
+            }
+        }
+        match import.as_mut() {
+            Some(import) => node.import_blocks(import, blocks, now),
+            None => Ok(()),
+        }
+    };
+    for chunk in text.chunks(piece) {
+        let blocks = reader.feed(chunk)?;
+        take(node, reader, blocks)?;
+    }
+    let blocks = reader.finish()?;
+    take(node, reader, blocks)?;
+    Ok(node.end_import(import.expect("finish returns an error without a header")))
 }
 
 #[test]
@@ -118,16 +152,21 @@ fn bad_files_get_named_errors_and_lose_nothing() {
     gap.blocks.remove(5);
 
     let mut other_format = serde_json::to_value(&good).unwrap();
-    other_format["version"] = 2.into();
+    other_format["version"] = 3.into();
 
-    let too_large = format!("{}{}", good.to_json(), " ".repeat(MAX_CHAIN_FILE_BYTES));
+    let too_large = format!(
+        "{}{}",
+        good.to_json(),
+        " ".repeat(MAX_LEGACY_CHAIN_FILE_BYTES)
+    );
 
-    // One block more than the bound, small enough in bytes to pass the size check first.
+    // One block more than a version 1 file may hold, small enough in bytes to pass the size
+    // check first.
     let mut too_many = good.clone();
     let first = too_many.blocks[0].clone();
-    too_many.blocks = vec![first; MAX_CHAIN_FILE_BLOCKS + 1];
+    too_many.blocks = vec![first; MAX_LEGACY_CHAIN_FILE_BLOCKS + 1];
     let too_many = too_many.to_json();
-    assert!(too_many.len() < MAX_CHAIN_FILE_BYTES);
+    assert!(too_many.len() < MAX_LEGACY_CHAIN_FILE_BYTES);
 
     // Our node holds its own chain of 25 blocks before every attempt.
     let mut ours = BlockTree::new(NetworkParams::test());
@@ -136,9 +175,9 @@ fn bad_files_get_named_errors_and_lose_nothing() {
         let mut node = node(NetworkParams::test(), 9);
         node.import_chain(ChainFile::of_best_chain(&ours), now)
             .unwrap();
-        let error = ChainFile::parse(&text)
-            .and_then(|file| node.import_chain(file, now))
-            .unwrap_err();
+        let mut reader = ChainFileReader::new();
+        let error =
+            import_in_pieces(&mut node, &mut reader, text.as_bytes(), 4_096, now).unwrap_err();
         assert!(expected(&error), "{error}");
         assert_eq!(node.tree().tip_hash(), ours.tip_hash(), "{error}");
         assert_eq!(node.tree().tip_height(), 25);
@@ -159,14 +198,14 @@ fn bad_files_get_named_errors_and_lose_nothing() {
         &|error| matches!(error, ImportError::BadJson(_)),
     );
     check(other_format.to_string(), &|error| {
-        matches!(error, ImportError::UnknownFormat { version: 2, .. })
+        matches!(error, ImportError::UnknownFormat { version: 3, .. })
     });
     check(too_large, &|error| {
         matches!(error, ImportError::TooLarge { .. })
     });
     check(
         too_many,
-        &|error| matches!(error, ImportError::TooManyBlocks { count } if *count == MAX_CHAIN_FILE_BLOCKS + 1),
+        &|error| matches!(error, ImportError::TooManyBlocks { limit } if *limit == MAX_LEGACY_CHAIN_FILE_BLOCKS),
     );
     check(gap.to_json(), &|error| {
         matches!(error, ImportError::NotConnected { height: 6 })
@@ -182,4 +221,109 @@ fn bad_files_get_named_errors_and_lose_nothing() {
         )
     });
     assert!(error.to_string().contains("height 12"), "{error}");
+}
+
+/// Issue 25: a chain file held at most 20,000 blocks, so a month of a class's chain could not be
+/// carried. A version 2 file (a header line, a block a line) of 25,000 blocks round trips, read
+/// in pieces of a prime number of bytes so lines are cut anywhere, and the reader never holds
+/// more than one line.
+#[test]
+fn a_chain_longer_than_the_old_bound_round_trips_a_piece_at_a_time() {
+    let blocks = MAX_LEGACY_CHAIN_FILE_BLOCKS + 5_000;
+    let mut tree = BlockTree::new(NetworkParams::test());
+    extend(&mut tree, alice().address(), blocks);
+    let mut pieces = Vec::new();
+    write_chain_file(&tree, 1_000, |piece| pieces.push(piece));
+    assert!(pieces.len() > 20, "{} pieces", pieces.len());
+    let text = pieces.concat();
+    assert_eq!(text.lines().count(), blocks + 1);
+    assert!(text.starts_with("{\"format\":\"tabchain-chain\",\"version\":2,"));
+
+    let mut fresh = node(NetworkParams::test(), 9);
+    let mut reader = ChainFileReader::new();
+    let report = import_in_pieces(
+        &mut fresh,
+        &mut reader,
+        text.as_bytes(),
+        7_919,
+        now_after(&tree),
+    )
+    .unwrap();
+    assert_eq!(report.added, blocks);
+    assert!(report.became_best);
+    assert_eq!(reader.blocks_read(), blocks);
+    assert_eq!(fresh.tree().tip_hash(), tree.tip_hash());
+    assert_eq!(
+        fresh.balance(&alice().address()),
+        tree.ledger().balance(&alice().address())
+    );
+}
+
+#[test]
+fn bad_lines_of_a_version_2_file_get_named_errors_and_lose_nothing() {
+    let mut source = BlockTree::new(NetworkParams::test());
+    extend(&mut source, alice().address(), 20);
+    let mut text = String::new();
+    write_chain_file(&source, 7, |piece| text.push_str(&piece));
+    let lines: Vec<&str> = text.lines().collect();
+    let now = now_after(&source);
+    let attempt = |text: String, reader: ChainFileReader| {
+        let mut ours = node(NetworkParams::test(), 9);
+        let mut theirs = BlockTree::new(NetworkParams::test());
+        extend(&mut theirs, bob().address(), 25);
+        ours.import_chain(ChainFile::of_best_chain(&theirs), now)
+            .unwrap();
+        let mut reader = reader;
+        let error =
+            import_in_pieces(&mut ours, &mut reader, text.as_bytes(), 1_000, now).unwrap_err();
+        assert_eq!(ours.tree().tip_hash(), theirs.tip_hash(), "{error}");
+        error
+    };
+
+    // A block line that is not a block: named with its line.
+    let mut garbled = lines.clone();
+    garbled[6] = "{\"header\": 5}";
+    let error = attempt(garbled.join("\n"), ChainFileReader::new());
+    assert!(
+        matches!(&error, ImportError::BadJson(why) if why.starts_with("line 7:")),
+        "{error}"
+    );
+
+    // A line longer than any block can be, refused before it is all held.
+    let long = format!(
+        "{}\n{}",
+        lines[0],
+        "x".repeat(MAX_CHAIN_FILE_LINE_BYTES + 1)
+    );
+    let error = attempt(long, ChainFileReader::new());
+    assert!(
+        matches!(error, ImportError::LineTooLong { line: 2 }),
+        "{error}"
+    );
+
+    // More blocks than the reader takes.
+    let error = attempt(text.clone(), ChainFileReader::with_max_blocks(10));
+    assert!(
+        matches!(error, ImportError::TooManyBlocks { limit: 10 }),
+        "{error}"
+    );
+
+    // A version 1 document with more after it.
+    let legacy = format!(
+        "{}\n{}",
+        ChainFile::of_best_chain(&source).to_json(),
+        lines[1]
+    );
+    let error = attempt(legacy, ChainFileReader::new());
+    assert!(
+        matches!(&error, ImportError::BadJson(why) if why.contains("after a version 1")),
+        "{error}"
+    );
+
+    // A file with nothing in it.
+    let error = attempt("\n\n".into(), ChainFileReader::new());
+    assert!(
+        matches!(&error, ImportError::BadJson(why) if why.contains("empty")),
+        "{error}"
+    );
 }

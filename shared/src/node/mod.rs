@@ -12,6 +12,7 @@
 //! own transactions). Message dispatch and the chain changes live here.
 
 mod import;
+pub use import::ChainImport;
 pub mod links;
 pub mod output;
 pub mod peers;

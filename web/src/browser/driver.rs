@@ -35,7 +35,8 @@ use crate::tree_view::{ReorgRecord, MAX_REORG_RECORDS};
 use futures::future::{AbortHandle, Abortable};
 use gloo_timers::future::TimeoutFuture;
 use serde_json::value::RawValue;
-use shared::export::{ChainFile, ImportError, ImportReport};
+use shared::export::{ChainFileHeader, ImportError, ImportReport};
+use shared::node::ChainImport;
 use shared::node::{Node, NodeConfig, NodeEvent, OfferAnswer, Output, Route, SendError};
 use shared::protocol::{ClientFrame, PeerId, RelayFrame, Signal};
 use shared::view::{Names, PeerMemory};
@@ -1316,24 +1317,48 @@ impl Driver {
         self.node_dispatch.dispatch(NodeAction::Throttle(percent));
     }
 
-    /// Our best chain as a chain file (`shared::export`), for a download.
-    pub fn export_chain(&self) -> Option<ChainFile> {
-        Some(ChainFile::of_best_chain(
-            self.node.try_borrow().ok()?.tree(),
-        ))
+    /// Our best chain as a chain file (`shared::export`, version 2), for a download: its file
+    /// name and its text in pieces of 1,000 lines (a long chain is never one string).
+    pub fn export_chain(&self) -> Option<(String, Vec<String>)> {
+        let node = self.node.try_borrow().ok()?;
+        let name = ChainFileHeader::of_best_chain(node.tree()).file_name();
+        let mut pieces = Vec::new();
+        shared::export::write_chain_file(node.tree(), 1_000, |piece| pieces.push(piece));
+        Some((name, pieces))
     }
 
-    /// Reads a chain file and feeds its blocks to the node, each validated as a peer's would be
-    /// (`Node::import_chain`); what was taken is saved at once.
-    pub fn import_chain(&self, text: &str) -> Result<ImportReport, ImportError> {
-        let file = ChainFile::parse(text)?;
-        let blocks = file.blocks.len();
-        let result = self.drive(|node, now| node.import_chain(file, now));
+    /// Starts importing a chain file whose header was read (`Node::begin_import`).
+    pub fn begin_import(&self, header: &ChainFileHeader) -> Result<ChainImport, ImportError> {
+        self.node.borrow().begin_import(header)
+    }
+
+    /// Feeds the next blocks of a chain file to the node, each validated as a peer's would be
+    /// (`Node::import_blocks`); what was taken is saved at once.
+    pub fn import_blocks(
+        &self,
+        import: &mut ChainImport,
+        blocks: Vec<shared::Block>,
+    ) -> Result<(), ImportError> {
+        let result = self.drive(|node, now| node.import_blocks(import, blocks, now));
         self.flush_now();
         self.push_snapshot();
+        result
+    }
+
+    /// The end of an import, `result` its outcome: logged, and the report.
+    pub fn end_import(
+        &self,
+        import: Option<ChainImport>,
+        result: Result<(), ImportError>,
+    ) -> Result<ImportReport, ImportError> {
+        let result = result.and_then(|()| {
+            let import = import.ok_or_else(|| ImportError::BadJson("the file is empty".into()))?;
+            Ok(self.node.borrow().end_import(import))
+        });
         let line = match &result {
             Ok(report) => format!(
-                "imported a chain file of {blocks} blocks: {} new, {} already held{}",
+                "imported a chain file of {} blocks: {} new, {} already held{}",
+                report.added + report.known,
                 report.added,
                 report.known,
                 if report.became_best {
@@ -1345,6 +1370,7 @@ impl Driver {
             Err(error) => format!("the chain file was not imported: {error}"),
         };
         self.log(LogKind::Info, line);
+        self.push_snapshot();
         result
     }
 

@@ -11,10 +11,19 @@ pub fn confirm(question: &str) -> bool {
 
 /// Offers `text` as a file download named `file_name`.
 pub fn download_text(file_name: &str, text: &str) {
+    download_pieces(file_name, &[text.to_string()]);
+}
+
+/// Offers `pieces`, one after the other, as a download named `file_name` (a long chain file is
+/// many strings, never one).
+pub fn download_pieces(file_name: &str, pieces: &[String]) {
     let Some(document) = web_sys::window().and_then(|window| window.document()) else {
         return;
     };
-    let parts = js_sys::Array::of1(&text.into());
+    let parts = js_sys::Array::new();
+    for piece in pieces {
+        parts.push(&piece.into());
+    }
     let options = web_sys::BlobPropertyBag::new();
     options.set_type("application/json");
     let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) else {

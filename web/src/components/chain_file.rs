@@ -1,22 +1,87 @@
-use crate::browser::page::download_text;
+use crate::browser::driver::DriverHandle;
+use crate::browser::page::download_pieces;
 use crate::hooks::use_driver;
-use shared::export::MAX_CHAIN_FILE_BYTES;
+use shared::export::{ChainFileReader, ImportError, ImportReport};
+use shared::node::ChainImport;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
+
+/// A file is read this many bytes at a time: neither the file nor its blocks are ever all in
+/// the tab's memory, and the page stays responsive between pieces.
+const READ_PIECE_BYTES: f64 = 1024.0 * 1024.0;
+
+/// Reads `file` a piece at a time through a [`ChainFileReader`] into the node; `progress` hears
+/// the blocks taken so far.
+async fn import_file(
+    driver: &DriverHandle,
+    file: &web_sys::File,
+    progress: impl Fn(usize),
+) -> Result<ImportReport, ImportError> {
+    let mut reader = ChainFileReader::new();
+    let mut import: Option<ChainImport> = None;
+    let size = file.size();
+    let mut start = 0.0;
+    let result: Result<(), ImportError> = async {
+        loop {
+            let finished = start >= size;
+            let blocks = if finished {
+                reader.finish()?
+            } else {
+                let end = (start + READ_PIECE_BYTES).min(size);
+                let bytes = read_slice(file, start, end).await?;
+                start = end;
+                reader.feed(&bytes)?
+            };
+            if import.is_none() {
+                if let Some(header) = reader.header() {
+                    import = Some(driver.begin_import(header)?);
+                }
+            }
+            if let Some(import) = import.as_mut() {
+                driver.import_blocks(import, blocks)?;
+                progress(import.blocks_taken());
+            }
+            if finished {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    driver.end_import(import, result)
+}
+
+/// The bytes of `file` from `start` to `end`.
+async fn read_slice(file: &web_sys::File, start: f64, end: f64) -> Result<Vec<u8>, ImportError> {
+    let unreadable = |error: wasm_bindgen::JsValue| {
+        let why = error
+            .dyn_ref::<js_sys::Error>()
+            .map(|error| String::from(error.message()))
+            .unwrap_or_else(|| "it could not be read".into());
+        ImportError::BadJson(format!("the file could not be read: {why}"))
+    };
+    let slice = file
+        .slice_with_f64_and_f64(start, end)
+        .map_err(unreadable)?;
+    let buffer = JsFuture::from(slice.array_buffer())
+        .await
+        .map_err(unreadable)?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
 
 /// Save the best chain as a file, or load one (a prepared chain for a lesson): every block of
 /// the file is checked as if a peer had sent it.
 #[component]
 pub fn ChainFilePanel() -> Html {
     let driver = use_driver();
-    let outcome = use_state(|| None::<(bool, String)>);
+    // `None` while a file loads, then whether it did.
+    let outcome = use_state(|| None::<(Option<bool>, String)>);
     let download = {
         let driver = driver.clone();
         Callback::from(move |_| {
-            if let Some(file) = driver.export_chain() {
-                download_text(&file.file_name(), &file.to_json());
+            if let Some((name, pieces)) = driver.export_chain() {
+                download_pieces(&name, &pieces);
             }
         })
     };
@@ -31,27 +96,19 @@ pub fn ChainFilePanel() -> Html {
             let driver = driver.clone();
             let outcome = outcome.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                // The size is checked before the browser reads the file into memory.
-                let size = file.size() as usize;
-                if size > MAX_CHAIN_FILE_BYTES {
-                    let error = shared::export::ImportError::TooLarge { size };
-                    outcome.set(Some((false, error.to_string())));
-                    return;
-                }
-                let text = match JsFuture::from(file.text()).await {
-                    Ok(text) => text.as_string().unwrap_or_default(),
-                    Err(error) => {
-                        let why = error
-                            .dyn_ref::<js_sys::Error>()
-                            .map(|error| String::from(error.message()))
-                            .unwrap_or_else(|| "it could not be read".into());
-                        outcome.set(Some((false, format!("the file could not be read: {why}"))));
-                        return;
+                outcome.set(Some((None, "Loading…".into())));
+                let progress = {
+                    let outcome = outcome.clone();
+                    move |blocks: usize| {
+                        outcome.set(Some((
+                            None,
+                            format!("Loading… {blocks} blocks checked so far"),
+                        )));
                     }
                 };
-                outcome.set(Some(match driver.import_chain(&text) {
+                outcome.set(Some(match import_file(&driver, &file, progress).await {
                     Ok(report) => (
-                        true,
+                        Some(true),
                         format!(
                             "Loaded: {} new blocks, {} already held.{}",
                             report.added,
@@ -63,7 +120,7 @@ pub fn ChainFilePanel() -> Html {
                             }
                         ),
                     ),
-                    Err(error) => (false, format!("Not loaded: {error}.")),
+                    Err(error) => (Some(false), format!("Not loaded: {error}.")),
                 }));
             });
         })
@@ -75,16 +132,18 @@ pub fn ChainFilePanel() -> Html {
                 <button data-testid="chain-download" onclick={download}>{ "Download the chain" }</button>
                 <label class="file-button">
                     { "Load a chain file" }
-                    <input type="file" accept=".json,application/json" data-testid="chain-upload" onchange={load} />
+                    <input type="file" accept=".jsonl,.json,application/json" data-testid="chain-upload" onchange={load} />
                 </label>
             </div>
             { match &*outcome {
                 Some((ok, text)) => html! {
-                    <p class={classes!("hint", if *ok { "ok" } else { "error" })} data-testid="chain-file-outcome"
-                        data-ok={ok.to_string()}>{ text.clone() }</p>
+                    <p class={classes!("hint", match ok { Some(true) => "ok", Some(false) => "error", None => "" })}
+                        data-testid="chain-file-outcome"
+                        data-ok={ok.map_or("loading".to_string(), |ok| ok.to_string())}
+                        aria-live="polite">{ text.clone() }</p>
                 },
                 None => html! {
-                    <p class="hint">{ "A file holds every block of the best chain. Loading one checks each block as if a peer sent it; nothing this tab holds is lost. Files up to 32 MB." }</p>
+                    <p class="hint">{ "A file holds every block of the best chain. Loading one checks each block as if a peer sent it; nothing this tab holds is lost. The file is read a piece at a time, so a semester's chain loads too." }</p>
                 },
             } }
         </section>
