@@ -6,7 +6,11 @@
 
 #![allow(dead_code)]
 
+pub mod rng;
 pub mod vectors;
+
+#[allow(unused_imports)] // not every test crate draws random numbers
+pub use rng::Rng;
 
 use shared::block::{Block, BlockHeader, Coinbase, BLOCK_VERSION};
 use shared::chain::{AddOutcome, BlockTree, ChainError};
@@ -217,25 +221,4 @@ pub fn assert_supply(tree: &BlockTree) {
         u128::from(expected),
         "balances vs issued"
     );
-}
-
-/// splitmix64: a small seeded generator, so every figure a test prints is reproducible.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in (0, 1].
-    pub fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    }
-    /// Exponentially distributed with mean `mean`.
-    pub fn exponential(&mut self, mean: f64) -> f64 {
-        -self.uniform().ln() * mean
-    }
 }

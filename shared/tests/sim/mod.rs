@@ -25,34 +25,9 @@ pub const HEARTBEAT_DETECT_MS: u64 = 4_000;
 /// Signaling through the relay and ICE on a local network: an offer, an answer, a candidate.
 pub const LINK_SETUP_MS: u64 = 80;
 
-/// SplitMix64: small, seedable, and the same on every platform.
-#[derive(Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-    pub fn chance(&mut self, probability: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= probability
-    }
-    /// Exponentially distributed with the given mean (for Poisson block finds).
-    pub fn exponential(&mut self, mean: f64) -> u64 {
-        let uniform = ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-        (-uniform.ln() * mean) as u64
-    }
-}
+#[path = "../common/rng.rs"]
+mod rng;
+pub use rng::Rng;
 
 /// A scripted misbehaving peer: what it sends on joining, in answer to messages, and on a timer.
 pub trait Adversary {
@@ -232,10 +207,10 @@ impl Sim {
             direct_bytes: 0,
             relay_block_deliveries: HashMap::new(),
         };
-        let first_block = sim.rng.exponential(sim.config.mean_block_ms as f64);
+        let first_block = sim.rng.exponential(sim.config.mean_block_ms as f64) as u64;
         sim.schedule(first_block, Action::BlockFound);
         if let Some(mean) = sim.config.mean_tx_ms {
-            let first_tx = sim.rng.exponential(mean as f64);
+            let first_tx = sim.rng.exponential(mean as f64) as u64;
             sim.schedule(first_tx, Action::Transaction);
         }
         sim
@@ -831,16 +806,13 @@ impl Sim {
                     let winner = miners[self.rng.below(miners.len() as u64) as usize];
                     self.mine_one(winner);
                 }
-                let delay = self
-                    .rng
-                    .exponential(self.config.mean_block_ms as f64)
-                    .max(1);
+                let delay = (self.rng.exponential(self.config.mean_block_ms as f64) as u64).max(1);
                 self.schedule(delay, Action::BlockFound);
             }
             Action::Transaction => {
                 self.random_transaction();
                 if let Some(mean) = self.config.mean_tx_ms {
-                    let delay = self.rng.exponential(mean as f64).max(1);
+                    let delay = (self.rng.exponential(mean as f64) as u64).max(1);
                     self.schedule(delay, Action::Transaction);
                 }
             }
