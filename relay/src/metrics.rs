@@ -184,147 +184,142 @@ impl Metrics {
     /// from the budgets.
     pub fn render(&self, rooms: usize, memory: MemoryGauges) -> String {
         let mut out = String::with_capacity(4096);
-        let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (labels, value) in samples {
                 let _ = writeln!(out, "{name}{labels} {value}");
             }
         };
+        // A family's one sample, unlabelled.
+        let one = |value: u64| [(String::new(), value)];
         let open = self.connections_open.load(Ordering::Relaxed).max(0) as u64;
         family(
             "relay_connections",
             "gauge",
             "WebSocket connections open now.",
-            &[("", open)],
+            &one(open),
         );
         family(
             "relay_rooms",
             "gauge",
             "Rooms with at least one peer.",
-            &[("", rooms as u64)],
+            &one(rooms as u64),
         );
         family(
             "relay_receiving_bytes",
             "gauge",
             "Bytes held by messages being received, all connections (the incoming budget in use).",
-            &[("", memory.receiving_bytes as u64)],
+            &one(memory.receiving_bytes as u64),
         );
         family(
             "relay_queued_bytes",
             "gauge",
             "Bytes of forwarded frames waiting in queues, each frame counted once.",
-            &[("", memory.queued_bytes as u64)],
+            &one(memory.queued_bytes as u64),
         );
         family(
             "relay_connections_total",
             "counter",
             "WebSocket connections accepted into a room.",
-            &[("", self.connections_total.get())],
+            &one(self.connections_total.get()),
         );
         family(
             "relay_messages_in_total",
             "counter",
             "Frames received from peers.",
-            &[("", self.messages_in.get())],
+            &one(self.messages_in.get()),
         );
         family(
             "relay_bytes_in_total",
             "counter",
             "Payload bytes of frames received from peers.",
-            &[("", self.bytes_in.get())],
+            &one(self.bytes_in.get()),
         );
         family(
             "relay_messages_out_total",
             "counter",
             "Frames written to peers.",
-            &[("", self.messages_out.get())],
+            &one(self.messages_out.get()),
         );
         family(
             "relay_bytes_out_total",
             "counter",
             "Payload bytes of frames written to peers.",
-            &[("", self.bytes_out.get())],
+            &one(self.bytes_out.get()),
         );
         family(
             "relay_signal_frames_total",
             "counter",
             "Signal frames (WebRTC signaling between tabs) forwarded; part of relay_messages_in_total.",
-            &[("", self.signal_frames.get())],
+            &one(self.signal_frames.get()),
         );
         family(
             "relay_signal_bytes_total",
             "counter",
             "Bytes of the signal frames forwarded, as received; part of relay_bytes_in_total.",
-            &[("", self.signal_bytes.get())],
+            &one(self.signal_bytes.get()),
         );
         family(
             "relay_dropped_total",
             "counter",
             "Frames the relay did not forward, by reason.",
-            &[
-                ("{reason=\"rate_limited\"}", self.dropped_rate_limited.get()),
-                ("{reason=\"malformed\"}", self.dropped_malformed.get()),
-                ("{reason=\"unknown_peer\"}", self.dropped_unknown_peer.get()),
-                (
-                    "{reason=\"slow_consumer\"}",
-                    self.slow_consumer_overflows.get(),
-                ),
-                (
-                    "{reason=\"peer_closing\"}",
-                    self.dropped_to_closing_peer.get(),
-                ),
-                ("{reason=\"relay_busy\"}", self.dropped_relay_busy.get()),
-                (
-                    "{reason=\"receiver_busy\"}",
-                    self.dropped_receiver_busy.get(),
-                ),
-            ],
+            &by_label(
+                "reason",
+                [
+                    ("rate_limited", self.dropped_rate_limited.get()),
+                    ("malformed", self.dropped_malformed.get()),
+                    ("unknown_peer", self.dropped_unknown_peer.get()),
+                    ("slow_consumer", self.slow_consumer_overflows.get()),
+                    ("peer_closing", self.dropped_to_closing_peer.get()),
+                    ("relay_busy", self.dropped_relay_busy.get()),
+                    ("receiver_busy", self.dropped_receiver_busy.get()),
+                ],
+            ),
         );
-        let disconnect_labels: Vec<String> = DisconnectReason::ALL
-            .iter()
-            .map(|reason| format!("{{reason=\"{}\"}}", reason.as_str()))
-            .collect();
-        let disconnects: Vec<(&str, u64)> = DisconnectReason::ALL
-            .iter()
-            .zip(&disconnect_labels)
-            .map(|(reason, label)| (label.as_str(), self.disconnects(*reason)))
-            .collect();
         family(
             "relay_disconnects_total",
             "counter",
             "Peer connections that ended, by reason.",
-            &disconnects,
+            &by_label(
+                "reason",
+                DisconnectReason::ALL
+                    .iter()
+                    .map(|reason| (reason.as_str(), self.disconnects(*reason))),
+            ),
         );
-        let rejection_labels: Vec<String> = Rejection::ALL
-            .iter()
-            .map(|reason| format!("{{reason=\"{}\"}}", reason.as_str()))
-            .collect();
-        let rejections: Vec<(&str, u64)> = Rejection::ALL
-            .iter()
-            .zip(&rejection_labels)
-            .map(|(reason, label)| (label.as_str(), self.rejections[*reason as usize].get()))
-            .collect();
-        let stun_labels: Vec<String> = StunOutcome::ALL
-            .iter()
-            .map(|outcome| format!("{{outcome=\"{}\"}}", outcome.as_str()))
-            .collect();
-        let stun: Vec<(&str, u64)> = StunOutcome::ALL
-            .iter()
-            .zip(&stun_labels)
-            .map(|(outcome, label)| (label.as_str(), self.stun[*outcome as usize].get()))
-            .collect();
         family(
             "relay_stun_requests_total",
             "counter",
             "Datagrams on the relay's STUN port, by what became of them.",
-            &stun,
+            &by_label(
+                "outcome",
+                StunOutcome::ALL
+                    .iter()
+                    .map(|outcome| (outcome.as_str(), self.stun[*outcome as usize].get())),
+            ),
         );
         family(
             "relay_rejected_total",
             "counter",
             "Sockets and WebSocket requests turned away before joining a room, by reason.",
-            &rejections,
+            &by_label(
+                "reason",
+                Rejection::ALL
+                    .iter()
+                    .map(|reason| (reason.as_str(), self.rejections[*reason as usize].get())),
+            ),
         );
         out
     }
+}
+
+/// The samples of a family labelled by `label`: `{label="value"}` for each pair.
+fn by_label<'a>(
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) -> Vec<(String, u64)> {
+    values
+        .into_iter()
+        .map(|(value, count)| (format!("{{{label}=\"{value}\"}}"), count))
+        .collect()
 }
