@@ -29,10 +29,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// One address may take at most this fraction of a room's join rate, once its burst is spent: a
-/// flooding address leaves three quarters of the room's joins to everyone else, and a whole class
-/// behind one school address still gets in at once (the burst is the room's, 128 by default).
+/// One address may take at most this fraction of a room's join rate, once its burst is spent,
+/// while the room is in demand (see [`ROOM_AT_EASE_FRACTION`]): a flooding address leaves three
+/// quarters of the room's joins to everyone else, and a whole class behind one school address
+/// still gets in at once (the burst is the room's, 128 by default).
 pub const JOIN_SHARE_OF_ROOM: u32 = 4;
+/// Past its share, an address may still join while the room's bucket holds more than this
+/// fraction of its burst: nobody else is short of joins then. A whole class of 256 behind one
+/// school address came back from a relay restart in 27 s at its share alone (5 joins a second);
+/// now in about 10 s, and a newcomer from elsewhere still finds half the room's burst waiting
+/// while one address floods.
+pub const ROOM_AT_EASE_FRACTION: f64 = 0.5;
 
 /// What a client is counted as: its IPv4 address, or the /64 network of its IPv6 address (one
 /// household or one host gets a /64, so counting single IPv6 addresses would count nothing).
@@ -196,9 +203,10 @@ impl Admission {
     }
 
     /// Takes one join from the room's bucket, the client's, and the client's share of the room;
-    /// refuses when any is empty (and then takes from none). The share is what keeps a room open
-    /// while one address floods it: the flooder spends its own share, and the room's rate beyond
-    /// it stays for everyone else.
+    /// refuses when any is empty (and then takes from none), but for a spent share while the room
+    /// is at ease ([`ROOM_AT_EASE_FRACTION`]). The share is what keeps a room open while one
+    /// address floods it: the flooder spends its own share and the room's tokens above half its
+    /// burst, and the rest stays for everyone else.
     pub(crate) fn allow_join(&self, room: &str, client: IpAddr) -> bool {
         let now = Instant::now();
         let key = AddressKey::of(client);
@@ -207,10 +215,18 @@ impl Admission {
         let mut shares = lock(&self.room_address_joins);
         let room_key: Arc<str> = Arc::from(room);
         let share_key = (room_key.clone(), key);
-        if !rooms.has(&room_key, now) || !addresses.has(&key, now) || !shares.has(&share_key, now) {
+        let within_share = shares.has(&share_key, now);
+        let room_at_ease =
+            rooms.has_more_than(&room_key, rooms.burst() * ROOM_AT_EASE_FRACTION, now);
+        if !rooms.has(&room_key, now)
+            || !addresses.has(&key, now)
+            || !(within_share || room_at_ease)
+        {
             return false;
         }
-        rooms.take(room_key, now) && addresses.take(key, now) && shares.take(share_key, now)
+        rooms.take(room_key, now)
+            && addresses.take(key, now)
+            && (!within_share || shares.take(share_key, now))
     }
 }
 

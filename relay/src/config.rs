@@ -37,7 +37,8 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 512;
 /// Joins per second into one room, and at once. Every member answers a join with a `hello`, which
 /// counts against that member's own rate limit (200 a second, bursts of 400): keeping joins to
 /// 20 a second, bursts of 128, keeps those answers well inside it however many clients flood
-/// the room. A full room of 256 that reconnects after a restart is back within about 7 s.
+/// the room. A full room of 256 that reconnects after a restart is back within about 7 s from
+/// many addresses, about 10 s from one (`admission::ROOM_AT_EASE_FRACTION`).
 pub const DEFAULT_JOIN_RATE_PER_ROOM: u32 = 20;
 pub const DEFAULT_JOIN_BURST_PER_ROOM: u32 = 128;
 /// Joins per second from one client address, and at once, into any rooms: a classroom behind one

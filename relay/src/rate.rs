@@ -97,9 +97,20 @@ impl<K: std::hash::Hash + Eq> KeyedBuckets<K> {
     }
 
     pub(crate) fn has(&self, key: &K, now: Instant) -> bool {
+        self.has_more_than(key, 0.0, now)
+    }
+
+    /// Whether `key`'s bucket holds a token beyond `reserve` (it takes none).
+    pub(crate) fn has_more_than(&self, key: &K, reserve: f64, now: Instant) -> bool {
+        let cost = 1.0 + reserve;
         self.buckets
             .get(key)
-            .is_none_or(|bucket| bucket.has(1.0, now))
+            .map_or(cost <= self.burst, |bucket| bucket.has(cost, now))
+    }
+
+    /// The burst of every bucket.
+    pub(crate) fn burst(&self) -> f64 {
+        self.burst
     }
 
     pub(crate) fn take(&mut self, key: K, now: Instant) -> bool {

@@ -434,3 +434,156 @@ async fn senders_each_within_their_limits_cannot_get_a_victim_cut_off() {
     );
     drop(senders);
 }
+
+/// Issue 30: a whole class behind one address (a school's NAT) is the normal case, not an
+/// abuser. With the default limits a full room (256 tabs, the room cap) from one address joins
+/// in one burst, and after a relay restart every tab is back within 30 s, each retrying as a tab
+/// does (`shared::node::reconnect`), refused only with a `Retry-After`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_class_behind_one_address_fills_a_room_and_is_back_within_30_s_of_a_restart() {
+    use futures_util::StreamExt;
+    use shared::node::reconnect::retry_delay_ms;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio_tungstenite::tungstenite::Error as WsError;
+
+    const CLASS: usize = relay::config::DEFAULT_MAX_PEERS_PER_ROOM;
+    let relay = RelayProcess::start(&[]).await;
+    let addr = relay.addr;
+    let welcomed = Arc::new(AtomicUsize::new(0));
+    let bad_refusals = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let honoured = Arc::new(AtomicUsize::new(0));
+    let (restarted_tx, restarted) = tokio::sync::watch::channel(false);
+
+    // One tab: joins, holds its socket until the relay goes, joins again, holds it.
+    let tab = |index: usize| {
+        let (welcomed, bad_refusals, honoured) =
+            (welcomed.clone(), bad_refusals.clone(), honoured.clone());
+        let mut restarted = restarted.clone();
+        async move {
+            let mut seed = common_random(index as u64);
+            for round in 0..2 {
+                let mut failed = 0;
+                let mut ws = loop {
+                    match tokio_tungstenite::connect_async(format!("ws://{addr}/ws/class")).await {
+                        Ok((ws, _)) => break ws,
+                        Err(WsError::Http(response)) => {
+                            let status = response.status().as_u16();
+                            let retry_after = response
+                                .headers()
+                                .get("retry-after")
+                                .and_then(|value| value.to_str().ok())
+                                .and_then(|value| value.parse::<u64>().ok());
+                            match (status, retry_after) {
+                                (429 | 503, Some(seconds)) => {
+                                    honoured.fetch_add(1, Ordering::Relaxed);
+                                    seed = common_random(seed);
+                                    let wait =
+                                        retry_delay_ms(failed, unit(seed)).max(seconds * 1_000);
+                                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                                }
+                                _ => {
+                                    bad_refusals.lock().unwrap().push(format!(
+                                        "tab {index}: {status} (Retry-After {retry_after:?})"
+                                    ));
+                                    return;
+                                }
+                            }
+                        }
+                        // The relay is down: a tab's retry policy.
+                        Err(_) => {
+                            seed = common_random(seed);
+                            let wait = retry_delay_ms(failed, unit(seed));
+                            tokio::time::sleep(Duration::from_millis(wait)).await;
+                        }
+                    }
+                    failed += 1;
+                };
+                // The welcome, then hold the socket until it ends (the relay is killed).
+                match timeout(common::WAIT, ws.next()).await {
+                    Ok(Some(Ok(_))) => {
+                        welcomed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => {
+                        bad_refusals
+                            .lock()
+                            .unwrap()
+                            .push(format!("tab {index}: no welcome ({other:?})"));
+                        return;
+                    }
+                }
+                if round == 0 {
+                    while let Some(Ok(_)) = ws.next().await {}
+                    // Reconnect only once the test has restarted the relay on the same port
+                    // (tries before that are refused by a closed port, like a tab's).
+                    let _ = restarted.wait_for(|up| *up).await;
+                } else {
+                    // Keep the socket open until the test ends.
+                    let _ = timeout(Duration::from_secs(60), ws.next()).await;
+                }
+            }
+        }
+    };
+    fn common_random(seed: u64) -> u64 {
+        let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xbf58_476d_1ce4_e5b9;
+        rng ^= rng >> 31;
+        rng.wrapping_mul(0x94d0_49bb_1331_11eb) ^ (rng >> 29)
+    }
+    fn unit(random: u64) -> f64 {
+        (random >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    let tabs: Vec<_> = (0..CLASS).map(|index| tokio::spawn(tab(index))).collect();
+    let started = std::time::Instant::now();
+    while welcomed.load(Ordering::Relaxed) < CLASS && started.elapsed() < Duration::from_secs(60) {
+        assert!(
+            bad_refusals.lock().unwrap().is_empty(),
+            "{:?}",
+            bad_refusals.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let joined_in = started.elapsed();
+    assert_eq!(
+        welcomed.load(Ordering::Relaxed),
+        CLASS,
+        "the whole class joined"
+    );
+
+    // The relay restarts on the same port, as a supervised relay does.
+    let port = addr.port();
+    drop(relay);
+    let relay = RelayProcess::start_on(port, &[]).await;
+    let restart = std::time::Instant::now();
+    restarted_tx.send(true).unwrap();
+    while welcomed.load(Ordering::Relaxed) < 2 * CLASS
+        && restart.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let back_in = restart.elapsed();
+    let refusals = bad_refusals.lock().unwrap().clone();
+    assert!(
+        refusals.is_empty(),
+        "refused without a Retry-After: {refusals:?}"
+    );
+    assert_eq!(
+        welcomed.load(Ordering::Relaxed),
+        2 * CLASS,
+        "every tab back after the restart"
+    );
+    println!(
+        "{CLASS} tabs from one address: joined in {:.1} s, back {:.1} s after the restart, {} refusals with Retry-After honoured",
+        joined_in.as_secs_f64(),
+        back_in.as_secs_f64(),
+        honoured.load(Ordering::Relaxed)
+    );
+    assert!(
+        back_in <= Duration::from_secs(30),
+        "the class took {back_in:?} to come back"
+    );
+    drop(relay);
+    for tab in tabs {
+        tab.abort();
+    }
+}

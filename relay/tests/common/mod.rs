@@ -352,8 +352,14 @@ pub struct RelayProcess {
 
 impl RelayProcess {
     pub async fn start(extra: &[&str]) -> RelayProcess {
+        RelayProcess::start_on(0, extra).await
+    }
+
+    /// The same on `port` (0: any free one), e.g. to restart a relay where its clients were.
+    pub async fn start_on(port: u16, extra: &[&str]) -> RelayProcess {
+        let port = port.to_string();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
-            .args(["--port", "0", "--static-dir", "/nonexistent"])
+            .args(["--port", port.as_str(), "--static-dir", "/nonexistent"])
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped())
