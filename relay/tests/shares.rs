@@ -437,10 +437,10 @@ async fn senders_each_within_their_limits_cannot_get_a_victim_cut_off() {
 
 /// Issue 30: a whole class behind one address (a school's NAT) is the normal case, not an
 /// abuser. With the default limits a full room (256 tabs, the room cap) from one address joins
-/// in one burst, and after a relay restart every tab is back within 30 s, each retrying as a tab
-/// does (`shared::node::reconnect`), refused only with a `Retry-After`.
+/// in one burst, and after a relay restart every tab is back within 20 s (the issue asks 30),
+/// each retrying as a tab does (`shared::node::reconnect`), refused only with a `Retry-After`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_class_behind_one_address_fills_a_room_and_is_back_within_30_s_of_a_restart() {
+async fn a_class_behind_one_address_fills_a_room_and_is_back_within_20_s_of_a_restart() {
     use futures_util::StreamExt;
     use shared::node::reconnect::retry_delay_ms;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -578,8 +578,10 @@ async fn a_class_behind_one_address_fills_a_room_and_is_back_within_30_s_of_a_re
         back_in.as_secs_f64(),
         honoured.load(Ordering::Relaxed)
     );
+    // The issue asks for 30 s. At its share alone (5 joins a second once the burst is spent) the
+    // class took 27 s; 20 s holds the rule that lets it use a room nobody else is short of.
     assert!(
-        back_in <= Duration::from_secs(30),
+        back_in <= Duration::from_secs(20),
         "the class took {back_in:?} to come back"
     );
     drop(relay);
