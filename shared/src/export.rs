@@ -238,16 +238,10 @@ impl ChainFileReader {
                         });
                     }
                     self.legacy = true;
-                    self.blocks = file.blocks.len();
-                    self.header = Some(ChainFileHeader {
-                        format: file.format,
-                        version: file.version,
-                        network: file.network,
-                        genesis_hash: file.genesis_hash,
-                        height: file.height,
-                        tip_hash: file.tip_hash,
-                    });
-                    out.extend(file.blocks);
+                    let (header, blocks) = file.into_parts();
+                    self.blocks = blocks.len();
+                    self.header = Some(header);
+                    out.extend(blocks);
                 }
                 version => {
                     return Err(ImportError::UnknownFormat {
@@ -343,6 +337,19 @@ impl ChainFile {
                 .map(|block| block.as_ref().clone())
                 .collect(),
         }
+    }
+
+    /// Its header (as a version 2 file would have it, but for the version) and its blocks.
+    pub fn into_parts(self) -> (ChainFileHeader, Vec<Block>) {
+        let header = ChainFileHeader {
+            format: self.format,
+            version: self.version,
+            network: self.network,
+            genesis_hash: self.genesis_hash,
+            height: self.height,
+            tip_hash: self.tip_hash,
+        };
+        (header, self.blocks)
     }
 
     pub fn to_json(&self) -> String {

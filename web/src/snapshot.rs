@@ -257,6 +257,14 @@ impl NodeSnapshot {
     }
 
     /// The peers as the recipient resolver takes them: those we have and those we remember.
+    /// Peers that said hello on our network: the tabs this one is talking to.
+    pub fn answering_peers(&self) -> usize {
+        self.peers
+            .iter()
+            .filter(|peer| peer.address.is_some() && peer.refusal.is_none())
+            .count()
+    }
+
     pub fn peer_views(&self) -> Vec<view::PeerView> {
         self.remembered.clone()
     }

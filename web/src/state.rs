@@ -50,6 +50,35 @@ pub struct NodeState {
     pub hidden: bool,
 }
 
+impl NodeState {
+    /// The room this tab is in ("" before the session starts).
+    pub fn room(&self) -> String {
+        self.session
+            .as_ref()
+            .map(|s| s.config.room.clone())
+            .unwrap_or_default()
+    }
+
+    /// The network this tab runs, in words ("classroom").
+    pub fn network_label(&self) -> String {
+        self.session
+            .as_ref()
+            .map(|s| s.config.network_label().to_string())
+            .unwrap_or_default()
+    }
+
+    /// What the status line says of the chain: offline, syncing, in sync, alone on a network.
+    pub fn chain_status(&self, snapshot: &NodeSnapshot) -> crate::connection::ChainStatus {
+        crate::connection::ChainStatus::of(
+            &self.connection,
+            snapshot.sync,
+            snapshot.height,
+            snapshot.direct_links,
+            &snapshot.hearing,
+        )
+    }
+}
+
 /// What the person must know about this tab's storage beyond `Session::persistent`.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct StorageHealth {

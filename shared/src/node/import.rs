@@ -114,16 +114,9 @@ impl Node {
         now_ms: u64,
     ) -> Result<ImportReport, ImportError> {
         self.advance_clock(now_ms);
-        let header = ChainFileHeader {
-            format: file.format,
-            version: file.version,
-            network: file.network,
-            genesis_hash: file.genesis_hash,
-            height: file.height,
-            tip_hash: file.tip_hash,
-        };
+        let (header, blocks) = file.into_parts();
         let mut import = self.begin_import(&header)?;
-        self.import_blocks(&mut import, file.blocks, now_ms)?;
+        self.import_blocks(&mut import, blocks, now_ms)?;
         Ok(self.end_import(import))
     }
 }

@@ -4,7 +4,6 @@
 //! 1920 × 1080), with no scrolling and no control a student could take for one of their own.
 //! The tab still runs a full node; it only never mines or pays from this view.
 
-use crate::connection::ChainStatus;
 use crate::format::{clock, count};
 use crate::hooks::{use_log_state, use_node_state};
 use crate::log::LogKind;
@@ -52,27 +51,10 @@ pub fn ClassView() -> Html {
     let Some(snapshot) = state.snapshot.clone() else {
         return html! {};
     };
-    let session = state.session.clone();
-    let room = session
-        .as_ref()
-        .map(|s| s.config.room.clone())
-        .unwrap_or_default();
-    let network = session
-        .as_ref()
-        .map(|s| s.config.network_label().to_string())
-        .unwrap_or_default();
-    let tabs = snapshot
-        .peers
-        .iter()
-        .filter(|peer| peer.address.is_some() && peer.refusal.is_none())
-        .count();
-    let status = ChainStatus::of(
-        &state.connection,
-        snapshot.sync,
-        snapshot.height,
-        snapshot.direct_links,
-        &snapshot.hearing,
-    );
+    let room = state.room();
+    let network = state.network_label();
+    let tabs = snapshot.answering_peers();
+    let status = state.chain_status(&snapshot);
 
     let drawing = &snapshot.tree;
     let lanes = drawing.lanes.max(1) as i64;

@@ -19,28 +19,11 @@ pub fn StatusBar() -> Html {
     let Some(snapshot) = state.snapshot.clone() else {
         return html! {};
     };
-    let session = state.session.clone();
-    let room = session
-        .as_ref()
-        .map(|s| s.config.room.clone())
-        .unwrap_or_default();
-    let network = session
-        .as_ref()
-        .map(|s| s.config.network_label().to_string())
-        .unwrap_or_default();
-    let connected_peers = snapshot
-        .peers
-        .iter()
-        .filter(|peer| peer.address.is_some() && peer.refusal.is_none())
-        .count();
+    let room = state.room();
+    let network = state.network_label();
+    let connected_peers = snapshot.answering_peers();
     let connection = &state.connection;
-    let status = ChainStatus::of(
-        connection,
-        snapshot.sync,
-        snapshot.height,
-        snapshot.direct_links,
-        &snapshot.hearing,
-    );
+    let status = state.chain_status(&snapshot);
     // Alone because the room runs another network: say so in a sentence, with the link that
     // opens this room on the room's network.
     let wrong_network = match &status {
