@@ -1,7 +1,9 @@
 // The majority lesson (issue 17) in two real tabs on the classroom network: a tab with most of
 // the room's hash power (the throttle at 100 % against 10 %) goes private below a public chain
 // that then gets a head start of two blocks, mines past it in secret and releases: the other
-// tab drops its head start and follows. The attacker's ?lesson=majority card ticks every step.
+// tab drops its head start and follows. Both tabs have the ?lesson=majority card open, and each
+// ticks every step: the teacher's as the majority, the student's as the tab that watches it
+// (issue 29: a student could not finish the card, and its dial step ticked by itself).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attr, launch, openNode, screenshotOf, setMining, tipHash, uniqueRoom, waitFor } from './lib.js';
@@ -17,21 +19,30 @@ test('a tab with most of the hash power overtakes a public chain that had a head
   try {
     const room = uniqueRoom('majority');
     const major = await openNode(context, room, '&lesson=majority');
-    const minor = await openNode(context, room);
+    const minor = await openNode(context, room, '&lesson=majority');
     for (const page of [major, minor]) {
       await waitFor(page, async () => (await page.getByTestId('peer-row').count()) === 1, 'each tab sees the other');
     }
-    // In the open: both mine until each has a block, then the minority drops to 10 %.
-    await setThrottle(major, 100);
+    // In the open, at the lesson's 50 %: both mine until each has a block; then the teacher
+    // turns the dial up to 100 % and the student down to 10 %.
+    const ticked = async (page) => parseInt(await attr(page, 'lesson', 'data-ticked'), 10);
+    await setThrottle(major, 50);
+    await setThrottle(minor, 50);
     await setMining(major, true);
     await setMining(minor, true);
     const miners = async () => major.getByTestId('share-row').count();
     await waitFor(major, async () => (await miners()) >= 2, 'both tabs have mined a block', 120_000);
+    for (const page of [major, minor]) {
+      await waitFor(page, async () => (await ticked(page)) === 1, 'the first step, and not the dial\'s', 10_000);
+    }
+    await setThrottle(major, 100);
     await setThrottle(minor, 10);
     const share = async () => parseInt((await major.locator('[data-testid=share-row][data-us=true]').getAttribute('data-percent')) ?? '0', 10);
     await waitFor(major, async () => (await share()) > 50, 'the majority tab mines most of the recent blocks', 180_000);
-    await waitFor(major, async () => parseInt(await attr(major, 'lesson', 'data-ticked'), 10) >= 3,
-      `the card ticks the public steps (${await attr(major, 'lesson', 'data-ticked')})`, 10_000);
+    for (const page of [major, minor]) {
+      await waitFor(page, async () => (await ticked(page)) >= 3,
+        `the card ticks the public steps (${await attr(page, 'lesson', 'data-ticked')})`, 10_000);
+    }
 
     // The majority goes private and stops; the public chain gets a head start of two blocks.
     await setMining(major, false);
@@ -56,8 +67,10 @@ test('a tab with most of the hash power overtakes a public chain that had a head
     // The head start's tip is no longer on the other tab's best chain.
     assert.equal(await minor.locator(`[data-testid=chain-row][data-hash="${headStart}"]`).count(), 0, 'the head start was dropped');
     const steps = await major.getByTestId('lesson-step').count();
-    await waitFor(major, async () => parseInt(await attr(major, 'lesson', 'data-ticked'), 10) === steps,
-      `the majority card ticks every step (${await attr(major, 'lesson', 'data-ticked')} of ${steps})`, 10_000);
+    for (const [page, role] of [[major, 'teacher'], [minor, 'student']]) {
+      await waitFor(page, async () => (await ticked(page)) === steps,
+        `the ${role}'s card ticks every step (${await attr(page, 'lesson', 'data-ticked')} of ${steps})`, 10_000);
+    }
     await major.setViewportSize({ width: 390, height: 844 });
     await screenshotOf(major, 'phone-lesson-card-majority', major.getByTestId('lesson'));
   } finally {

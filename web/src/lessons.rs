@@ -19,6 +19,9 @@ pub struct LessonFacts {
     pub our_share: u64,
     /// Miners among the last blocks.
     pub recent_miners: usize,
+    /// The largest share of the last blocks any one miner has (ours or another tab's), in
+    /// percent: a student's card sees the teacher's majority by it.
+    pub top_share: u64,
     pub balance: u64,
     /// Peers we are connected to, and those among them we muted.
     pub peers: usize,
@@ -70,6 +73,13 @@ impl LessonFacts {
             our_recent_blocks: ours.map_or(0, |share| share.blocks),
             our_share: ours.map_or(0, |share| share.percent),
             recent_miners: snapshot.shares.miners.len(),
+            top_share: snapshot
+                .shares
+                .miners
+                .iter()
+                .map(|share| share.percent)
+                .max()
+                .unwrap_or(0),
             balance: snapshot.balance,
             peers: snapshot.peers.len(),
             muted_peers: snapshot.peers.iter().filter(|peer| peer.muted).count(),
@@ -182,32 +192,40 @@ pub const LESSONS: &[Lesson] = &[
     Lesson {
         id: "majority",
         title: "Majority: hash power decides",
-        goal: "See that the share of blocks a tab mines follows its share of the room's hash power (how many guesses a second it makes).",
+        goal: "See that the share of blocks a tab mines follows its share of the room's hash power (how many guesses a second it makes). The teacher's tab takes the majority; every other tab watches it rewrite history.",
         steps: &[
             Step {
-                do_this: "Every tab: leave Hash power at the same value and press Start mining.",
+                do_this: "Every tab: set Hash power to 50 % and press Start mining.",
                 watch_for: "The Share of recent blocks list fills up with several names, each with a similar share.",
-                done: |now, _| now.mining && now.recent_miners >= 2,
+                done: |now, _| now.mining && now.throttle == 50 && now.recent_miners >= 2,
             },
             Step {
                 do_this: "Teacher's tab: set Hash power to 100 %. Every other tab: set it to 10 %.",
-                watch_for: "The hash rate of the slowed tabs drops to about a tenth.",
-                done: |now, _| now.mining && now.throttle == 100,
+                watch_for: "The hash rate of the slowed tabs drops to about a tenth; the teacher's doubles.",
+                // Each role ticks on its own move of the dial, not on a value it started with.
+                done: |now, before| {
+                    now.mining && now.throttle != before.throttle && matches!(now.throttle, 10 | 100)
+                },
             },
             Step {
                 do_this: "Keep mining for a minute or two.",
-                watch_for: "Your share of the last 50 blocks climbs above 50 %: with most of the hash power, you write most of the history.",
-                done: |now, _| now.our_share > 50,
+                watch_for: "The teacher's share of the last 50 blocks climbs above 50 %: with most of the hash power, one tab writes most of the history.",
+                done: |now, _| now.top_share > 50,
             },
             Step {
-                do_this: "Press Mine privately in the Mining panel: your new blocks stay secret until you release them.",
-                watch_for: "Your secret chain grows faster than the public one, because you have the majority.",
-                done: |now, _| now.private_mining,
+                do_this: "Teacher's tab: press Mine privately in the Mining panel (your new blocks stay secret until you release them). Every other tab: keep mining.",
+                watch_for: "The teacher's blocks stop arriving, and the other tabs' blocks make the public chain; the teacher's secret chain grows faster.",
+                // The teacher goes private; another tab sees its own block become the tip once
+                // the teacher's blocks stop coming.
+                done: |now, before| {
+                    now.private_mining
+                        || (now.our_tip && now.our_recent_blocks > before.our_recent_blocks)
+                },
             },
             Step {
-                do_this: "When the Mining panel says your branch has more work than the public chain, press Release my private branch.",
-                watch_for: "Every other tab drops its newest blocks and follows yours: the majority can rewrite recent history.",
-                done: |now, _| now.private_released,
+                do_this: "Teacher's tab: when the Mining panel says your branch has more work than the public chain, press Release my private branch. Every other tab: watch the Block tree.",
+                watch_for: "Every other tab drops its newest blocks and follows the teacher's: the majority can rewrite recent history.",
+                done: |now, before| now.private_released || now.reorgs_seen > before.reorgs_seen,
             },
         ],
     },
@@ -445,33 +463,104 @@ mod tests {
 
     #[test]
     fn majority_and_double_spend_wait_for_their_facts() {
+        // The teacher: at 50 % with another miner, then the dial to 100 %, then the majority,
+        // private mining and the release.
         let mining = LessonFacts {
             mining: true,
             recent_miners: 3,
+            throttle: 50,
             our_share: 30,
+            top_share: 40,
             ..facts()
+        };
+        let teacher_dial = LessonFacts {
+            throttle: 100,
+            ..mining.clone()
         };
         let majority = LessonFacts {
             our_share: 62,
-            ..mining.clone()
+            top_share: 62,
+            ..teacher_dial.clone()
         };
         assert_eq!(
-            walk("majority", &[facts(), mining, majority.clone()]),
-            vec![0, 2, 3]
+            walk(
+                "majority",
+                &[
+                    facts(),
+                    mining.clone(),
+                    teacher_dial.clone(),
+                    majority.clone()
+                ]
+            ),
+            vec![0, 1, 2, 3],
+            "the dial's step waits for the dial to move (it once ticked with the first step)"
         );
         let private = LessonFacts {
             private_mining: true,
-            ..majority
+            ..majority.clone()
         };
         let released = LessonFacts {
             private_released: true,
             ..private.clone()
         };
         assert_eq!(
-            walk("majority", &[private.clone(), released])[1],
+            walk(
+                "majority",
+                &[
+                    mining.clone(),
+                    teacher_dial.clone(),
+                    majority.clone(),
+                    private.clone(),
+                    released
+                ]
+            )[4],
             5,
             "the attack branch's facts finish it"
         );
+
+        // A student: the dial down to 10 %, the teacher's majority, its own block on the tip
+        // once the teacher's stop coming, then the reorg of the release.
+        let student_dial = LessonFacts {
+            throttle: 10,
+            ..mining.clone()
+        };
+        let teacher_leads = LessonFacts {
+            our_share: 8,
+            our_recent_blocks: 4,
+            top_share: 70,
+            ..student_dial.clone()
+        };
+        let own_tip = LessonFacts {
+            our_tip: true,
+            our_recent_blocks: 5,
+            ..teacher_leads.clone()
+        };
+        let followed = LessonFacts {
+            reorgs_seen: 1,
+            our_tip: false,
+            ..own_tip.clone()
+        };
+        assert_eq!(
+            walk(
+                "majority",
+                &[
+                    mining.clone(),
+                    student_dial.clone(),
+                    teacher_leads.clone(),
+                    teacher_leads.clone(),
+                    own_tip,
+                    followed
+                ]
+            ),
+            vec![1, 2, 3, 3, 4, 5],
+            "a student can finish the card too"
+        );
+        // A student whose dial stays at the lesson's 50 % does not tick the dial's step.
+        let undialled = LessonFacts {
+            throttle: 50,
+            ..teacher_leads
+        };
+        assert_eq!(walk("majority", &[mining.clone(), mining, undialled])[2], 1);
 
         let rich = LessonFacts {
             balance: 50,
