@@ -146,19 +146,30 @@ impl Link {
         self.outgoing.send(outgoing).await.map_err(|_| LinkClosed)
     }
 
-    /// Sends what is queued, says goodbye and waits (briefly) for the writer to finish.
+    /// Sends what is queued, says goodbye and waits (briefly) for the relay's goodbye. The relay
+    /// answers ours only once it has read every frame before it, so what we sent has been
+    /// forwarded when this returns. Without that wait a `node send` that exited at once could
+    /// lose its payment: the next run, under the same peer id, replaced this connection at the
+    /// relay before the relay had read the payment's frame.
     pub async fn close(self) {
         let Link {
             outgoing,
-            reader,
+            mut reader,
             writer,
             ..
         } = self;
         drop(outgoing);
-        if tokio::time::timeout(CLOSE_TIMEOUT, writer).await.is_err() {
+        let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
+        if tokio::time::timeout_at(deadline, writer).await.is_err() {
             tracing::warn!("the relay did not take our last frames in time");
         }
-        reader.abort();
+        if tokio::time::timeout_at(deadline, &mut reader)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the relay did not answer our goodbye in time");
+            reader.abort();
+        }
     }
 }
 
