@@ -84,7 +84,11 @@ pub fn write_chain_file(tree: &BlockTree, lines_per_piece: usize, mut sink: impl
     let mut lines = 1;
     let mut height = 1;
     while height <= header.height {
-        for block in tree.active_blocks(height, 1_000) {
+        let blocks = tree.active_blocks(height, 1_000);
+        if blocks.is_empty() {
+            break;
+        }
+        for block in blocks {
             piece.push_str(
                 &serde_json::to_string(block.as_ref()).expect("a block always serializes"),
             );
