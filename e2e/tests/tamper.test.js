@@ -16,8 +16,11 @@ async function heights(page) {
 
 async function remine(page, blockHeight) {
   await page.locator(`[data-testid=tamper-remine][data-height="${blockHeight}"]`).click();
+  // One worker searches at the block's own target (set for the whole tab's hash rate, about
+  // 2 s a block), so a re-mine takes a few seconds on average, but its time is exponential and
+  // the suite runs two scenarios at once on two cores: a CI run once waited 60 s in vain.
   await waitFor(page, async () => (await page.locator(`[data-testid=tamper-row][data-height="${blockHeight}"]`).getAttribute('data-pow')) === 'true',
-    `block ${blockHeight} re-mined`);
+    `block ${blockHeight} re-mined`, 180_000);
   assert.match(await text(page, 'tamper-outcome'), new RegExp(`Block ${blockHeight} re-mined: nonce \\d+ found after [\\d]+ tr(y|ies)`));
 }
 
