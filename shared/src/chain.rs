@@ -605,44 +605,39 @@ impl BlockTree {
 
     /// Removes `bad` and every stored descendant, remembering their hashes as invalid; every
     /// removed stored block is appended to `removed`. Descendants are found among the blocks
-    /// above `bad`'s height (a map of children for every block would cost a long chain about
+    /// from `bad`'s height up (a map of children for every block would cost a long chain about
     /// 150 bytes a block, for this rare event).
     fn forget_invalid_branch(&mut self, bad: Hash, removed: &mut Vec<Hash>) {
-        let bad_height = self
-            .entries
-            .get(&bad)
-            .map(|entry| entry.block.header().height);
+        let Some(header) = self.entries.get(&bad).map(|entry| *entry.block.header()) else {
+            self.remember_invalid(bad);
+            return;
+        };
+        // Children of every block from `bad`'s parent up: `bad`'s descendants, and whether its
+        // parent keeps another child.
         let mut children: HashMap<Hash, Vec<Hash>> = HashMap::new();
-        if let Some(bad_height) = bad_height {
-            for (hash, entry) in &self.entries {
-                let header = entry.block.header();
-                if header.height > bad_height {
-                    children.entry(header.prev_hash).or_default().push(*hash);
-                }
+        for (hash, entry) in &self.entries {
+            let child = entry.block.header();
+            if child.height >= header.height {
+                children.entry(child.prev_hash).or_default().push(*hash);
             }
         }
         let mut doomed = vec![bad];
-        let mut parents = Vec::new();
         while let Some(hash) = doomed.pop() {
-            if let Some(entry) = self.entries.remove(&hash) {
-                parents.push(entry.block.header().prev_hash);
+            if self.entries.remove(&hash).is_some() {
                 self.leaves.remove(&hash);
                 removed.push(hash);
             }
             doomed.extend(children.remove(&hash).unwrap_or_default());
             self.remember_invalid(hash);
         }
-        // A block left with no child is the tip of its branch now.
-        for parent in parents {
-            let has_child = || {
-                self.entries
-                    .values()
-                    .any(|entry| entry.block.header().prev_hash == parent)
-            };
-            if self.entries.contains_key(&parent) && !self.leaves.contains(&parent) && !has_child()
-            {
-                self.leaves.insert(parent);
-            }
+        // Every other removed block's parent was removed too; `bad`'s parent, left with no
+        // child, is the tip of its branch now.
+        let parent = header.prev_hash;
+        let has_child = children
+            .get(&parent)
+            .is_some_and(|kids| kids.iter().any(|kid| self.entries.contains_key(kid)));
+        if self.entries.contains_key(&parent) && !has_child {
+            self.leaves.insert(parent);
         }
     }
 
