@@ -84,14 +84,7 @@ pub fn ClassView() -> Html {
     let row_y = |row: usize| MARGIN_Y + 10 + row as i64 * NAME_ROW;
     let height = (y(lanes as usize - 1) + MARGIN_Y).max(row_y(rows.len().max(1)) + 10);
 
-    let edges = drawing.nodes.iter().filter_map(|node| {
-        let parent = &drawing.nodes[node.parent?];
-        Some(html! {
-            <line x1={x(parent.height).to_string()} y1={y(parent.lane).to_string()}
-                x2={x(node.height).to_string()} y2={y(node.lane).to_string()}
-                class={if node.on_best_chain { "edge best" } else { "edge side" }} />
-        })
-    });
+    let edges = super::tree::tree_edges(drawing, x, y);
     let blocks = drawing.nodes.iter().map(|node| {
         let (cx, cy) = (x(node.height), y(node.lane));
         let class = classes!(
@@ -167,7 +160,7 @@ pub fn ClassView() -> Html {
                 <svg data-testid="class-tree" viewBox={format!("0 0 {width} {height}")}
                     preserveAspectRatio="xMinYMid meet" role="img"
                     aria-label="block tree: our best chain on the top lane, forks below, tabs named at their tips">
-                    { for edges }{ for blocks }{ for labels }{ for reorgs }
+                    { edges }{ for blocks }{ for labels }{ for reorgs }
                 </svg>
                 if rows.is_empty() {
                     <p class="cv-empty">{ "No tab has said where it is yet." }</p>

@@ -23,14 +23,7 @@ pub fn BlockTreeView() -> Html {
     let y = |lane: usize| MARGIN_Y + lane as i64 * (STEP_Y + LABEL_ROOM);
     let width = x(drawing.max_height.max(drawing.min_height)) + MARGIN_X + 60;
     let height = y(drawing.lanes.saturating_sub(1)) + MARGIN_Y + LABEL_ROOM;
-    let edges = drawing.nodes.iter().filter_map(|node| {
-        let parent = &drawing.nodes[node.parent?];
-        Some(html! {
-            <line x1={x(parent.height).to_string()} y1={y(parent.lane).to_string()}
-                x2={x(node.height).to_string()} y2={y(node.lane).to_string()}
-                class={if node.on_best_chain { "edge best" } else { "edge side" }} />
-        })
-    });
+    let edges = tree_edges(drawing, x, y);
     let nodes = drawing.nodes.iter().map(|node| {
         let (cx, cy) = (x(node.height), y(node.lane));
         let class = classes!(
@@ -76,7 +69,7 @@ pub fn BlockTreeView() -> Html {
                 <svg class="tree" data-testid="block-tree" width={width.to_string()} height={height.to_string()}
                     viewBox={format!("0 0 {width} {height}")} role="img"
                     aria-label="the recent block tree with branches and peers">
-                    { for edges }{ for nodes }{ for reorgs }
+                    { edges }{ for nodes }{ for reorgs }
                 </svg>
             </div>
             <ul class="tree-tips" data-testid="tree-tips" aria-label="which tab is on which block">
@@ -111,4 +104,25 @@ pub fn BlockTreeView() -> Html {
             }
         </section>
     }
+}
+
+/// The lines from each drawn block to its drawn parent, placed by `x` (of a height) and `y` (of
+/// a lane): the page's tree and the projector's draw them alike, at their own scales.
+pub fn tree_edges(
+    drawing: &crate::tree_view::TreeDrawing,
+    x: impl Fn(u64) -> i64,
+    y: impl Fn(usize) -> i64,
+) -> Html {
+    drawing
+        .nodes
+        .iter()
+        .filter_map(|node| {
+            let parent = &drawing.nodes[node.parent?];
+            Some(html! {
+                <line x1={x(parent.height).to_string()} y1={y(parent.lane).to_string()}
+                    x2={x(node.height).to_string()} y2={y(node.lane).to_string()}
+                    class={if node.on_best_chain { "edge best" } else { "edge side" }} />
+            })
+        })
+        .collect()
 }
