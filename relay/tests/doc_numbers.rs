@@ -75,6 +75,11 @@ fn constants() -> BTreeMap<&'static str, f64> {
             shared::node::sync::HEADER_SOURCES_PER_TIP as f64,
         ),
         (
+            "SOURCE_STALL_MS",
+            shared::node::sync::SOURCE_STALL_MS as f64,
+        ),
+        ("MEMPOOL_SOURCES", shared::node::MEMPOOL_SOURCES as f64),
+        (
             "LINK_ABUSE_BACKOFF_MS",
             shared::node::LINK_ABUSE_BACKOFF_MS as f64,
         ),

@@ -203,21 +203,25 @@ fn over_direct_links_alone_blocks_still_reach_every_tab() {
     );
 }
 
-/// A late joiner in a room where every tab has the same chain asks a few of them for its headers,
-/// not all (issue 30: 2.1 MB through the relay per joiner at 60 peers and 125 blocks, growing with
-/// room size times chain length). It still syncs, and a staller among them costs only a retry.
+/// A late joiner in a room where every tab has the same chain downloads that chain about once
+/// (issue 30: 2.1 MB through the relay per joiner at 60 peers and 125 blocks, growing with room
+/// size times chain length): every header and every block comes to it once, from one peer at a
+/// time, in full requests, and it asks a few peers for their pools, not all of them.
 #[test]
-fn a_late_joiner_asks_few_peers_for_the_headers_they_all_share() {
+fn a_late_joiner_gets_each_header_and_block_once() {
     let nodes = 40;
+    let chain = 600; // more than one `headers` reply (500) and than the download window (256)
     let mut sim = room(nodes, 0, 23);
     sim.set_mining(0, true);
-    for _ in 0..30 {
+    for _ in 0..chain {
+        sim.now_ms += 10_000;
         sim.mine_one(0).expect("a job");
-        sim.run_for(500);
+        sim.run_for(200);
     }
     sim.run_for(5_000);
     let late = sim.add_node("late", false);
     sim.peers[late].record_sent = true;
+    sim.peers[late].record_received = true;
     let relay_bytes = sim.relay_bytes;
     sim.join(late);
     sim.run_for(20_000);
@@ -226,19 +230,73 @@ fn a_late_joiner_asks_few_peers_for_the_headers_they_all_share() {
         sim.peers[0].node().tree().tip_height(),
         "the late joiner synced"
     );
-    let asks = sim.peers[late]
+    let of_type = |log: &[String], kind: &str| -> Vec<serde_json::Value> {
+        log.iter()
+            .map(|text| serde_json::from_str::<serde_json::Value>(text).expect("json"))
+            .filter(|message| message["type"] == kind)
+            .collect()
+    };
+    let late_peer = &sim.peers[late];
+    let mut headers = std::collections::HashMap::<String, u32>::new();
+    for reply in of_type(&late_peer.received_log, "headers") {
+        for header in reply["headers"].as_array().expect("a list") {
+            *headers.entry(header["prev_hash"].to_string()).or_default() += 1;
+        }
+    }
+    let mut blocks = std::collections::HashMap::<String, u32>::new();
+    for reply in of_type(&late_peer.received_log, "blocks") {
+        for block in reply["blocks"].as_array().expect("a list") {
+            *blocks
+                .entry(block["header"]["prev_hash"].to_string())
+                .or_default() += 1;
+        }
+    }
+    for text in late_peer.sent_log.iter().take(12) {
+        eprintln!("SENT {}", &text[..text.len().min(100)]);
+    }
+    for text in late_peer
         .sent_log
         .iter()
-        .filter(|text| text.starts_with(r#"{"type":"get_headers""#))
-        .count();
+        .chain(late_peer.received_log.iter())
+    {
+        if text.contains("headers") || text.contains("error") {
+            eprintln!("DBG {}", &text[..text.len().min(150)]);
+        }
+    }
+    let header_asks = of_type(&late_peer.sent_log, "get_headers").len();
+    let block_asks = of_type(&late_peer.sent_log, "get_blocks");
+    let pool_asks = of_type(&late_peer.sent_log, "get_mempool").len();
+    let headers_received: u32 = headers.values().sum();
+    let blocks_received: u32 = blocks.values().sum();
     println!(
-        "late joiner in a room of {nodes}: {asks} header requests, {} relay bytes while it joined",
+        "late joiner in a room of {nodes}, chain of {chain}: {header_asks} header requests, \
+         {headers_received} headers for {} distinct, {} block requests, {blocks_received} blocks \
+         for {} distinct, {pool_asks} pool requests, {} relay bytes while it joined",
+        headers.len(),
+        block_asks.len(),
+        blocks.len(),
         sim.relay_bytes - relay_bytes
     );
-    // Two at first, and a few more as downloads finish (each a short reply); before, one per
-    // peer: 40 requests and 410,722 relay bytes here.
+    assert!(headers.len() >= chain, "it saw the whole chain's headers");
+    assert_eq!(
+        headers_received as usize,
+        headers.len(),
+        "each header came once"
+    );
+    assert_eq!(
+        blocks_received as usize,
+        blocks.len(),
+        "each block came once"
+    );
+    // Full requests of `MAX_BLOCKS_PER_REQUEST`, not one hash at a time as the window frees.
+    let full_requests = chain.div_ceil(shared::protocol::message::MAX_BLOCKS_PER_REQUEST);
     assert!(
-        asks <= 4 * shared::node::sync::HEADER_SOURCES_PER_TIP,
-        "{asks} header requests from a late joiner in a room of {nodes} with one chain"
+        block_asks.len() <= full_requests + 2,
+        "{} block requests for {chain} blocks (full ones would be {full_requests})",
+        block_asks.len()
+    );
+    assert!(
+        pool_asks <= shared::node::MEMPOOL_SOURCES,
+        "{pool_asks} pool requests in a room of {nodes}"
     );
 }

@@ -212,6 +212,9 @@ impl Node {
         self.advance_clock(now_ms);
         self.relay_connected = true;
         self.own_id = Some(me);
+        // Our hellos tell the room our tip: the quiet-time status (see `QUIET_STATUS_INTERVALS`)
+        // counts from now, or it would go out at once, ahead of the hellos.
+        self.last_announcement_ms = now_ms;
         self.update_links(now_ms);
     }
 

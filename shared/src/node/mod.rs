@@ -28,6 +28,12 @@ pub use links::{
     OFFERS_PER_MINUTE, OFFER_BURST,
 };
 pub use output::{MiningJob, NodeEvent, Output, SyncState, MAX_QUEUED_EVENTS, MAX_QUEUED_OUTPUTS};
+
+/// Peers whose pool a node asks for once it is in sync (see `ask_wanted_mempools`). Every pool
+/// in a room holds about the same payments (each is gossiped to everyone), so a few answers
+/// bring them all; a room of 256 would otherwise send 255 requests and 255 replies per joiner.
+/// Three, so one peer that answers with an empty pool hides nothing.
+pub const MEMPOOL_SOURCES: usize = 3;
 pub use peers::{
     Handshake, Hello, Offense, PeerInfo, BAN_SCORE, HELLOS_PER_SECOND, HELLO_BURST, MAX_PEERS,
     MISBEHAVIOR_DECAY_MS, NOTICE_INTERVAL_MS, PEER_REPLY_BYTES_PER_SECOND, PEER_REPLY_BYTE_BURST,
@@ -288,7 +294,7 @@ impl Node {
             .min();
         // While paused no request deadline runs (see `set_inbound_paused`).
         let sync = (!self.inbound_paused())
-            .then(|| self.sync.next_deadline())
+            .then(|| self.sync.next_deadline(self.now_ms))
             .flatten();
         [
             sync,
@@ -380,6 +386,11 @@ impl Node {
     pub(crate) fn add_peer(&mut self, peer: PeerId, link: LinkState, now_ms: u64) {
         if self.peers.len() >= MAX_PEERS {
             return;
+        }
+        if self.peers.is_empty() {
+            // Our first peer (a tab of this browser, a link with no relay): as on a welcome, the
+            // quiet-time status counts from our hello.
+            self.last_announcement_ms = now_ms;
         }
         let mut info = PeerInfo::new(peer.clone(), now_ms);
         info.link = link;
@@ -1370,16 +1381,20 @@ impl Node {
         });
     }
 
-    /// Asks the peers in `mempool_wanted` for their pools once we are in sync: only then can
-    /// their transactions be judged against the ledger they were made for.
+    /// Asks peers in `mempool_wanted` for their pools once we are in sync: only then can their
+    /// transactions be judged against the ledger they were made for. At most
+    /// [`MEMPOOL_SOURCES`] of them at once: their pools hold the same payments, and each peer
+    /// sends us its own pending ones when it first hears from us (`send_own_pending`).
     pub(crate) fn ask_wanted_mempools(&mut self) {
         if self.sync.state() != SyncState::Synced || self.mempool_wanted.is_empty() {
             return;
         }
-        for peer in std::mem::take(&mut self.mempool_wanted) {
-            if self.peers.get(&peer).is_some_and(PeerInfo::usable) {
-                self.send(&peer, &NodeMessage::GetMempool);
-            }
+        let wanted = std::mem::take(&mut self.mempool_wanted);
+        let usable = wanted
+            .into_iter()
+            .filter(|peer| self.peers.get(peer).is_some_and(PeerInfo::usable));
+        for peer in usable.take(MEMPOOL_SOURCES).collect::<Vec<_>>() {
+            self.send(&peer, &NodeMessage::GetMempool);
         }
     }
 

@@ -38,10 +38,17 @@ pub const MAX_BLOCKS_IN_FLIGHT: usize = 256;
 pub const MAX_BLOCKS_IN_FLIGHT_PER_PEER: usize = 2 * MAX_BLOCKS_PER_REQUEST;
 /// A request (headers or blocks) not answered within this time has stalled.
 pub const REQUEST_TIMEOUT_MS: u64 = 15_000;
-/// Peers asked for headers at once for one claimed tip. Two, so one staller among them delays
-/// nobody (the other answers meanwhile); more would only fetch the same headers again. Peers
-/// that claim other tips are asked for theirs as before.
-pub const HEADER_SOURCES_PER_TIP: usize = 2;
+/// Peers that download one claimed tip at once (its headers, then its blocks). One, so a late
+/// joiner in a room where everyone has the same chain gets each header and block once; another
+/// is asked only while every source of that tip has stalled (see [`SOURCE_STALL_MS`]), so a
+/// staller delays the download by that long, not by a request timeout. Peers that claim other
+/// tips are asked for theirs as before.
+pub const HEADER_SOURCES_PER_TIP: usize = 1;
+/// A source whose oldest unanswered request has waited this long with nothing delivered since
+/// no longer counts as downloading its tip: the next peer that claims the tip is asked too.
+/// Not an offence (it may only be slow: a phone, 500 headers through a relay); the request
+/// timeout judges it as before.
+pub const SOURCE_STALL_MS: u64 = 3_000;
 /// A block request older than this stalls the download window when other peers are meanwhile
 /// delivering, or wait for room in the window: its peer is distrusted at once and its blocks
 /// go to the others (Bitcoin Core's stall detection does the same at 2 s). 5 s leaves a slow
@@ -133,6 +140,19 @@ impl PeerSync {
     fn deadline(&self) -> Option<u64> {
         self.waiting_since().map(|sent| sent + REQUEST_TIMEOUT_MS)
     }
+    /// It has a download under way: headers asked or held, or blocks asked.
+    fn downloading(&self) -> bool {
+        self.headers_asked_ms.is_some() || !self.headers.is_empty() || !self.requests.is_empty()
+    }
+    /// When its download counts as stalled (see [`SOURCE_STALL_MS`]), if it is waiting.
+    fn stalls_at(&self) -> Option<u64> {
+        self.waiting_since()
+            .filter(|since| self.last_delivery_ms < *since || self.delivered == 0)
+            .map(|since| since + SOURCE_STALL_MS)
+    }
+    fn stalled(&self, now_ms: u64) -> bool {
+        self.stalls_at().is_some_and(|at| now_ms >= at)
+    }
     /// We lost one of its messages since its oldest unanswered request went out: the answer
     /// may be what we lost, so the wait is ours, not its.
     fn excused(&self) -> bool {
@@ -172,13 +192,15 @@ pub(crate) struct Sync {
 
 impl Sync {
     /// The next instant a sync deadline passes (a request times out or a paced request is due).
-    pub(crate) fn next_deadline(&self) -> Option<u64> {
+    pub(crate) fn next_deadline(&self, now_ms: u64) -> Option<u64> {
         self.peers
             .values()
             .flat_map(|peer| {
                 let backoff = (peer.trusted_again_ms > 0).then_some(peer.trusted_again_ms);
                 let busy = (peer.busy_until_ms > 0).then_some(peer.busy_until_ms);
-                [peer.deadline(), peer.headers_retry_ms, backoff, busy]
+                // A stall is a deadline only until it passes (it has no state of its own).
+                let stall = peer.stalls_at().filter(|at| *at > now_ms);
+                [peer.deadline(), peer.headers_retry_ms, backoff, busy, stall]
             })
             .flatten()
             .min()
@@ -327,11 +349,11 @@ impl Node {
     pub(crate) fn maybe_sync(&mut self, now_ms: u64) {
         let peers: Vec<PeerId> = self.peers.keys().cloned().collect();
         let mut target: Option<TipStatus> = None;
-        // Header downloads under way, by the tip their peer claims: a late joiner in a room
-        // where everyone has one chain fetches it from a few of them, not from each.
+        // Downloads under way and not stalled, by the tip their peer claims: a late joiner in
+        // a room where everyone has one chain fetches it from one of them, not from each.
         let mut sources: HashMap<Hash, usize> = HashMap::new();
         for (peer, state) in &self.sync.peers {
-            if state.headers_asked_ms.is_some() || !state.headers.is_empty() {
+            if state.downloading() && !state.stalled(now_ms) {
                 if let Some(tip) = self.peers.get(peer).and_then(|info| info.tip) {
                     *sources.entry(tip.hash).or_default() += 1;
                 }
@@ -616,32 +638,30 @@ impl Node {
         }
         let mut requests = Vec::new();
         let mut in_flight = state.blocks_in_flight();
-        let mut candidates = state.headers.iter().map(|(hash, _)| *hash).peekable();
-        while in_flight < MAX_BLOCKS_IN_FLIGHT_PER_PEER
-            && self.sync.in_flight.len() < MAX_BLOCKS_IN_FLIGHT
-            && candidates.peek().is_some()
-        {
-            let mut hashes = Vec::new();
-            for hash in candidates.by_ref() {
-                let wanted = !self.sync.in_flight.contains_key(&hash)
-                    && !arrived(&self.tree, &hash)
-                    && !self.tree.is_known_invalid(&hash);
-                if wanted {
-                    self.sync.in_flight.insert(hash, peer.clone());
-                    hashes.push(hash);
-                    if hashes.len() == MAX_BLOCKS_PER_REQUEST
-                        || in_flight + hashes.len() >= MAX_BLOCKS_IN_FLIGHT_PER_PEER
-                        || self.sync.in_flight.len() >= MAX_BLOCKS_IN_FLIGHT
-                    {
-                        break;
-                    }
-                }
-            }
-            if hashes.is_empty() {
+        let wanted: Vec<Hash> = state
+            .headers
+            .iter()
+            .map(|(hash, _)| *hash)
+            .filter(|hash| {
+                !self.sync.in_flight.contains_key(hash)
+                    && !arrived(&self.tree, hash)
+                    && !self.tree.is_known_invalid(hash)
+            })
+            .collect();
+        // Full requests only: a window that frees one block at a time (each block stays in
+        // flight until taken) would otherwise draw one request, and one reply, per block.
+        for chunk in wanted.chunks(MAX_BLOCKS_PER_REQUEST) {
+            let room = (MAX_BLOCKS_IN_FLIGHT_PER_PEER
+                - in_flight.min(MAX_BLOCKS_IN_FLIGHT_PER_PEER))
+            .min(MAX_BLOCKS_IN_FLIGHT.saturating_sub(self.sync.in_flight.len()));
+            if room < chunk.len() {
                 break;
             }
-            in_flight += hashes.len();
-            requests.push(hashes);
+            for hash in chunk {
+                self.sync.in_flight.insert(*hash, peer.clone());
+            }
+            in_flight += chunk.len();
+            requests.push(chunk.to_vec());
         }
         let state = self.sync.peers.get_mut(peer).expect("looked up above");
         let all_there = state.requests.is_empty() && requests.is_empty() && {

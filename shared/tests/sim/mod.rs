@@ -69,6 +69,9 @@ pub struct SimPeer {
     /// Every message this peer put on the wire (relay or direct), when `record_sent` is set.
     pub record_sent: bool,
     pub sent_log: Vec<String>,
+    /// Every message delivered to this peer, when `record_received` is set.
+    pub record_received: bool,
+    pub received_log: Vec<String>,
     /// Its driver cannot keep up (storage far behind): every peer message arriving meanwhile
     /// is one the driver could not take. See [`Sim::set_driver_stalled`].
     pub driver_stalled: bool,
@@ -270,6 +273,8 @@ impl Sim {
             ticks: 0,
             record_sent: false,
             sent_log: Vec::new(),
+            record_received: false,
+            received_log: Vec::new(),
             driver_stalled: false,
             shed_rate: 0.0,
             driver_dropped: 0,
@@ -748,6 +753,9 @@ impl Sim {
                 let receiver = &mut self.peers[to];
                 receiver.messages_in += 1;
                 receiver.bytes_in += text.len() as u64;
+                if receiver.record_received {
+                    receiver.received_log.push(text.clone());
+                }
                 receiver.largest_message = receiver.largest_message.max(text.len());
                 let shed_rate = receiver.shed_rate;
                 let shed = shed_rate > 0.0 && self.rng.chance(shed_rate);
