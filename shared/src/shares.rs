@@ -1,5 +1,7 @@
 //! Who mined the room's recent blocks: each miner's share of the last blocks of our best chain,
-//! so a class sees hash power as a share of blocks ("you 62 %, bob 30 %, tab-0c49 8 %").
+//! so a class sees hash power as a share of blocks ("you 62 %, bob 30 %, tab-0c49 8 %"), and
+//! each miner's share of the blocks since a given height (the majority lesson counts those since
+//! a tab's hash-power dial moved, so the dial's effect is not drowned in older blocks).
 
 use crate::chain::BlockTree;
 use crate::keys::Address;
@@ -9,6 +11,12 @@ use std::collections::HashMap;
 /// Blocks counted: enough that one lucky block moves a share by 2 %, few enough that a change
 /// of hash power shows within a minute or two on the classroom network.
 pub const SHARE_WINDOW: u64 = 50;
+
+/// Blocks a count since a height reads at most (the newest of them). The majority lesson counts
+/// the blocks since its dial moved on every render while its card is open; the step it serves
+/// takes a minute or two (tens of blocks), and the newest thousand show the same majority as
+/// all of them would, at a bounded cost however long a card stays open.
+pub const SINCE_MAX_BLOCKS: u64 = 1_000;
 
 /// One miner among the last blocks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,21 +52,51 @@ impl BlockShares {
 /// The miners of the last `window` blocks of `tree`'s best chain (genesis is nobody's).
 pub fn block_shares(tree: &BlockTree, names: &Names, us: &Address, window: u64) -> BlockShares {
     let tip = tree.tip_height();
-    let from = tip.saturating_sub(window.saturating_sub(1)).max(1);
-    if tip == 0 || window == 0 {
+    if window == 0 {
         return BlockShares::default();
     }
-    let miners: Vec<Address> = tree
-        .active_blocks(from, (tip - from + 1) as usize)
-        .iter()
-        .map(|block| block.coinbase.to)
-        .collect();
-    shares_of(&miners, |address| {
+    let from = tip.saturating_sub(window - 1);
+    shares_of(&miners_between(tree, from, tip), |address| {
         (
             names.name(address).unwrap_or_else(|| address.short()),
             address == us,
         )
     })
+}
+
+/// The miners of our best chain's blocks above `since_height` up to height `top` (the height the
+/// screen shows; the tip, if that is lower), at most the newest [`SINCE_MAX_BLOCKS`] of them, so
+/// only those blocks are read. Each is labelled as running text names it: "you" for us, others
+/// by their cleaned name beside their short address ("bob (3f2a9c1e)"), or the address alone.
+pub fn block_shares_since(
+    tree: &BlockTree,
+    names: &Names,
+    us: &Address,
+    since_height: u64,
+    top: u64,
+) -> BlockShares {
+    let top = top.min(tree.tip_height());
+    let from = (since_height + 1).max(top.saturating_sub(SINCE_MAX_BLOCKS - 1));
+    shares_of(&miners_between(tree, from, top), |address| {
+        if address == us {
+            ("you".into(), true)
+        } else {
+            (names.label(address), false)
+        }
+    })
+}
+
+/// Who mined each block of our best chain from height `from` to `to` (both included), oldest
+/// first; genesis is nobody's.
+fn miners_between(tree: &BlockTree, from: u64, to: u64) -> Vec<Address> {
+    let from = from.max(1);
+    if to < from {
+        return Vec::new();
+    }
+    tree.active_blocks(from, (to - from + 1) as usize)
+        .iter()
+        .map(|block| block.coinbase.to)
+        .collect()
 }
 
 /// Groups `miners` (one entry per block, oldest first) and gives each a whole percent by the largest

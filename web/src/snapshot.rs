@@ -290,6 +290,19 @@ pub fn chain_rows(
     view::chain_rows(node, &names, live_skip, count)
 }
 
+/// Who mined the best chain's blocks above `since_height`, up to height `top` (the snapshot's,
+/// as for [`chain_rows`]), named as running text names them; see
+/// [`shared::shares::block_shares_since`]. `remembered` are the peers that went away.
+pub fn shares_since(
+    node: &Node,
+    remembered: &[view::PeerView],
+    top: u64,
+    since_height: u64,
+) -> shared::shares::BlockShares {
+    let names = Names::new(node, &crate::address_book::current()).with_remembered(remembered);
+    shared::shares::block_shares_since(node.tree(), &names, &node.address(), since_height, top)
+}
+
 /// The block detail view.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BlockDetail {
@@ -364,6 +377,83 @@ mod tests {
             .collect();
         assert_eq!(behind, vec![12, 11, 10]);
         assert_eq!(rows[0].miner_name.as_deref(), Some("ours (you)"));
+    }
+
+    /// The count since a height reads only the blocks above it, up to the height on screen,
+    /// and names the others' tabs beside their short address.
+    #[test]
+    fn shares_since_count_only_the_blocks_above_the_height() {
+        let mut teacher = TestNode::new("teacher", 1);
+        let mut student = TestNode::new("student", 2);
+        let early = student.mine_blocks(4);
+        teacher.receive(&early);
+        teacher.clock_ms = student.clock_ms;
+        let later = teacher.mine_blocks(3);
+        student.receive(&later);
+        student.clock_ms = teacher.clock_ms;
+        let last = student.mine_blocks(1);
+        teacher.receive(&last);
+        // Heights 1-4 the student's, 5-7 the teacher's, 8 the student's. The student remembers
+        // the teacher's tab by the name it said.
+        let teacher_tab = view::PeerView {
+            id: PeerId::from_bytes([1; 16]),
+            name: Some("teacher".into()),
+            address: Some(teacher.node.address()),
+            state: view::PeerState::Ready,
+            refusal: None,
+            other_network: None,
+            tip: None,
+            misbehavior: 0,
+            muted: false,
+            banned: false,
+            last_offense: None,
+        };
+        let rows = |shares: shared::shares::BlockShares| -> Vec<(String, u64, u64, bool)> {
+            shares
+                .miners
+                .iter()
+                .map(|share| {
+                    (
+                        share.label.clone(),
+                        share.blocks,
+                        share.percent,
+                        share.is_us,
+                    )
+                })
+                .collect()
+        };
+        let shares = shares_since(&student.node, &[teacher_tab], 8, 4);
+        assert_eq!(shares.counted, 4);
+        let short = teacher.node.address().short();
+        assert_eq!(
+            rows(shares),
+            vec![
+                (format!("teacher ({short})"), 3, 75, false),
+                ("you".into(), 1, 25, true)
+            ]
+        );
+        // A tab we know no name of is its short address.
+        assert_eq!(rows(shares_since(&student.node, &[], 8, 4))[0].0, short);
+        // The height on screen caps the count; nothing above the height, nothing counted.
+        assert_eq!(shares_since(&student.node, &[], 6, 4).counted, 2);
+        assert_eq!(shares_since(&student.node, &[], 8, 8).counted, 0);
+        assert_eq!(shares_since(&student.node, &[], 8, 20).counted, 0);
+        assert_eq!(
+            shares_since(&student.node, &[], 50, 0).counted,
+            8,
+            "up to the tip"
+        );
+    }
+
+    /// However long ago the height, only the newest `SINCE_MAX_BLOCKS` blocks are read.
+    #[test]
+    fn shares_since_read_a_bounded_number_of_blocks() {
+        let mut node = TestNode::new("ours", 1);
+        let max = shared::shares::SINCE_MAX_BLOCKS;
+        node.mine_blocks(max as usize + 5);
+        let shares = shares_since(&node.node, &[], max + 5, 0);
+        assert_eq!(shares.counted, max);
+        assert_eq!(shares_since(&node.node, &[], max + 5, 10).counted, max - 5);
     }
 
     /// The rules the detail lists are `check_block`'s, the future-time rule included (the

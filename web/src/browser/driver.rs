@@ -28,7 +28,9 @@ use crate::connection::ConnectionState;
 use crate::identity::{clean_name, StoredIdentity};
 use crate::log::{block_run, describe_event, incoming_line, LogEntry, LogKind};
 use crate::mining::THROTTLE_STEPS;
-use crate::snapshot::{block_detail, chain_rows, BlockDetail, ChainRow, NodeSnapshot};
+use crate::snapshot::{
+    block_detail, chain_rows, shares_since, BlockDetail, ChainRow, NodeSnapshot,
+};
 use crate::state::{LogAction, LogState, NodeAction, NodeState, Session};
 use crate::tamper::Sandbox;
 use crate::tree_view::{ReorgRecord, MAX_REORG_RECORDS};
@@ -39,6 +41,7 @@ use shared::export::{ChainFileHeader, ImportError, ImportReport};
 use shared::node::ChainImport;
 use shared::node::{Node, NodeConfig, NodeEvent, OfferAnswer, Output, Route, SendError};
 use shared::protocol::{ClientFrame, PeerId, RelayFrame, Signal};
+use shared::shares::BlockShares;
 use shared::view::{Names, PeerMemory};
 use shared::{Address, Hash};
 use std::cell::{Cell, RefCell};
@@ -1436,6 +1439,15 @@ impl Driver {
         match self.node.try_borrow() {
             Ok(node) => chain_rows(&node, &self.peer_memory.borrow().views(), top, skip, count),
             Err(_) => Vec::new(),
+        }
+    }
+
+    /// Who mined the blocks above `since_height` up to height `top` (the snapshot's), see
+    /// [`shares_since`]; nothing while the node is busy.
+    pub fn shares_since(&self, top: u64, since_height: u64) -> BlockShares {
+        match self.node.try_borrow() {
+            Ok(node) => shares_since(&node, &self.peer_memory.borrow().views(), top, since_height),
+            Err(_) => BlockShares::default(),
         }
     }
 
