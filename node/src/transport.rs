@@ -195,11 +195,9 @@ pub fn deliver(node: &mut Node, event: LinkEvent, now_ms: u64) -> bool {
     false
 }
 
-/// Tells the node about the peers that were in the room when we arrived.
+/// Tells the node it is in the room, and about the peers that were there when we arrived.
 pub fn deliver_welcome(node: &mut Node, info: &LinkInfo, now_ms: u64) {
-    for peer in &info.peers {
-        node.handle_peer_joined(peer.clone(), now_ms);
-    }
+    node.handle_welcome(info.peer_id.clone(), info.peers.clone(), now_ms);
 }
 
 /// Checks that `url` names a WebSocket endpoint; returns it trimmed.

@@ -215,6 +215,54 @@ fn a_join_flood_cannot_make_us_send_faster_than_our_hello_budget() {
     );
 }
 
+/// Joining a full room (issue 30): the welcome lists 255 peers. Greeting them one by one, at
+/// the hello pace, left most of them hearing our status and requests before our hello (each
+/// then asked for it again): a class of 256 joining at once took 70 s to know each other.
+/// One broadcast hello reaches them all, first.
+#[test]
+fn a_welcome_to_a_full_room_is_answered_with_one_broadcast_hello_before_anything_else() {
+    use shared::node::HELLO_BURST;
+    let params = NetworkParams::test();
+    let mut node = Node::new(NodeConfig {
+        params: params.clone(),
+        name: "joiner".into(),
+        keypair: Keypair::from_seed([43; 32]),
+        max_direct_links: 0,
+    });
+    let now = params.genesis_timestamp_ms + 60_000;
+    let peers: Vec<PeerId> = (0..255u8)
+        .map(|i| PeerId::from_bytes([i, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3]))
+        .collect();
+    assert!(peers.len() > HELLO_BURST as usize);
+    node.handle_welcome(PeerId::from_bytes([0xaa; 16]), peers.clone(), now);
+    let mut frames = Vec::new();
+    for at in [now, now + 1_000, now + 10_000] {
+        node.handle_tick(at);
+        frames.extend(std::iter::from_fn(|| node.poll_output()).filter_map(
+            |output| match output {
+                Output::Send { to, payload, .. } => Some((Some(to), payload)),
+                Output::Broadcast { payload } => Some((None, payload)),
+                _ => None,
+            },
+        ));
+    }
+    let (to, first) = frames.first().expect("something went out");
+    assert!(
+        to.is_none() && first.starts_with(r#"{"type":"hello""#),
+        "the first frame is a broadcast hello, not {first:.60} to {to:?}"
+    );
+    let hellos = frames
+        .iter()
+        .filter(|(_, payload)| payload.starts_with(r#"{"type":"hello""#))
+        .count();
+    assert_eq!(hellos, 1, "one hello for the whole room: {frames:?}");
+    assert_eq!(
+        node.peers().count(),
+        peers.len(),
+        "every peer is in the table"
+    );
+}
+
 #[test]
 fn a_joiner_that_says_hello_gets_ours_at_once_even_when_the_budget_is_spent() {
     use shared::node::HELLO_BURST;

@@ -102,9 +102,12 @@ enum Action {
         direct: bool,
     },
     /// Signaling for a link `from` asked for is done: the other side answers or refuses.
+    /// `attempt`: the pair's attempt it belongs to; a later open or close of the pair makes it
+    /// stale (a closed peer connection never completes).
     LinkAnswer {
         from: usize,
         to: usize,
+        attempt: u64,
     },
     /// `to` notices that its link to `from` is gone.
     LinkDown {
@@ -170,6 +173,8 @@ pub struct Sim {
     sequence: u64,
     /// When the last message on each link arrives, to keep links first-in first-out.
     link_clock: HashMap<(usize, usize, bool), u64>,
+    /// The current link attempt of each pair (lower index first), see `Action::LinkAnswer`.
+    link_attempts: HashMap<(usize, usize), u64>,
     pub transactions_sent: u64,
     pub seed: u64,
     /// Whether the relay process runs.
@@ -199,6 +204,7 @@ impl Sim {
             queue: BinaryHeap::new(),
             sequence: 0,
             link_clock: HashMap::new(),
+            link_attempts: HashMap::new(),
             transactions_sent: 0,
             seed,
             relay_up: true,
@@ -290,8 +296,11 @@ impl Sim {
 
     fn schedule(&mut self, delay_ms: u64, action: Action) {
         self.sequence += 1;
-        self.queue
-            .push(Reverse((self.now_ms + delay_ms, self.sequence, action)));
+        self.queue.push(Reverse((
+            self.now_ms.saturating_add(delay_ms),
+            self.sequence,
+            action,
+        )));
     }
 
     pub fn join(&mut self, peer: usize) {
@@ -468,7 +477,8 @@ impl Sim {
         self.relay_up = true;
         for index in 0..self.peers.len() {
             if self.peers[index].online {
-                self.welcome(index);
+                let present = self.present(index);
+                self.welcome(index, present);
             }
         }
         for a in 0..self.peers.len() {
@@ -480,13 +490,22 @@ impl Sim {
         }
     }
 
-    fn welcome(&mut self, index: usize) {
+    /// The relay's welcome to `index`: the peers it can hear that are already in the room.
+    fn welcome(&mut self, index: usize, present: Vec<PeerId>) {
         let id = self.peers[index].id.clone();
         let now = self.now_ms;
         if let Member::Honest(node) = &mut self.peers[index].member {
-            node.handle_relay_connected(id, now);
+            node.handle_welcome(id, present, now);
         }
         self.drain(index);
+    }
+
+    /// The peers `index` can hear, as a relay lists them in its welcome.
+    fn present(&self, index: usize) -> Vec<PeerId> {
+        (0..self.peers.len())
+            .filter(|other| self.can_hear(index, *other))
+            .map(|other| self.peers[other].id.clone())
+            .collect()
     }
 
     /// The direct link between `a` and `b` dies without a word (a crashed tab, a lost route):
@@ -577,11 +596,15 @@ impl Sim {
                                 .copied()
                                 .unwrap_or(0);
                             let at = (self.now_ms + LINK_SETUP_MS).max(relayed + 1);
+                            let attempt = self.link_attempts.entry(pair).or_default();
+                            *attempt += 1;
+                            let attempt = *attempt;
                             self.schedule(
                                 at - self.now_ms,
                                 Action::LinkAnswer {
                                     from: index,
                                     to: target,
+                                    attempt,
                                 },
                             );
                         }
@@ -589,6 +612,11 @@ impl Sim {
                 }
                 Output::CloseLink { peer } => {
                     if let Some(target) = self.index_of(&peer) {
+                        // An attempt still signaling is abandoned with it.
+                        *self
+                            .link_attempts
+                            .entry((index.min(target), index.max(target)))
+                            .or_default() += 1;
                         if self.links.remove(&(index.min(target), index.max(target))) {
                             // The data channel's close reaches the other side.
                             self.schedule(
@@ -653,7 +681,8 @@ impl Sim {
                 }
                 self.peers[peer].online = true;
                 if self.relay_up {
-                    self.welcome(peer);
+                    let present = self.present(peer);
+                    self.welcome(peer, present);
                 }
                 for other in 0..self.peers.len() {
                     if self.can_hear(peer, other) {
@@ -699,7 +728,10 @@ impl Sim {
                 }
                 self.drain(peer);
             }
-            Action::LinkAnswer { from, to } => {
+            Action::LinkAnswer { from, to, attempt } => {
+                if self.link_attempts.get(&(from.min(to), from.max(to))) != Some(&attempt) {
+                    return; // closed or replaced while signaling
+                }
                 let from_id = self.peers[from].id.clone();
                 let accepted = self.peers[from].online
                     && self.peers[to].online

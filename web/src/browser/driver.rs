@@ -983,12 +983,7 @@ impl Driver {
                     if let Some(links) = self.links.borrow().as_ref() {
                         links.set_ice_servers(&ice_servers);
                     }
-                    self.drive(|node, now| {
-                        node.handle_relay_connected(peer_id, now);
-                        for peer in peers {
-                            node.handle_peer_joined(peer, now);
-                        }
-                    })
+                    self.drive(|node, now| node.handle_welcome(peer_id, peers, now))
                 }
                 RelayFrame::PeerJoined { peer_id } => {
                     self.drive(|node, now| node.handle_peer_joined(peer_id, now))
