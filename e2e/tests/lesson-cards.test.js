@@ -4,13 +4,11 @@
 // 390 and 1280 px go to e2e/screenshots (docs/web.md shows copies).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attr, height, launch, openNode, screenshotOf, setMining, text, tipHash, uniqueRoom, waitFor } from './lib.js';
+import {
+  attr, height, launch, lessonTicked as ticked, openNode, screenshotOf, setMining, text, tipHash, uniqueRoom, waitFor,
+} from './lib.js';
 
 const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 1 };
-
-async function ticked(page) {
-  return parseInt((await attr(page, 'lesson', 'data-ticked')) ?? '-1', 10);
-}
 
 async function work(page) {
   return BigInt(`0x${(await attr(page, 'tip-hash', 'data-work')) || '0'}`);

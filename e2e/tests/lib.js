@@ -1,6 +1,7 @@
 // Shared helpers of the browser suite: launch Debian's Chromium, open tabs as nodes, read what
 // the page shows through its data-testid attributes, and wait for conditions with a deadline.
 import { chromium } from 'playwright-core';
+import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,6 +114,24 @@ export async function sameTip(pages, what) {
     return tips[0] !== '' && tips.every((tip) => tip === tips[0]);
   }, what, 90_000);
   return tipHash(pages[0]);
+}
+
+/** How many steps the `?lesson=` card has ticked (-1 while there is no card). */
+export async function lessonTicked(page) {
+  return parseInt((await attr(page, 'lesson', 'data-ticked')) ?? '-1', 10);
+}
+
+/** Waits until `page`'s lesson card has ticked exactly `count` steps; `who` names the tab in the failure. */
+export async function lessonTicks(page, count, who, timeoutMs = 10_000) {
+  await waitFor(page, async () => (await lessonTicked(page)) === count,
+    `the ${who}'s card at ${count} ticked steps (it has ${await lessonTicked(page)})`, timeoutMs);
+}
+
+/** Waits until `page`'s lesson card ticks every step and says "Every step done". */
+export async function lessonFinished(page, who, timeoutMs = 10_000) {
+  const steps = await page.getByTestId('lesson-step').count();
+  await lessonTicks(page, steps, who, timeoutMs);
+  assert.equal(await page.getByTestId('lesson-finished').count(), 1, `the ${who}'s card says every step is done`);
 }
 
 export async function setMining(page, on) {

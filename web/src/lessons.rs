@@ -3,9 +3,14 @@
 //! from the snapshot on every render. Steps tick in order and stay ticked ([`LessonProgress`]);
 //! a step's predicate sees the facts of now and of the moment the step before it ticked, so
 //! "mine a block" means a new block of ours, not one from before.
+//!
+//! A lesson can also count who mined the blocks since one of its steps ticked
+//! ([`SharesSince`]): the majority card shows each miner's share of the blocks mined since the
+//! tab's dial moved, and ticks its majority step on that count.
 
 use crate::snapshot::NodeSnapshot;
 use shared::node::OwnTxState;
+use shared::shares::{BlockShares, MinerShare};
 use shared::view::IncomingState;
 
 /// What the node sees, in the terms the lessons use.
@@ -19,9 +24,11 @@ pub struct LessonFacts {
     pub our_share: u64,
     /// Miners among the last blocks.
     pub recent_miners: usize,
-    /// The largest share of the last blocks any one miner has (ours or another tab's), in
-    /// percent: a student's card sees the teacher's majority by it.
-    pub top_share: u64,
+    /// Blocks of our best chain mined since the lesson's [`SharesSince`] step ticked, and the
+    /// largest share of them one miner has (ours or another tab's), in percent: a student's
+    /// card sees the teacher's majority by it. Zero until that step ticks.
+    pub blocks_since_mark: u64,
+    pub top_share_since_mark: u64,
     pub balance: u64,
     /// Peers we are connected to, and those among them we muted.
     pub peers: usize,
@@ -45,7 +52,7 @@ pub struct LessonFacts {
     pub private_ahead: bool,
     /// Payments of ours paid back to ourselves on the private branch.
     pub double_spends: usize,
-    /// We released a private branch (since private mining last started).
+    /// We released a private branch (since private mining last started; false while it is on).
     pub private_released: bool,
     /// A payment of ours, or one to us, was reversed (replaced on the best chain by a
     /// conflicting one).
@@ -73,13 +80,8 @@ impl LessonFacts {
             our_recent_blocks: ours.map_or(0, |share| share.blocks),
             our_share: ours.map_or(0, |share| share.percent),
             recent_miners: snapshot.shares.miners.len(),
-            top_share: snapshot
-                .shares
-                .miners
-                .iter()
-                .map(|share| share.percent)
-                .max()
-                .unwrap_or(0),
+            blocks_since_mark: 0,
+            top_share_since_mark: 0,
             balance: snapshot.balance,
             peers: snapshot.peers.len(),
             muted_peers: snapshot.peers.iter().filter(|peer| peer.muted).count(),
@@ -112,6 +114,21 @@ impl LessonFacts {
                     .any(|rx| matches!(rx.state, IncomingState::Reversed { .. })),
         }
     }
+
+    /// These facts with the count of who mined the blocks since the lesson's mark
+    /// ([`Lesson::since_height`], counted by [`shared::shares::block_shares_since`]).
+    pub fn with_shares_since(self, shares: &BlockShares) -> LessonFacts {
+        LessonFacts {
+            blocks_since_mark: shares.counted,
+            top_share_since_mark: shares
+                .miners
+                .iter()
+                .map(|share| share.percent)
+                .max()
+                .unwrap_or(0),
+            ..self
+        }
+    }
 }
 
 /// `done(now, at_start)`: `at_start` are the facts when the step before ticked (or when the
@@ -130,11 +147,71 @@ pub struct Lesson {
     pub title: &'static str,
     pub goal: &'static str,
     pub steps: &'static [Step],
+    pub shares_since: Option<SharesSince>,
 }
+
+/// A count of who mined the blocks since a step ticked, shown under a later step: what the
+/// step did, in blocks ("Since your dial moved (at block 14): …").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharesSince {
+    /// The step whose tick starts the count: the blocks above our height then are counted.
+    pub after_step: usize,
+    /// The step under which the card shows the count.
+    pub shown_in_step: usize,
+    /// What happened at that step, from the reader's side: "Since your dial moved".
+    pub heading: &'static str,
+}
+
+impl Lesson {
+    /// The height above which the lesson counts who mined the blocks, once its
+    /// [`SharesSince`] step has ticked.
+    pub fn since_height(&self, progress: &LessonProgress) -> Option<u64> {
+        progress.height_when_ticked(self.shares_since?.after_step)
+    }
+}
+
+/// Blocks the majority step needs since the dial moved before a share above 50 % counts: a
+/// handful, so two lucky blocks of a slow tab right after the dial moved do not decide it.
+pub const MAJORITY_MIN_BLOCKS: u64 = 6;
 
 /// A new block of ours on top of our chain since the step began.
 fn mined_a_block(now: &LessonFacts, start: &LessonFacts) -> bool {
     now.our_tip && now.height > start.height
+}
+
+/// We released a private branch since the step began (not one released before the card).
+fn released(now: &LessonFacts, start: &LessonFacts) -> bool {
+    now.private_released && !start.private_released
+}
+
+/// One miner of a [`SharesSince`] count in running text: "tab-ab12 (ab12cd34) 9 of 12 blocks
+/// (75 %)" for the first, "you 3 (25 %)" after it; a percent sign never wraps apart from its
+/// number (a no-break space).
+pub fn share_phrase(share: &MinerShare, counted: u64, first: bool) -> String {
+    if first {
+        format!(
+            "{} {} of {} ({}\u{a0}%)",
+            share.label,
+            share.blocks,
+            shared::view::plural(counted, "block", "blocks"),
+            share.percent
+        )
+    } else {
+        format!(
+            "{} {} ({}\u{a0}%)",
+            share.label, share.blocks, share.percent
+        )
+    }
+}
+
+/// The miners a [`SharesSince`] line does not name, in one phrase: "3 other tabs 4 (8 %)".
+pub fn others_phrase(rest: &[MinerShare]) -> String {
+    format!(
+        "{} {} ({}\u{a0}%)",
+        shared::view::plural(rest.len() as u64, "other tab", "other tabs"),
+        rest.iter().map(|share| share.blocks).sum::<u64>(),
+        rest.iter().map(|share| share.percent).sum::<u64>()
+    )
 }
 
 pub const LESSONS: &[Lesson] = &[
@@ -164,6 +241,7 @@ pub const LESSONS: &[Lesson] = &[
                 done: |now, start| now.reorgs_seen > start.reorgs_seen,
             },
         ],
+        shares_since: None,
     },
     Lesson {
         id: "tamper",
@@ -188,6 +266,7 @@ pub const LESSONS: &[Lesson] = &[
                 },
             },
         ],
+        shares_since: None,
     },
     Lesson {
         id: "majority",
@@ -195,12 +274,12 @@ pub const LESSONS: &[Lesson] = &[
         goal: "See that the share of blocks a tab mines follows its share of the room's hash power (how many guesses a second it makes). The teacher's tab takes the majority; every other tab watches it rewrite history.",
         steps: &[
             Step {
-                do_this: "Every tab: set Hash power to 50 % and press Start mining.",
-                watch_for: "The Share of recent blocks list fills up with several names, each with a similar share.",
+                do_this: "Every tab: set Hash power to 50\u{a0}% and press Start mining.",
+                watch_for: "The share list in the Hash power panel fills up with several names, each with a similar share.",
                 done: |now, _| now.mining && now.throttle == 50 && now.recent_miners >= 2,
             },
             Step {
-                do_this: "Teacher's tab: set Hash power to 100 %. Every other tab: set it to 10 %.",
+                do_this: "Teacher's tab: set Hash power to 100\u{a0}%. Every other tab: set it to 10\u{a0}%.",
                 watch_for: "The hash rate of the slowed tabs drops to about a tenth; the teacher's doubles.",
                 // Each role ticks on its own move of the dial, not on a value it started with.
                 done: |now, before| {
@@ -209,8 +288,12 @@ pub const LESSONS: &[Lesson] = &[
             },
             Step {
                 do_this: "Keep mining for a minute or two.",
-                watch_for: "The teacher's share of the last 50 blocks climbs above 50 %: with most of the hash power, one tab writes most of the history.",
-                done: |now, _| now.top_share > 50,
+                watch_for: "The line below counts who mined the blocks since your dial moved: the teacher's tab gets more than half of them. With most of the hash power, one tab writes most of the history.",
+                // Counted from this tab's own dial move, so the blocks from before it (about
+                // even at 50 %) do not hide the dial's effect.
+                done: |now, _| {
+                    now.blocks_since_mark >= MAJORITY_MIN_BLOCKS && now.top_share_since_mark > 50
+                },
             },
             Step {
                 do_this: "Teacher's tab: press Mine privately in the Mining panel (your new blocks stay secret until you release them). Every other tab: keep mining.",
@@ -225,9 +308,14 @@ pub const LESSONS: &[Lesson] = &[
             Step {
                 do_this: "Teacher's tab: when the Mining panel says your branch has more work than the public chain, press Release my private branch. Every other tab: watch the Block tree.",
                 watch_for: "Every other tab drops its newest blocks and follows the teacher's: the majority can rewrite recent history.",
-                done: |now, before| now.private_released || now.reorgs_seen > before.reorgs_seen,
+                done: |now, before| released(now, before) || now.reorgs_seen > before.reorgs_seen,
             },
         ],
+        shares_since: Some(SharesSince {
+            after_step: 1,
+            shown_in_step: 2,
+            heading: "Since your dial moved",
+        }),
     },
     Lesson {
         id: "double-spend",
@@ -265,6 +353,7 @@ pub const LESSONS: &[Lesson] = &[
                 done: |now, _| now.payment_reversed,
             },
         ],
+        shares_since: None,
     },
 ];
 
@@ -279,6 +368,8 @@ pub struct LessonProgress {
     pub ticked: usize,
     /// The facts when the last step ticked (or when the card opened).
     pub start: Option<LessonFacts>,
+    /// Our height when each ticked step ticked, in step order.
+    pub heights: Vec<u64>,
 }
 
 impl LessonProgress {
@@ -292,9 +383,15 @@ impl LessonProgress {
                 break;
             }
             self.ticked += 1;
+            self.heights.push(facts.height);
             *start = facts.clone();
         }
         self.ticked != before
+    }
+
+    /// Our height when step `index` ticked; `None` while it has not.
+    pub fn height_when_ticked(&self, index: usize) -> Option<u64> {
+        self.heights.get(index).copied()
     }
 
     pub fn finished(&self, lesson: &Lesson) -> bool {
@@ -461,40 +558,31 @@ mod tests {
         );
     }
 
+    /// The majority card's facts since the dial moved: `blocks` counted, the largest share.
+    fn since_dial(facts: &LessonFacts, blocks: u64, top_share: u64) -> LessonFacts {
+        LessonFacts {
+            blocks_since_mark: blocks,
+            top_share_since_mark: top_share,
+            ..facts.clone()
+        }
+    }
+
     #[test]
-    fn majority_and_double_spend_wait_for_their_facts() {
-        // The teacher: at 50 % with another miner, then the dial to 100 %, then the majority,
-        // private mining and the release.
+    fn majority_ticks_for_the_teacher_and_for_a_student() {
+        // The teacher: at 50 % with other miners, then the dial to 100 %, then the majority of
+        // the blocks since the dial moved, private mining and the release.
         let mining = LessonFacts {
             mining: true,
             recent_miners: 3,
             throttle: 50,
             our_share: 30,
-            top_share: 40,
             ..facts()
         };
         let teacher_dial = LessonFacts {
             throttle: 100,
             ..mining.clone()
         };
-        let majority = LessonFacts {
-            our_share: 62,
-            top_share: 62,
-            ..teacher_dial.clone()
-        };
-        assert_eq!(
-            walk(
-                "majority",
-                &[
-                    facts(),
-                    mining.clone(),
-                    teacher_dial.clone(),
-                    majority.clone()
-                ]
-            ),
-            vec![0, 1, 2, 3],
-            "the dial's step waits for the dial to move (it once ticked with the first step)"
-        );
+        let majority = since_dial(&teacher_dial, 8, 75);
         let private = LessonFacts {
             private_mining: true,
             ..majority.clone()
@@ -507,19 +595,20 @@ mod tests {
             walk(
                 "majority",
                 &[
+                    facts(),
                     mining.clone(),
                     teacher_dial.clone(),
                     majority.clone(),
-                    private.clone(),
+                    private,
                     released
                 ]
-            )[4],
-            5,
-            "the attack branch's facts finish it"
+            ),
+            vec![0, 1, 2, 3, 4, 5],
+            "the dial's step waits for the dial to move (it once ticked with the first step)"
         );
 
-        // A student: the dial down to 10 %, the teacher's majority, its own block on the tip
-        // once the teacher's stop coming, then the reorg of the release.
+        // A student: the dial down to 10 %, the teacher's majority of the blocks since, its own
+        // block on the tip once the teacher's stop coming, then the reorg of the release.
         let student_dial = LessonFacts {
             throttle: 10,
             ..mining.clone()
@@ -527,8 +616,7 @@ mod tests {
         let teacher_leads = LessonFacts {
             our_share: 8,
             our_recent_blocks: 4,
-            top_share: 70,
-            ..student_dial.clone()
+            ..since_dial(&student_dial, 7, 86)
         };
         let own_tip = LessonFacts {
             our_tip: true,
@@ -548,12 +636,31 @@ mod tests {
                     student_dial.clone(),
                     teacher_leads.clone(),
                     teacher_leads.clone(),
-                    own_tip,
+                    own_tip.clone(),
                     followed
                 ]
             ),
             vec![1, 2, 3, 3, 4, 5],
             "a student can finish the card too"
+        );
+        // A student that released a private branch in an earlier lesson still waits for the
+        // teacher's release (a reorg) at the last step.
+        let old_release = |facts: &LessonFacts| LessonFacts {
+            private_released: true,
+            ..facts.clone()
+        };
+        assert_eq!(
+            walk(
+                "majority",
+                &[
+                    old_release(&mining),
+                    old_release(&student_dial),
+                    old_release(&teacher_leads),
+                    old_release(&own_tip),
+                    old_release(&own_tip),
+                ]
+            ),
+            vec![1, 2, 3, 4, 4]
         );
         // A student whose dial stays at the lesson's 50 % does not tick the dial's step.
         let undialled = LessonFacts {
@@ -561,7 +668,108 @@ mod tests {
             ..teacher_leads
         };
         assert_eq!(walk("majority", &[mining.clone(), mining, undialled])[2], 1);
+    }
 
+    /// The majority step counts only the blocks since the dial moved, and needs a handful of
+    /// them with one miner above half.
+    #[test]
+    fn the_majority_step_waits_for_a_majority_of_blocks_since_the_dial() {
+        let dialled = LessonFacts {
+            mining: true,
+            throttle: 100,
+            recent_miners: 2,
+            our_share: 62, // the last 50 blocks do not count
+            ..facts()
+        };
+        let majority = lesson("majority").unwrap().steps[2].done;
+        let cases = [
+            (0, 0, false, "no block since the dial moved"),
+            (3, 100, false, "three lucky blocks are not a handful"),
+            (MAJORITY_MIN_BLOCKS, 50, false, "half is no majority"),
+            (MAJORITY_MIN_BLOCKS, 67, true, "two thirds of a handful"),
+            (40, 55, true, "a narrow majority of many"),
+        ];
+        for (blocks, top, ticks, why) in cases {
+            let now = since_dial(&dialled, blocks, top);
+            assert_eq!(majority(&now, &dialled), ticks, "{why}");
+        }
+    }
+
+    /// The card counts from our height when the dial's step ticked, and the facts take the
+    /// count's largest share.
+    #[test]
+    fn the_count_since_the_dial_starts_where_the_dial_step_ticked() {
+        let majority = lesson("majority").unwrap();
+        let mark = majority.shares_since.unwrap();
+        assert_eq!(
+            (mark.after_step, mark.shown_in_step),
+            (1, 2),
+            "counted from the dial's step, shown under the majority's"
+        );
+        let mining = LessonFacts {
+            mining: true,
+            throttle: 50,
+            recent_miners: 2,
+            height: 9,
+            ..facts()
+        };
+        let mut progress = LessonProgress::default();
+        progress.advance(majority, &mining);
+        assert_eq!(
+            majority.since_height(&progress),
+            None,
+            "the dial has not moved"
+        );
+        let dialled = LessonFacts {
+            throttle: 100,
+            height: 14,
+            ..mining
+        };
+        progress.advance(majority, &dialled);
+        assert_eq!(majority.since_height(&progress), Some(14));
+        assert_eq!(progress.height_when_ticked(0), Some(9));
+        assert_eq!(lesson("forks").unwrap().since_height(&progress), None);
+
+        let share = |byte: u8, label: &str, blocks: u64, percent: u64| MinerShare {
+            miner: shared::Address([byte; 20]),
+            label: label.into(),
+            is_us: label == "you",
+            blocks,
+            percent,
+        };
+        let shares = BlockShares {
+            counted: 12,
+            miners: vec![
+                share(1, "tab-ab12 (01010101)", 9, 75),
+                share(2, "you", 3, 25),
+            ],
+            tip_is_ours: false,
+        };
+        let facts = dialled.with_shares_since(&shares);
+        assert_eq!(
+            (facts.blocks_since_mark, facts.top_share_since_mark),
+            (12, 75)
+        );
+        assert_eq!(
+            share_phrase(&shares.miners[0], 12, true),
+            "tab-ab12 (01010101) 9 of 12 blocks (75\u{a0}%)"
+        );
+        assert_eq!(
+            share_phrase(&shares.miners[1], 12, false),
+            "you 3 (25\u{a0}%)"
+        );
+        assert_eq!(
+            others_phrase(&shares.miners),
+            "2 other tabs 12 (100\u{a0}%)"
+        );
+        assert_eq!(
+            others_phrase(&shares.miners[1..]),
+            "1 other tab 3 (25\u{a0}%)"
+        );
+    }
+
+    #[test]
+    fn double_spend_waits_for_its_facts() {
         let rich = LessonFacts {
             balance: 50,
             ..facts()

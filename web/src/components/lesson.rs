@@ -1,7 +1,14 @@
 use crate::config::query_param;
 use crate::hooks::{use_driver, use_node_state};
-use crate::lessons::{lesson, LessonFacts, LessonProgress, TamperFacts, LESSONS};
+use crate::lessons::{
+    lesson, others_phrase, share_phrase, LessonFacts, LessonProgress, TamperFacts, LESSONS,
+};
+use shared::shares::BlockShares;
 use yew::prelude::*;
+
+/// Miners a count since the lesson's mark names one by one; the rest are summed up in one
+/// phrase, so a class of thirty tabs keeps the line short.
+const SINCE_MINERS_SHOWN: usize = 4;
 
 /// The lesson card `?lesson=…` opens: what to do and what to watch at each step, each ticked
 /// when the node sees it happen. Ticks come from [`LessonProgress`]; this only renders.
@@ -30,11 +37,33 @@ pub fn LessonCard() -> Html {
     let Some(snapshot) = state.snapshot.clone() else {
         return html! {};
     };
-    let facts = LessonFacts::from_snapshot(&snapshot, driver.is_online(), state.throttle, tamper);
-    let ticked = {
+    // Who mined the blocks since the lesson's mark (the majority's dial), counted from the best
+    // chain up to the height on screen: only the blocks above the mark are read.
+    let since = lesson
+        .since_height(&progress.borrow())
+        .map(|height| (height, driver.shares_since(snapshot.height, height)));
+    let mut facts =
+        LessonFacts::from_snapshot(&snapshot, driver.is_online(), state.throttle, tamper);
+    if let Some((_, shares)) = &since {
+        facts = facts.with_shares_since(shares);
+    }
+    let (ticked, since) = {
         let mut progress = progress.borrow_mut();
         progress.advance(lesson, &facts);
-        progress.ticked
+        // The mark may have ticked just now: no block above it yet.
+        let since = since.or_else(|| {
+            lesson
+                .since_height(&progress)
+                .map(|height| (height, BlockShares::default()))
+        });
+        (progress.ticked, since)
+    };
+    let since_line = match (lesson.shares_since, since) {
+        (Some(mark), Some((height, shares))) => Some((
+            mark.shown_in_step,
+            since_line(mark.heading, height, &shares),
+        )),
+        _ => None,
     };
     let finished = ticked >= lesson.steps.len();
     html! {
@@ -54,6 +83,7 @@ pub fn LessonCard() -> Html {
                             <div>
                                 <p class="do">{ step.do_this }</p>
                                 <p class="watch"><b>{ "Watch for: " }</b>{ step.watch_for }</p>
+                                { for since_line.as_ref().filter(|(shown_in, _)| *shown_in == index).map(|(_, line)| line.clone()) }
                             </div>
                             <span class="sr-only">{ if done { "done" } else if current { "to do now" } else { "later" } }</span>
                         </li>
@@ -64,5 +94,36 @@ pub fn LessonCard() -> Html {
                 <p class="ok" data-testid="lesson-finished">{ "Every step done. Well done!" }</p>
             }
         </section>
+    }
+}
+
+/// "Since your dial moved (at block 14): tab-ab12 (ab12cd34) 9 of 12 blocks (75 %), you 3 (25 %)."
+fn since_line(heading: &str, height: u64, shares: &BlockShares) -> Html {
+    let counted = shares.counted;
+    let shown = shares.miners.iter().take(SINCE_MINERS_SHOWN).enumerate();
+    let rest = shares.miners.get(SINCE_MINERS_SHOWN..).unwrap_or_default();
+    html! {
+        <p class="lesson-since" data-testid="lesson-since" data-since-height={height.to_string()}
+            data-counted={counted.to_string()}>
+            <b>{ format!("{heading} (at block {height}): ") }</b>
+            if counted == 0 {
+                { "no block yet." }
+            } else {
+                { for shown.map(|(index, share)| html! {
+                    <>
+                        if index > 0 { { ", " } }
+                        <span data-testid="lesson-since-miner" data-miner={share.miner.to_hex()}
+                            data-percent={share.percent.to_string()} data-us={share.is_us.to_string()}
+                            class={classes!(share.is_us.then_some("self"))}>
+                            { share_phrase(share, counted, index == 0) }
+                        </span>
+                    </>
+                }) }
+                if !rest.is_empty() {
+                    { format!(", {}", others_phrase(rest)) }
+                }
+                { "." }
+            }
+        </p>
     }
 }
