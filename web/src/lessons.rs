@@ -2,7 +2,9 @@
 //! what to do, what to watch for, and a predicate over [`LessonFacts`], a few plain facts built
 //! from the snapshot on every render. Steps tick in order and stay ticked ([`LessonProgress`]);
 //! a step's predicate sees the facts of now and of the moment the step before it ticked, so
-//! "mine a block" means a new block of ours, not one from before.
+//! "mine a block" means a new block of ours, not one from before. A card is read by every
+//! role its lesson has (the majority's teacher and students, the double spend's attacker and
+//! merchant): each step says what each role does and ticks on either role's own action.
 //!
 //! A lesson can also count who mined the blocks since one of its steps ticked
 //! ([`SharesSince`]): the majority card shows each miner's share of the blocks mined since the
@@ -12,6 +14,7 @@ use crate::snapshot::NodeSnapshot;
 use shared::node::OwnTxState;
 use shared::shares::{BlockShares, MinerShare};
 use shared::view::IncomingState;
+use shared::Hash;
 
 /// What the node sees, in the terms the lessons use.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -46,6 +49,10 @@ pub struct LessonFacts {
     /// Payments we made (any state), and those of them in a block of our best chain now.
     pub own_payments: usize,
     pub own_payments_confirmed: usize,
+    /// The newest payment someone made to us (the first the wallet lists under Received), and
+    /// its confirmations (0 while it waits in the pool, or once reversed).
+    pub newest_incoming: Option<Hash>,
+    pub newest_incoming_confirmations: u64,
     /// Private mining is on (our new blocks are kept secret).
     pub private_mining: bool,
     /// The private branch has more work than the public chain: a release now would win.
@@ -54,9 +61,9 @@ pub struct LessonFacts {
     pub double_spends: usize,
     /// We released a private branch (since private mining last started; false while it is on).
     pub private_released: bool,
-    /// A payment of ours, or one to us, was reversed (replaced on the best chain by a
-    /// conflicting one).
-    pub payment_reversed: bool,
+    /// Payments of ours and payments to us that were reversed (replaced on the best chain by a
+    /// conflicting one): a count, so a step sees a new reversal, not one from before.
+    pub payments_reversed: usize,
 }
 
 /// What the tamper sandbox tells the lesson card (its state lives in its own component).
@@ -74,6 +81,7 @@ impl LessonFacts {
         tamper: TamperFacts,
     ) -> LessonFacts {
         let ours = snapshot.shares.miners.iter().find(|share| share.is_us);
+        let newest_incoming = snapshot.incoming.first();
         LessonFacts {
             height: snapshot.height,
             our_tip: snapshot.shares.tip_is_ours,
@@ -97,6 +105,11 @@ impl LessonFacts {
                 .iter()
                 .filter(|tx| matches!(tx.state, OwnTxState::Confirmed { .. }))
                 .count(),
+            newest_incoming: newest_incoming.map(|rx| rx.id),
+            newest_incoming_confirmations: newest_incoming.map_or(0, |rx| match rx.state {
+                IncomingState::Confirmed { confirmations, .. } => confirmations,
+                IncomingState::Pending | IncomingState::Reversed { .. } => 0,
+            }),
             private_mining: snapshot.private.is_some(),
             private_ahead: snapshot.private.as_ref().is_some_and(|view| view.ahead()),
             double_spends: snapshot
@@ -104,14 +117,16 @@ impl LessonFacts {
                 .as_ref()
                 .map_or(0, |view| view.double_spends),
             private_released: snapshot.last_release.is_some(),
-            payment_reversed: snapshot
+            payments_reversed: snapshot
                 .own_txs
                 .iter()
-                .any(|tx| matches!(tx.state, OwnTxState::Reversed { .. }))
-                || snapshot
+                .filter(|tx| matches!(tx.state, OwnTxState::Reversed { .. }))
+                .count()
+                + snapshot
                     .incoming
                     .iter()
-                    .any(|rx| matches!(rx.state, IncomingState::Reversed { .. })),
+                    .filter(|rx| matches!(rx.state, IncomingState::Reversed { .. }))
+                    .count(),
         }
     }
 
@@ -147,6 +162,9 @@ pub struct Lesson {
     pub title: &'static str,
     pub goal: &'static str,
     pub steps: &'static [Step],
+    /// The roles its steps address ("Attacker: … Merchant: …"): the card puts each role's
+    /// part of a step on a line of its own ([`role_parts`]).
+    pub roles: &'static [&'static str],
     pub shares_since: Option<SharesSince>,
 }
 
@@ -182,6 +200,40 @@ fn mined_a_block(now: &LessonFacts, start: &LessonFacts) -> bool {
 /// We released a private branch since the step began (not one released before the card).
 fn released(now: &LessonFacts, start: &LessonFacts) -> bool {
     now.private_released && !start.private_released
+}
+
+/// A payment to us we had not seen when the step began has arrived (pending or in a block).
+fn payment_arrived(now: &LessonFacts, start: &LessonFacts) -> bool {
+    now.newest_incoming.is_some() && now.newest_incoming != start.newest_incoming
+}
+
+/// `text` cut where a part for one of `roles` begins ("Attacker: …", at the start or after a
+/// space), each part with its role and without the "Role: " label; text before any role's
+/// part (or all of it, when it names none) comes first, with no role.
+pub fn role_parts<'a>(text: &'a str, roles: &[&'a str]) -> Vec<(Option<&'a str>, &'a str)> {
+    let mut starts: Vec<(usize, &'a str)> = roles
+        .iter()
+        .flat_map(|role| {
+            let label = format!("{role}: ");
+            text.match_indices(&label)
+                .map(|(at, _)| at)
+                .filter(|at| *at == 0 || text[..*at].ends_with(' '))
+                .map(|at| (at, *role))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    starts.sort_unstable();
+    let mut parts = Vec::new();
+    let first = starts.first().map_or(text.len(), |(at, _)| *at);
+    if !text[..first].trim().is_empty() {
+        parts.push((None, text[..first].trim()));
+    }
+    for (index, (at, role)) in starts.iter().enumerate() {
+        let end = starts.get(index + 1).map_or(text.len(), |(next, _)| *next);
+        let body = text[at + role.len() + 2..end].trim();
+        parts.push((Some(*role), body));
+    }
+    parts
 }
 
 /// One miner of a [`SharesSince`] count in running text: "tab-ab12 (ab12cd34) 9 of 12 blocks
@@ -241,6 +293,7 @@ pub const LESSONS: &[Lesson] = &[
                 done: |now, start| now.reorgs_seen > start.reorgs_seen,
             },
         ],
+        roles: &[],
         shares_since: None,
     },
     Lesson {
@@ -266,6 +319,7 @@ pub const LESSONS: &[Lesson] = &[
                 },
             },
         ],
+        roles: &[],
         shares_since: None,
     },
     Lesson {
@@ -311,6 +365,7 @@ pub const LESSONS: &[Lesson] = &[
                 done: |now, before| released(now, before) || now.reorgs_seen > before.reorgs_seen,
             },
         ],
+        roles: &["Every tab", "Teacher's tab", "Every other tab"],
         shares_since: Some(SharesSince {
             after_step: 1,
             shown_in_step: 2,
@@ -320,39 +375,51 @@ pub const LESSONS: &[Lesson] = &[
     Lesson {
         id: "double-spend",
         title: "Double spend: why people wait for confirmations",
-        goal: "Pay someone, let them see the payment in a block, then undo it with a secret, longer chain.",
+        goal: "The attacker pays the merchant, waits until the merchant sees the payment in a block, then undoes it with a secret, longer chain. Pick one tab to be the attacker and one to be the merchant; at least one other tab mines the public chain.",
         steps: &[
             Step {
-                do_this: "Mine until you have some coins.",
-                watch_for: "Your balance grows by the reward of each block you mine.",
-                done: |now, _| now.balance > 0,
+                do_this: "Attacker: mine until you have some coins. Merchant: tell the attacker your name (at the top of the This node panel), then watch the attacker's blocks arrive.",
+                watch_for: "The attacker's balance grows by the reward of each block it mines; every tab gets the blocks.",
+                // The merchant's side: a block of another tab since the card opened.
+                done: |now, start| {
+                    now.balance > 0 || (now.height > start.height && !now.our_tip)
+                },
             },
             Step {
-                do_this: "Press Mine privately in the Mining panel. From now on your new blocks stay secret: a private branch only this tab knows.",
-                watch_for: "The Mining panel shows your private branch and how far it is ahead of or behind the public chain.",
-                done: |now, _| now.private_mining,
+                do_this: "Attacker: press Mine privately in the Mining panel: from now on your new blocks stay secret, a private branch only your tab knows. Merchant: wait for the attacker's payment.",
+                watch_for: "Attacker: the Mining panel shows your private branch and how far ahead of or behind the public chain it is. Merchant: the payment appears in your Wallet under Received, pending: it is in no block yet.",
+                done: |now, start| now.private_mining || payment_arrived(now, start),
             },
             Step {
-                do_this: "Pay another tab from the Wallet (the merchant). Keep mining privately.",
-                watch_for: "Your payment goes to everyone and another tab mines it into a public block. Your private branch leaves it out.",
-                done: |now, start| now.private_mining && now.own_payments > start.own_payments,
+                do_this: "Attacker: pay the merchant from the Wallet (its name is enough), and keep mining privately. Merchant: wait until another tab mines the payment into a block, or mine it yourself.",
+                watch_for: "The payment goes to every tab and into a public block, but not into the attacker's private branch. Merchant: the payment says which block it is in, with 1 confirmation.",
+                // The attacker's payment must come after private mining began, or the private
+                // branch would hold it too. The merchant does not mine privately: that keeps an
+                // attacker's old payment from someone else from ticking the merchant's side.
+                done: |now, start| {
+                    (now.private_mining && now.own_payments > start.own_payments)
+                        || (!now.private_mining && now.newest_incoming_confirmations >= 1)
+                },
             },
             Step {
-                do_this: "Wait until the merchant's tab says the payment has 2 confirmations (its block and one on top). Then press Pay it back to yourself on your private branch, next to the payment.",
-                watch_for: "A second payment, with the same number as the first (the nonce), now sends the coins back to you, only on your secret branch. Only one of the two can ever be in the chain.",
-                done: |now, _| now.double_spends > 0,
+                do_this: "Attacker: when the merchant's tab says 2 confirmations, press Pay it back to yourself on your private branch (next to the payment), then keep mining privately until the Mining panel says your branch has more work than the public chain. Merchant: wait for 2 confirmations (the payment's block and one on top), then hand over what was bought.",
+                watch_for: "Attacker: a second payment with the same number (the nonce) sends the coins back to you, on your secret branch only: just one of the two can ever be in the chain. Merchant: 2 confirmations, and nothing shows you the secret branch.",
+                done: |now, _| {
+                    (now.private_mining && now.double_spends > 0 && now.private_ahead)
+                        || (!now.private_mining && now.newest_incoming_confirmations >= 2)
+                },
             },
             Step {
-                do_this: "Keep mining privately until the Mining panel says your branch has more work than the public chain.",
-                watch_for: "Nobody else knows your branch yet: the merchant still sees the payment confirmed.",
-                done: |now, _| now.private_mining && now.private_ahead,
-            },
-            Step {
-                do_this: "Press Release my private branch.",
-                watch_for: "Every tab switches to your heavier chain. The merchant's payment now says reversed: the coins came back to you. Each extra confirmation the merchant waits for makes this much harder.",
-                done: |now, _| now.payment_reversed,
+                do_this: "Attacker: press Release my private branch. Merchant: watch the payment under Received.",
+                watch_for: "Every tab switches to the attacker's heavier chain, and the payment says reversed on both sides: the coins went back to the attacker. Each extra confirmation the merchant waits for makes this much harder.",
+                // The attacker's own list may say reversed before the release: its tree takes
+                // the private branch as its best chain once that is heavier.
+                done: |now, start| {
+                    released(now, start) || now.payments_reversed > start.payments_reversed
+                },
             },
         ],
+        roles: &["Attacker", "Merchant"],
         shares_since: None,
     },
 ];
@@ -468,6 +535,66 @@ mod tests {
             }
         }
         assert!(super::lesson("nope").is_none());
+    }
+
+    #[test]
+    fn a_step_is_cut_into_each_roles_part() {
+        let roles = ["Every tab", "Teacher's tab", "Every other tab"];
+        assert_eq!(
+            role_parts(
+                "Teacher's tab: set it to 100 %. Every other tab: set it to 10 %.",
+                &roles
+            ),
+            vec![
+                (Some("Teacher's tab"), "set it to 100 %."),
+                (Some("Every other tab"), "set it to 10 %.")
+            ]
+        );
+        assert_eq!(
+            role_parts("Keep mining. Every other tab drops its blocks.", &roles),
+            vec![(None, "Keep mining. Every other tab drops its blocks.")],
+            "a role named in a sentence, without its colon, is no part"
+        );
+        assert_eq!(
+            role_parts(
+                "Every tab gets it. Attacker: wait. Merchant: look.",
+                &["Attacker", "Merchant"]
+            ),
+            vec![
+                (None, "Every tab gets it."),
+                (Some("Attacker"), "wait."),
+                (Some("Merchant"), "look.")
+            ]
+        );
+        assert_eq!(
+            role_parts("Mine a block.", &[]),
+            vec![(None, "Mine a block.")]
+        );
+    }
+
+    /// A role-aware card says, at every step, what each of its roles does (or, with no role
+    /// named, what every tab does), so nobody reading it is left without an instruction.
+    #[test]
+    fn every_step_of_a_card_with_roles_tells_each_role_what_to_do() {
+        for lesson in LESSONS.iter().filter(|lesson| !lesson.roles.is_empty()) {
+            let each: Vec<&str> = lesson
+                .roles
+                .iter()
+                .copied()
+                .filter(|role| *role != "Every tab")
+                .collect();
+            for (index, step) in lesson.steps.iter().enumerate() {
+                let parts = role_parts(step.do_this, lesson.roles);
+                let named: Vec<&str> = parts.iter().filter_map(|(role, _)| *role).collect();
+                assert!(
+                    named.is_empty() || named == ["Every tab"] || named == each,
+                    "{} step {}: {named:?}",
+                    lesson.id,
+                    index + 1
+                );
+                assert!(parts.iter().all(|(_, text)| !text.is_empty()));
+            }
+        }
     }
 
     #[test]
@@ -768,15 +895,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn double_spend_waits_for_its_facts() {
-        let rich = LessonFacts {
+    /// The double-spend card's facts, on a tab with coins that has not begun.
+    fn rich() -> LessonFacts {
+        LessonFacts {
             balance: 50,
+            height: 3,
+            our_tip: true,
             ..facts()
-        };
+        }
+    }
+
+    #[test]
+    fn the_attacker_finishes_the_double_spend_card() {
         let private = LessonFacts {
             private_mining: true,
-            ..rich.clone()
+            ..rich()
         };
         let paid = LessonFacts {
             own_payments: 1,
@@ -786,33 +919,40 @@ mod tests {
             double_spends: 1,
             ..paid.clone()
         };
+        // Once the private branch is heavier, the attacker's own tree takes it as its best
+        // chain: its payment already says reversed there, before anyone else knows.
         let ahead = LessonFacts {
             private_ahead: true,
+            payments_reversed: 1,
             ..double_spent.clone()
         };
-        let reversed = LessonFacts {
-            payment_reversed: true,
+        let released = LessonFacts {
+            private_mining: false,
+            private_ahead: false,
+            private_released: true,
             ..ahead.clone()
         };
         assert_eq!(
             walk(
                 "double-spend",
                 &[
-                    rich.clone(),
+                    rich(),
                     private.clone(),
                     paid.clone(),
                     double_spent.clone(),
                     ahead.clone(),
-                    reversed
+                    ahead.clone(),
+                    released
                 ]
             ),
-            vec![1, 2, 3, 4, 5, 6]
+            vec![1, 2, 3, 3, 4, 4, 5],
+            "the payment back to itself waits for the branch to lead, the last step for the release"
         );
         // A payment made before private mining began does not count (the private branch
         // would already hold it), and being ahead without a double spend is not the step.
         let paid_first = LessonFacts {
             own_payments: 1,
-            ..rich.clone()
+            ..rich()
         };
         assert_eq!(
             walk(
@@ -824,6 +964,153 @@ mod tests {
                 ]
             ),
             vec![1, 2, 2]
+        );
+        // An attacker that was paid before by someone else: that old payment, confirmed long
+        // ago, ticks none of the merchant's side while the attacker mines privately.
+        let paid_long_ago = LessonFacts {
+            newest_incoming: Some(Hash([7; 32])),
+            newest_incoming_confirmations: 30,
+            ..rich()
+        };
+        assert_eq!(
+            walk(
+                "double-spend",
+                &[paid_long_ago.clone(), private_after(&paid_long_ago)]
+            ),
+            vec![1, 2]
+        );
+        // An old reversed payment does not finish the card: the release must reverse one now.
+        let reversed_before = LessonFacts {
+            payments_reversed: 1,
+            ..ahead_without(&double_spent)
+        };
+        assert_eq!(
+            walk(
+                "double-spend",
+                &[rich(), private.clone(), paid.clone(), reversed_before]
+            ),
+            vec![1, 2, 3, 4]
+        );
+    }
+
+    #[test]
+    fn the_merchant_finishes_the_double_spend_card() {
+        // The merchant has no coins and never mines privately: it sees the attacker's blocks
+        // arrive, the payment come in pending, get its block, a second confirmation, and be
+        // reversed by the release.
+        let open = LessonFacts {
+            height: 0,
+            ..facts()
+        };
+        let blocks_came = LessonFacts {
+            height: 3,
+            ..open.clone()
+        };
+        let payment = Some(Hash([9; 32]));
+        let pending = LessonFacts {
+            newest_incoming: payment,
+            ..blocks_came.clone()
+        };
+        let mined = LessonFacts {
+            height: 4,
+            newest_incoming_confirmations: 1,
+            ..pending.clone()
+        };
+        let two = LessonFacts {
+            height: 5,
+            newest_incoming_confirmations: 2,
+            ..mined.clone()
+        };
+        let reversed = LessonFacts {
+            height: 7,
+            newest_incoming_confirmations: 0,
+            payments_reversed: 1,
+            reorgs_seen: 1,
+            ..two.clone()
+        };
+        assert_eq!(
+            walk(
+                "double-spend",
+                &[
+                    open.clone(),
+                    blocks_came.clone(),
+                    pending.clone(),
+                    mined,
+                    two.clone(),
+                    reversed.clone()
+                ]
+            ),
+            vec![0, 1, 2, 3, 4, 5]
+        );
+        // A payment that arrives already in a block ticks its arrival and its block at once.
+        let arrived_mined = LessonFacts {
+            newest_incoming_confirmations: 1,
+            ..pending.clone()
+        };
+        assert_eq!(
+            walk(
+                "double-spend",
+                &[open.clone(), blocks_came.clone(), arrived_mined]
+            ),
+            vec![0, 1, 3]
+        );
+
+        // Nothing ticks by itself: the merchant's own block is not the attacker's, a payment
+        // the merchant had before the card opened has not arrived, and a reorg without the
+        // payment reversed is not the last step.
+        let own_block = LessonFacts {
+            height: 1,
+            our_tip: true,
+            ..open.clone()
+        };
+        assert_eq!(walk("double-spend", &[open.clone(), own_block]), vec![0, 0]);
+        let old_payment = LessonFacts {
+            newest_incoming: Some(Hash([1; 32])),
+            newest_incoming_confirmations: 12,
+            ..open.clone()
+        };
+        let later = LessonFacts {
+            height: 3,
+            ..old_payment.clone()
+        };
+        assert_eq!(
+            walk("double-spend", &[old_payment, later.clone()]),
+            vec![0, 1],
+            "the old payment's confirmations wait for a new payment"
+        );
+        let reorg_only = LessonFacts {
+            reorgs_seen: 1,
+            ..two.clone()
+        };
+        assert_eq!(
+            walk(
+                "double-spend",
+                &[
+                    open.clone(),
+                    blocks_came.clone(),
+                    pending.clone(),
+                    two.clone(),
+                    reorg_only
+                ]
+            ),
+            vec![0, 1, 2, 4, 4]
+        );
+        // A tab that released a private branch in an earlier lesson: that release is no step.
+        let released_before = |facts: &LessonFacts| LessonFacts {
+            private_released: true,
+            ..facts.clone()
+        };
+        assert_eq!(
+            walk(
+                "double-spend",
+                &[
+                    released_before(&open),
+                    released_before(&blocks_came),
+                    released_before(&pending),
+                    released_before(&two)
+                ]
+            ),
+            vec![0, 1, 2, 4]
         );
     }
 

@@ -1,7 +1,8 @@
 use crate::config::query_param;
 use crate::hooks::{use_driver, use_node_state};
 use crate::lessons::{
-    lesson, others_phrase, share_phrase, LessonFacts, LessonProgress, TamperFacts, LESSONS,
+    lesson, others_phrase, role_parts, share_phrase, LessonFacts, LessonProgress, TamperFacts,
+    LESSONS,
 };
 use shared::shares::BlockShares;
 use yew::prelude::*;
@@ -81,8 +82,15 @@ pub fn LessonCard() -> Html {
                             aria-current={current.then_some("step")}>
                             <span class="tick" aria-hidden="true">{ if done { "✓" } else { "" } }</span>
                             <div>
-                                <p class="do">{ step.do_this }</p>
-                                <p class="watch"><b>{ "Watch for: " }</b>{ step.watch_for }</p>
+                                // Each role's part on a line of its own, its role in bold.
+                                { for role_parts(step.do_this, lesson.roles).into_iter().map(|(role, text)| html! {
+                                    <p class="do">{ role_label(role) }{ text }</p>
+                                }) }
+                                <p class="watch"><b>{ "Watch for: " }</b>
+                                    { for role_parts(step.watch_for, lesson.roles).into_iter().map(|(role, text)| html! {
+                                        <span class="part">{ role_label(role) }{ text }</span>
+                                    }) }
+                                </p>
                                 { for since_line.as_ref().filter(|(shown_in, _)| *shown_in == index).map(|(_, line)| line.clone()) }
                             </div>
                             <span class="sr-only">{ if done { "done" } else if current { "to do now" } else { "later" } }</span>
@@ -125,5 +133,13 @@ fn since_line(heading: &str, height: u64, shares: &BlockShares) -> Html {
                 { "." }
             }
         </p>
+    }
+}
+
+/// "Attacker: " in bold before a role's part of a step; nothing before a part for every tab.
+fn role_label(role: Option<&str>) -> Html {
+    match role {
+        Some(role) => html! { <b class="role">{ format!("{role}: ") }</b> },
+        None => html! {},
     }
 }
