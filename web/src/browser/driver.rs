@@ -69,6 +69,10 @@ pub const WRITE_RETRY_MS: u64 = 2_000;
 /// The hash rate on screen is refreshed this often (its own timer: the node's ticks follow
 /// the node's deadlines, see [`TickScheduler`]).
 pub const RATE_REFRESH_MS: u32 = 500;
+/// While the compare table shows tabs that left, the snapshot is built again this often, so
+/// their rows fold a minute after they left (`shared::view::GONE_FOLD_MS`) even in a room where
+/// nothing else happens to redraw the table.
+pub const GONE_REFRESH_MS: u32 = 5_000;
 /// Stored blocks are replayed in batches this big, yielding to the page between batches so
 /// the tab stays responsive while it loads a long chain.
 pub const REPLAY_BATCH: usize = 250;
@@ -161,6 +165,8 @@ pub struct Driver {
     /// Cancels the armed tick timer (aborting drops the `setTimeout`).
     tick_timer: RefCell<Option<AbortHandle>>,
     snapshot_scheduled: Cell<bool>,
+    /// A rebuild for the gone rows is pending (see [`GONE_REFRESH_MS`]).
+    gone_refresh_scheduled: Cell<bool>,
     reorgs: RefCell<VecDeque<ReorgRecord>>,
     /// Peers we had, kept after they go (see [`shared::view::PeerMemory`]).
     peer_memory: RefCell<PeerMemory>,
@@ -275,6 +281,7 @@ impl Driver {
             scheduler: RefCell::new(TickScheduler::default()),
             tick_timer: RefCell::new(None),
             snapshot_scheduled: Cell::new(false),
+            gone_refresh_scheduled: Cell::new(false),
             reorgs: RefCell::new(VecDeque::new()),
             peer_memory: RefCell::new(PeerMemory::default()),
             online: Cell::new(true),
@@ -1109,8 +1116,19 @@ impl Driver {
             now_ms(),
         );
         drop(node);
+        let gone_rows = !snapshot.gone_peers.is_empty();
         self.node_dispatch
             .dispatch(NodeAction::Snapshot(Rc::new(snapshot)));
+        if gone_rows && !self.gone_refresh_scheduled.replace(true) {
+            let weak = self.this.clone();
+            spawn_local(async move {
+                TimeoutFuture::new(GONE_REFRESH_MS).await;
+                if let Some(driver) = weak.upgrade() {
+                    driver.gone_refresh_scheduled.set(false);
+                    driver.push_snapshot();
+                }
+            });
+        }
     }
 
     fn queue_write(&self, write: Write) {
