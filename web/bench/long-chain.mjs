@@ -1,7 +1,8 @@
 // A fresh tab syncing a long chain from one native peer through the relay (BENCHMARKS.md, "A
 // long chain"): the time to reach the peer's tip, and what the tab holds then (the resident
 // memory of its renderer process, where the page, its wasm node and its workers live, and the
-// JS heap). Run by web/bench/long-chain.sh, which starts the relay and the serving node.
+// JS heap), then the same tab opened again, replaying the chain from IndexedDB. Run by
+// web/bench/long-chain.sh, which starts the relay and the serving node.
 //
 //   node web/bench/long-chain.mjs <base url> <room> <height>
 import { chromium } from '../../e2e/node_modules/playwright-core/index.mjs';
@@ -67,6 +68,21 @@ try {
   console.log(`| the same tab in an empty room (no chain) | ${mb(emptyRss)} |`);
   console.log(`| its JS heap at the tip | ${mb(heap)} |`);
   console.error(`progress: ${progress.join(', ')}`);
+
+  // The same tab opened again with the chain in its storage: it replays it from IndexedDB. In
+  // another room, where nobody is, so every block comes from storage and none from the peer.
+  const reloadStarted = Date.now();
+  await page.goto(`${base}/?room=${room}-reload&net=test`);
+  let replayed = 0;
+  while (Date.now() - reloadStarted < 900_000) {
+    replayed = await height();
+    if (replayed >= target) break;
+    await page.waitForTimeout(250);
+  }
+  const reloadSeconds = (Date.now() - reloadStarted) / 1000;
+  console.log(`| the same tab opened again: its ${target} blocks replayed from IndexedDB | ${replayed >= target ? `${reloadSeconds.toFixed(1)} s` : `not done: height ${replayed} after ${reloadSeconds.toFixed(0)} s`} |`);
+  await page.waitForTimeout(3000);
+  console.log(`| the tab's renderer process after the replay, resident | ${mb(rendererRss())} |`);
 } finally {
   await context.close();
 }
