@@ -263,6 +263,49 @@ fn a_welcome_to_a_full_room_is_answered_with_one_broadcast_hello_before_anything
     );
 }
 
+/// A tab that joins already in sync (a reload with its chain stored) hears the room's hellos one
+/// by one: it asks a few of them for their pools, not each (issue 30, a review's finding: the
+/// bound held only for hellos that arrived while syncing).
+#[test]
+fn a_joiner_already_in_sync_asks_few_peers_for_their_pools() {
+    let params = NetworkParams::test();
+    let mut node = Node::new(NodeConfig {
+        params: params.clone(),
+        name: "joiner".into(),
+        keypair: Keypair::from_seed([44; 32]),
+        max_direct_links: 0,
+    });
+    let now = params.genesis_timestamp_ms + 60_000;
+    let peers: Vec<PeerId> = (0..40u8)
+        .map(|i| PeerId::from_bytes([i, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]))
+        .collect();
+    node.handle_welcome(PeerId::from_bytes([0xab; 16]), peers.clone(), now);
+    let mut asks = 0;
+    for (i, peer) in peers.iter().enumerate() {
+        let hello = NodeMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            chain_id: node.tree().chain_id(),
+            genesis_hash: node.tree().genesis_hash(),
+            name: format!("tab-{i}"),
+            address: carol().address(),
+            tip: node.tip_status(),
+            direct_links: false,
+        }
+        .encode();
+        node.handle_message(peer, &hello, now + i as u64 * 50);
+        asks += std::iter::from_fn(|| node.poll_output())
+            .filter(|output| {
+                matches!(output, Output::Send { payload, .. } if payload.starts_with(r#"{"type":"get_mempool""#))
+            })
+            .count();
+    }
+    assert!(
+        asks <= shared::node::MEMPOOL_SOURCES,
+        "{asks} pool requests from a tab in sync hearing 40 hellos"
+    );
+    assert!(asks > 0, "it asks some pool");
+}
+
 #[test]
 fn a_joiner_that_says_hello_gets_ours_at_once_even_when_the_budget_is_spent() {
     use shared::node::HELLO_BURST;

@@ -215,6 +215,8 @@ impl Node {
         // Our hellos tell the room our tip: the quiet-time status (see `QUIET_STATUS_INTERVALS`)
         // counts from now, or it would go out at once, ahead of the hellos.
         self.last_announcement_ms = now_ms;
+        // A new join: a few pools are asked for again (see `ask_wanted_mempools`).
+        self.mempools_asked = 0;
         self.update_links(now_ms);
     }
 

@@ -148,6 +148,9 @@ pub struct Node {
     /// Peers whose pool we want once we are in sync: judged against a ledger we have not
     /// synced yet, an honest pool looks like payments from empty accounts.
     mempool_wanted: BTreeSet<PeerId>,
+    /// Pools asked for since we joined the room: at most [`MEMPOOL_SOURCES`] on a join (an
+    /// unmute asks its peer in addition).
+    mempools_asked: usize,
     /// Our connection to the relay is up (its welcome came and it has not dropped since).
     relay_connected: bool,
     /// Our peer id in the room, from the relay's welcome.
@@ -190,6 +193,7 @@ impl Node {
             inbound_paused_since: None,
             lost_messages: 0,
             mempool_wanted: BTreeSet::new(),
+            mempools_asked: 0,
             relay_connected: false,
             own_id: None,
             max_direct_links: config.max_direct_links,
@@ -518,6 +522,8 @@ impl Node {
         if !muted {
             self.send_hello(peer);
             if self.peers[peer].handshake == Handshake::Done {
+                // Asked in addition to the pools asked on joining.
+                self.mempools_asked = self.mempools_asked.saturating_sub(1);
                 self.mempool_wanted.insert(peer.clone());
                 self.send_own_pending(peer);
             }
@@ -1447,10 +1453,17 @@ impl Node {
             return;
         }
         let wanted = std::mem::take(&mut self.mempool_wanted);
-        let usable = wanted
+        let budget = MEMPOOL_SOURCES.saturating_sub(self.mempools_asked);
+        // In an order of our own (our address mixed with theirs), so joiners do not all ask
+        // the same few peers.
+        let ours = self.address();
+        let mut usable: Vec<PeerId> = wanted
             .into_iter()
-            .filter(|peer| self.peers.get(peer).is_some_and(PeerInfo::usable));
-        for peer in usable.take(MEMPOOL_SOURCES).collect::<Vec<_>>() {
+            .filter(|peer| self.peers.get(peer).is_some_and(PeerInfo::usable))
+            .collect();
+        usable.sort_by_key(|peer| Hash::digest(&[&ours.0, peer.as_str().as_bytes()]));
+        for peer in usable.into_iter().take(budget) {
+            self.mempools_asked += 1;
             self.send(&peer, &NodeMessage::GetMempool);
         }
     }

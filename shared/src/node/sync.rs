@@ -108,6 +108,8 @@ pub(crate) struct PeerSync {
     /// Blocks it delivered that we had asked for, and when it last did.
     delivered: u64,
     last_delivery_ms: u64,
+    /// When it last moved its download on: blocks we asked for, or new headers.
+    last_progress_ms: u64,
     /// The last time we lost a message of its ourselves (our driver paused, shed or backlogged):
     /// a request outstanding since then may have been answered, so its deadline is no offence.
     lost_ms: Option<u64>,
@@ -144,11 +146,13 @@ impl PeerSync {
     fn downloading(&self) -> bool {
         self.headers_asked_ms.is_some() || !self.headers.is_empty() || !self.requests.is_empty()
     }
-    /// When its download counts as stalled (see [`SOURCE_STALL_MS`]), if it is waiting.
+    /// When its download counts as stalled (see [`SOURCE_STALL_MS`]), if it is waiting: that
+    /// long after its oldest unanswered request, or after its last progress if that came later
+    /// (requests are pipelined: the next one out was often sent before the last answer came).
+    /// A source that answers each request just before its timeout stalls after 3 s, not 15.
     fn stalls_at(&self) -> Option<u64> {
         self.waiting_since()
-            .filter(|since| self.last_delivery_ms < *since || self.delivered == 0)
-            .map(|since| since + SOURCE_STALL_MS)
+            .map(|since| since.max(self.last_progress_ms) + SOURCE_STALL_MS)
     }
     fn stalled(&self, now_ms: u64) -> bool {
         self.stalls_at().is_some_and(|at| now_ms >= at)
@@ -545,6 +549,7 @@ impl Node {
                 state.headers.clear();
             }
             state.headers_work = work;
+            state.last_progress_ms = now_ms;
             for header in headers {
                 let hash = header.hash();
                 if state.headers.len() < MAX_PENDING_HEADERS && !self.tree.contains(&hash) {
@@ -753,6 +758,7 @@ impl Node {
             if let Some(state) = self.sync.peers.get_mut(from) {
                 state.delivered += 1;
                 state.last_delivery_ms = now_ms;
+                state.last_progress_ms = now_ms;
             }
             // Each block stays in flight until it is taken: taking one may move the sync on
             // (a new tip asks for more), and the rest of this reply must not be asked again.
