@@ -206,9 +206,9 @@ impl Node {
 
     // ---- what the driver reports ----
 
-    /// The relay's welcome arrived: we are in the room as `me`. The welcome's peers follow as
-    /// [`Node::handle_peer_joined`] calls.
-    pub fn handle_relay_connected(&mut self, me: PeerId, now_ms: u64) {
+    /// We are in the relay's room as `me` (called by [`Node::handle_welcome`], which then
+    /// takes the welcome's peers).
+    pub(crate) fn handle_relay_connected(&mut self, me: PeerId, now_ms: u64) {
         self.advance_clock(now_ms);
         self.relay_connected = true;
         self.own_id = Some(me);

@@ -388,9 +388,14 @@ impl Node {
     /// A new peer, reached over `link`: our hello goes out that way (over a direct link that
     /// introduced the peer, not over a relay that may not know it yet).
     pub(crate) fn add_peer(&mut self, peer: PeerId, link: LinkState, now_ms: u64) {
-        if !self.insert_peer(peer.clone(), link, now_ms) {
-            return;
+        if self.insert_peer(peer.clone(), link, now_ms) {
+            self.greet(peer, now_ms);
         }
+    }
+
+    /// Sends `peer` our hello, or queues it when the hello budget is spent (see
+    /// [`HELLOS_PER_SECOND`]).
+    fn greet(&mut self, peer: PeerId, now_ms: u64) {
         if self.hellos.take(now_ms) {
             self.send_hello(&peer);
         } else {
@@ -440,11 +445,7 @@ impl Node {
         }
         if known_in_room {
             for peer in new {
-                if self.hellos.take(now_ms) {
-                    self.send_hello(&peer);
-                } else {
-                    self.hello_queue.push_back(peer);
-                }
+                self.greet(peer, now_ms);
             }
             return;
         }

@@ -44,8 +44,9 @@ pub const REQUEST_TIMEOUT_MS: u64 = 15_000;
 /// staller delays the download by that long, not by a request timeout. Peers that claim other
 /// tips are asked for theirs as before.
 pub const HEADER_SOURCES_PER_TIP: usize = 1;
-/// A source whose oldest unanswered request has waited this long with nothing delivered since
-/// no longer counts as downloading its tip: the next peer that claims the tip is asked too.
+/// A source whose oldest unanswered request, and whose last progress (blocks we asked for, or
+/// new headers), are both this long ago no longer counts as downloading its tip: the next peer
+/// that claims the tip is asked too.
 /// Not an offence (it may only be slow: a phone, 500 headers through a relay); the request
 /// timeout judges it as before.
 pub const SOURCE_STALL_MS: u64 = 3_000;
@@ -656,9 +657,9 @@ impl Node {
         // Full requests only: a window that frees one block at a time (each block stays in
         // flight until taken) would otherwise draw one request, and one reply, per block.
         for chunk in wanted.chunks(MAX_BLOCKS_PER_REQUEST) {
-            let room = (MAX_BLOCKS_IN_FLIGHT_PER_PEER
-                - in_flight.min(MAX_BLOCKS_IN_FLIGHT_PER_PEER))
-            .min(MAX_BLOCKS_IN_FLIGHT.saturating_sub(self.sync.in_flight.len()));
+            let room = MAX_BLOCKS_IN_FLIGHT_PER_PEER
+                .saturating_sub(in_flight)
+                .min(MAX_BLOCKS_IN_FLIGHT.saturating_sub(self.sync.in_flight.len()));
             if room < chunk.len() {
                 break;
             }

@@ -1083,14 +1083,19 @@ impl Driver {
     }
 
     fn schedule_snapshot(&self) {
-        if self.snapshot_scheduled.replace(true) {
+        self.push_snapshot_after(SNAPSHOT_INTERVAL_MS, |driver| &driver.snapshot_scheduled);
+    }
+
+    /// Builds the snapshot again in `ms`, unless the timer that `pending` flags is on its way.
+    fn push_snapshot_after(&self, ms: u32, pending: fn(&Driver) -> &Cell<bool>) {
+        if pending(self).replace(true) {
             return;
         }
         let weak = self.this.clone();
         spawn_local(async move {
-            TimeoutFuture::new(SNAPSHOT_INTERVAL_MS).await;
+            TimeoutFuture::new(ms).await;
             if let Some(driver) = weak.upgrade() {
-                driver.snapshot_scheduled.set(false);
+                pending(&driver).set(false);
                 driver.push_snapshot();
             }
         });
@@ -1119,15 +1124,8 @@ impl Driver {
         let gone_rows = !snapshot.gone_peers.is_empty();
         self.node_dispatch
             .dispatch(NodeAction::Snapshot(Rc::new(snapshot)));
-        if gone_rows && !self.gone_refresh_scheduled.replace(true) {
-            let weak = self.this.clone();
-            spawn_local(async move {
-                TimeoutFuture::new(GONE_REFRESH_MS).await;
-                if let Some(driver) = weak.upgrade() {
-                    driver.gone_refresh_scheduled.set(false);
-                    driver.push_snapshot();
-                }
-            });
+        if gone_rows {
+            self.push_snapshot_after(GONE_REFRESH_MS, |driver| &driver.gone_refresh_scheduled);
         }
     }
 
